@@ -1,0 +1,21 @@
+"""lae-fast: linear-autoencoder recommenders with a compiled core."""
+__version__ = "0.1.0"
+
+from ._threads import resolve_num_threads
+from ._validation import NotFittedError
+from .gram import gram
+from .io import ModelFileError
+from .linalg import spd_inverse_inplace
+from .models import DLAE, EASE, EDLAE, LAE, RDLAE, RLAE, ItemItemModel, LinearAutoencoder
+from .ranking import topk
+
+__all__ = [
+    "__version__", "LAE", "EASE", "DLAE", "EDLAE", "RLAE", "RDLAE", "LinearAutoencoder", "ItemItemModel",
+    "gram", "topk", "spd_inverse_inplace", "resolve_num_threads", "NotFittedError", "ModelFileError",
+    "load_model",
+]
+
+
+def load_model(path, *, mmap: bool = True, verify: bool = True) -> ItemItemModel:
+    """Load any lae-fast model file (see :meth:`ItemItemModel.load`)."""
+    return ItemItemModel.load(path, mmap=mmap, verify=verify)

@@ -1,0 +1,97 @@
+"""One thread knob for the whole package, and BLAS kept from multiplying with OpenMP.
+
+``resolve_num_threads`` decides how many threads a kernel gets; ``sequential_blas``
+wraps code that runs OpenMP regions (BLAS must stay single-threaded there) and
+``blas_threads`` gives the LAPACK Cholesky its share.  Limits are never set at
+import time: the controller is built lazily on first use so it sees every BLAS
+library loaded by then.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterator, Optional
+
+ENV_VAR = "LAE_FAST_NUM_THREADS"
+_controller = None
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on: affinity mask and cgroup CPU quota, not the host count."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS / Windows
+        count = os.cpu_count() or 1
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as fh:  # cgroup v2: "quota period" or "max period"
+            quota, period = fh.read().split()[:2]
+        if quota != "max":
+            count = min(count, max(1, int(int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, count)
+
+
+def _parse_env(name: str) -> Optional[int]:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not an integer; set it to a thread count such as 2") from None
+
+
+def resolve_num_threads(num_threads: Optional[int] = None) -> int:
+    """Number of threads a kernel should use.
+
+    Order of precedence: the ``num_threads`` argument, then ``LAE_FAST_NUM_THREADS``,
+    then ``OMP_NUM_THREADS``, then the CPUs this process may use. A negative value
+    counts back from the available CPUs (-1 = all of them, -2 = all but one).
+
+    Raises
+    ------
+    ValueError
+        If the request is 0 or not an integer.
+    """
+    source = "num_threads"
+    if num_threads is None:
+        for var in (ENV_VAR, "OMP_NUM_THREADS"):
+            num_threads = _parse_env(var)
+            if num_threads is not None:
+                source = var
+                break
+    cpus = available_cpus()
+    if num_threads is None:
+        return cpus
+    if isinstance(num_threads, bool) or not isinstance(num_threads, (int,)) and not hasattr(num_threads, "__index__"):
+        raise TypeError(f"{source} must be an integer, got {num_threads!r}")
+    num_threads = int(num_threads)
+    if num_threads == 0:
+        raise ValueError(f"{source}=0 is not a thread count; use a positive number, or -1 for all CPUs")
+    if num_threads < 0:
+        return max(1, cpus + 1 + num_threads)
+    return num_threads
+
+
+def _get_controller():
+    global _controller
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+    return _controller
+
+
+@contextlib.contextmanager
+def sequential_blas() -> Iterator[None]:
+    """BLAS on one thread while our OpenMP kernels run (no nested oversubscription)."""
+    with _get_controller().limit(limits="sequential_blas_under_openmp", user_api="blas"):
+        yield
+
+
+@contextlib.contextmanager
+def blas_threads(n: int) -> Iterator[None]:
+    """Give BLAS/LAPACK exactly ``n`` threads for the duration of the block."""
+    with _get_controller().limit(limits=int(n), user_api="blas"):
+        yield

@@ -1,0 +1,134 @@
+"""Input checks shared by every public entry point.
+
+Each failure says what is wrong, shows the offending value and how to fix it.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Any, Optional
+
+import numpy as np
+import scipy.sparse as sp
+
+
+class NotFittedError(ValueError, AttributeError):
+    """Raised when a model is used before ``fit`` (or ``load``)."""
+
+
+def check_scalar(value: Any, *, name: str, low: Optional[float] = None, high: Optional[float] = None,
+                 low_inclusive: bool = True, high_inclusive: bool = True) -> float:
+    """Return ``value`` as a float after checking it is a finite real number in range."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if low is not None and (value < low or (value == low and not low_inclusive)):
+        op = ">=" if low_inclusive else ">"
+        raise ValueError(f"{name} must be {op} {low}, got {value}")
+    if high is not None and (value > high or (value == high and not high_inclusive)):
+        op = "<=" if high_inclusive else "<"
+        raise ValueError(f"{name} must be {op} {high}, got {value}")
+    return value
+
+
+def check_dtype(dtype: Any) -> np.dtype:
+    """float32 or float64, nothing else."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def check_interactions(X: Any, *, name: str = "X", n_items: Optional[int] = None,
+                       binarize: bool = True, allow_empty_rows: bool = True) -> sp.csr_matrix:
+    """Return ``X`` as a canonical CSR matrix (sorted indices, no duplicates, no stored zeros).
+
+    With ``binarize`` every stored positive value becomes 1.0 (float32).  Duplicate
+    entries are summed before that, as scipy does.
+
+    Raises
+    ------
+    TypeError
+        ``X`` is not a matrix, or holds non-numeric values.
+    ValueError
+        Wrong number of dimensions or items, NaN/inf or negative values, no items.
+    """
+    if hasattr(X, "matrix") and sp.issparse(getattr(X, "matrix")):  # Interactions container
+        X = X.matrix
+    if sp.issparse(X):
+        if X.ndim != 2:
+            raise ValueError(f"{name} must be 2-D (users x items), got {X.ndim}-D")
+        X = sp.csr_matrix(X)  # copies only when the format differs
+        if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
+            raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}")
+    else:
+        arr = np.asarray(X)
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            raise TypeError(
+                f"{name} must be a scipy sparse matrix or a numeric 2-D array, got "
+                f"{type(X).__name__} with dtype {arr.dtype}"
+            )
+        if arr.ndim != 2:
+            raise ValueError(f"{name} must be 2-D (users x items), got shape {arr.shape}")
+        X = sp.csr_matrix(arr)
+    if np.issubdtype(X.dtype, np.complexfloating):
+        raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}")
+    m, n = X.shape
+    if n == 0:
+        raise ValueError(f"{name} has no items (shape {X.shape}); pass a users x items matrix")
+    if n_items is not None and n != n_items:
+        raise ValueError(
+            f"{name} has {n} items (columns) but the model was fitted on {n_items}; "
+            "map the items with the model's item ids first"
+        )
+    data = X.data
+    if data.size and np.issubdtype(data.dtype, np.floating):
+        bad = ~np.isfinite(data)
+        if bad.any():
+            raise ValueError(
+                f"{name} has {int(bad.sum())} NaN or infinite values; drop or fill them first"
+            )
+    if data.size and (data < 0).any():
+        raise ValueError(
+            f"{name} has {int((data < 0).sum())} negative values; interactions must be >= 0 "
+            "(threshold explicit ratings into positives first)"
+        )
+    if not X.has_canonical_format:
+        X = X.copy()
+        X.sum_duplicates()
+    if data.size and (X.data == 0).any():
+        X = X.copy()
+        X.eliminate_zeros()
+    if binarize:
+        X = sp.csr_matrix((np.ones(X.nnz, dtype=np.float32), X.indices, X.indptr), shape=X.shape)
+    if not allow_empty_rows and m and np.diff(X.indptr).min() == 0:
+        empty = np.flatnonzero(np.diff(X.indptr) == 0)
+        raise ValueError(f"{name} has {empty.size} empty rows (e.g. row {empty[0]}); drop them first")
+    return X
+
+
+def as_index_array(values: Any, *, name: str, n: int) -> np.ndarray:
+    """1-D int array of item indices in [0, n); duplicates and any order allowed."""
+    arr = np.asarray(values)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D list of item indices, got shape {arr.shape}")
+    if arr.size == 0:
+        return arr.astype(np.int64)
+    if not np.issubdtype(arr.dtype, np.integer):
+        if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+            arr = arr.astype(np.int64)
+        else:
+            raise TypeError(f"{name} must hold integer item indices, got dtype {arr.dtype}")
+    bad = (arr < 0) | (arr >= n)
+    if bad.any():
+        raise ValueError(
+            f"{name} has {int(bad.sum())} indices outside [0, {n}) (e.g. {arr[bad][0]}); "
+            "item indices are positions in the model's item id map"
+        )
+    return arr.astype(np.int64)

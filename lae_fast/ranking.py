@@ -1,0 +1,94 @@
+"""Top-N ranking of items for users: scores x_u·B, masking and selection in one kernel."""
+from __future__ import annotations
+
+from typing import Any, Optional, Tuple
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import _rank
+from ._threads import resolve_num_threads, sequential_blas
+from ._validation import as_index_array, check_interactions
+from .linalg import check_fits_in_memory
+
+#: Users per parallel task: small enough to balance threads, big enough to amortise scheduling.
+USERS_PER_TASK = 16
+#: Columns of B scored per pass; the accumulator (block floats) stays in L1/L2.
+COLUMN_BLOCK = 2048
+
+
+def candidate_mask(n_items: int, *, filter_items: Any = None, items: Any = None) -> np.ndarray:
+    """uint8 mask of items that may be recommended: the whitelist minus the filter."""
+    if items is not None:
+        allowed = np.zeros(n_items, dtype=np.uint8)
+        allowed[as_index_array(items, name="items", n=n_items)] = 1
+    else:
+        allowed = np.ones(n_items, dtype=np.uint8)
+    if filter_items is not None:
+        allowed[as_index_array(filter_items, name="filter_items", n=n_items)] = 0
+    return allowed
+
+
+def topk(user_items: Any, B: np.ndarray, N: int = 10, *, filter_already_liked_items: bool = True,
+         filter_items: Any = None, items: Any = None, binarize: bool = True,
+         num_threads: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """Best ``N`` items for each user row by score :math:`x_u B`.
+
+    Parameters
+    ----------
+    user_items : sparse matrix, shape (n_users, n_items)
+        One history row per user.
+    B : ndarray of shape (n_items, n_items)
+        Item-item weights, row-major (C-contiguous is fastest; anything else is copied).
+    N : int, default=10
+        Number of items per user.
+    filter_already_liked_items : bool, default=True
+        Remove each user's own items from their list.
+    filter_items : array-like of int, optional
+        Item indices removed for every user (duplicates and any order are fine).
+    items : array-like of int, optional
+        Rank only among these item indices.
+    binarize : bool, default=True
+        Treat every stored history entry as 1 (as ``fit`` does).
+    num_threads : int, optional
+
+    Returns
+    -------
+    ids : ndarray of int32, shape (n_users, N)
+        Item indices, best first; ties go to the lower index.
+    scores : ndarray of float32, shape (n_users, N)
+        Their scores. A user with fewer than N candidates gets padding of
+        id -1 and score -inf: a masked item is never returned.
+    """
+    if B.ndim != 2 or B.shape[0] != B.shape[1]:
+        raise ValueError(f"B must be square, got shape {B.shape}")
+    n = B.shape[1]
+    if isinstance(N, bool) or not isinstance(N, (int, np.integer)) or N < 0:
+        raise ValueError(f"N must be a non-negative integer, got {N!r}")
+    N = int(N)
+    X = check_interactions(user_items, name="user_items", n_items=n, binarize=binarize)
+    if B.dtype not in (np.float32, np.float64):
+        B = B.astype(np.float32)
+    B = np.ascontiguousarray(B)
+    allowed = candidate_mask(n, filter_items=filter_items, items=items)
+    n_users = X.shape[0]
+    check_fits_in_memory(n_users * N * 8, what=f"the top-{N} lists of {n_users} users")
+    ids = np.empty((n_users, N), dtype=np.int32)
+    scores = np.empty((n_users, N), dtype=np.float32)
+    if n_users == 0 or N == 0:
+        return ids, scores
+    indices = X.indices if X.nnz else np.zeros(1, dtype=X.indices.dtype)
+    indptr = X.indptr.astype(indices.dtype, copy=False)
+    data = X.data.astype(B.dtype, copy=False) if X.nnz else np.zeros(1, dtype=B.dtype)
+    nt = resolve_num_threads(num_threads)
+    with sequential_blas():
+        _rank.rank_topk(indptr, indices, data, B, allowed, bool(filter_already_liked_items),
+                        ids, scores, USERS_PER_TASK, COLUMN_BLOCK, nt)
+    return ids, scores
+
+
+def one_hot_rows(item_indices: np.ndarray, n_items: int) -> sp.csr_matrix:
+    """One CSR row per item, holding just that item: the history of a single-item user."""
+    k = item_indices.size
+    return sp.csr_matrix((np.ones(k, dtype=np.float32), item_indices.astype(np.int32),
+                          np.arange(k + 1, dtype=np.int32)), shape=(k, n_items))
