@@ -1,0 +1,344 @@
+"""Tests for lae_fast.evaluation: splits, metrics and evaluate()."""
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from lae_fast import EASE
+from lae_fast.evaluation import (EvalSet, Split, evaluate, format_metrics, ndcg_at_k, recall_at_k,
+                                 recall_capped_at_k, strong_split, weak_split)
+
+D2 = 1.0 / math.log2(3)  # discount of rank 2
+D3 = 1.0 / math.log2(4)  # discount of rank 3 (= 1/2)
+
+
+def rows_to_csr(rows, n_items):
+    """CSR with one row per list of item indices."""
+    indptr = np.cumsum([0] + [len(r) for r in rows])
+    indices = np.array([i for r in rows for i in r], dtype=np.int64)
+    return sp.csr_matrix((np.ones(indices.size), indices, indptr), shape=(len(rows), n_items))
+
+
+def row_set(X, u):
+    return set(X.indices[X.indptr[u]:X.indptr[u + 1]].tolist())
+
+
+def random_interactions(n_users=200, n_items=50, seed=0):
+    """Users with 0..30 items each, values not all 1 (to check binarisation)."""
+    rng = np.random.default_rng(seed)
+    rows = [rng.choice(n_items, size=rng.integers(0, 31), replace=False) for _ in range(n_users)]
+    X = rows_to_csr(rows, n_items)
+    X.data = rng.integers(1, 5, size=X.nnz).astype(np.float64)
+    return X
+
+
+class FakeInteractions:
+    def __init__(self, matrix):
+        self.matrix = matrix
+
+
+# -- metrics ---------------------------------------------------------------------------------
+
+def test_metrics_hand_computed_example():
+    ranked = np.array([[3, 1, -1]])
+    T = rows_to_csr([[1, 5]], 6)
+    assert recall_at_k(ranked, T, 2) == pytest.approx([1 / 2])
+    assert recall_capped_at_k(ranked, T, 2) == pytest.approx([1 / 2])
+    assert ndcg_at_k(ranked, T, 2) == pytest.approx([D2 / (1 + D2)])
+    assert recall_at_k(ranked, T, 1) == pytest.approx([0.0])
+    assert ndcg_at_k(ranked, T, 1) == pytest.approx([0.0])
+    # padding is never a hit
+    assert recall_at_k(ranked, T, 3) == pytest.approx([1 / 2])
+    assert ndcg_at_k(ranked, T, 3) == pytest.approx([D2 / (1 + D2)])
+
+
+def test_capped_and_uncapped_recall_differ_when_more_targets_than_k():
+    ranked = np.array([[0, 5, 1]])
+    T = rows_to_csr([[0, 1, 2, 3]], 6)  # |T| = 4 > k
+    assert recall_at_k(ranked, T, 2) == pytest.approx([1 / 4])
+    assert recall_capped_at_k(ranked, T, 2) == pytest.approx([1 / 2])
+    assert ndcg_at_k(ranked, T, 2) == pytest.approx([1 / (1 + D2)])
+    assert recall_at_k(ranked, T, 3) == pytest.approx([2 / 4])
+    assert recall_capped_at_k(ranked, T, 3) == pytest.approx([2 / 3])
+    assert ndcg_at_k(ranked, T, 3) == pytest.approx([(1 + D3) / (1 + D2 + D3)])
+
+
+def test_metrics_nan_for_users_without_targets_and_no_cross_row_hits():
+    ranked = np.array([[0, 1], [2, 0], [1, 2]])
+    T = rows_to_csr([[2], [0], []], 3)
+    assert recall_at_k(ranked, T, 1)[:2] == pytest.approx([0.0, 0.0])
+    r2 = recall_at_k(ranked, T, 2)
+    assert r2[:2] == pytest.approx([0.0, 1.0])
+    n2 = ndcg_at_k(ranked, T, 2)
+    assert n2[:2] == pytest.approx([0.0, D2])
+    for metric in (recall_at_k, recall_capped_at_k, ndcg_at_k):
+        out = metric(ranked, T, 2)
+        assert out.dtype == np.float64 and out.shape == (3,)
+        assert np.isnan(out[2]) and not np.isnan(out[:2]).any()
+
+
+def test_metrics_binarise_targets():
+    T = sp.csr_matrix(np.array([[0.0, 3.0, 0.0, 2.0]]))
+    assert recall_at_k([[1, 0]], T, 2) == pytest.approx([1 / 2])
+
+
+@pytest.mark.parametrize("metric", [recall_at_k, recall_capped_at_k, ndcg_at_k])
+def test_metrics_reject_bad_shapes(metric):
+    T = rows_to_csr([[0], [1]], 4)
+    with pytest.raises(ValueError, match="k=3 exceeds"):
+        metric(np.zeros((2, 2), dtype=int), T, 3)
+    with pytest.raises(ValueError, match="3 rows"):
+        metric(np.zeros((3, 2), dtype=int), T, 1)
+    with pytest.raises(ValueError, match="k must be"):
+        metric(np.zeros((2, 2), dtype=int), T, 0)
+    with pytest.raises(ValueError, match="outside"):
+        metric(np.array([[4, 0], [0, 1]]), T, 2)
+    with pytest.raises(ValueError, match="2-D integer"):
+        metric(np.zeros(2, dtype=int), T, 1)
+
+
+# -- strong split ----------------------------------------------------------------------------
+
+def test_strong_split_users_are_disjoint_and_cover_everyone():
+    X = random_interactions()
+    split = strong_split(X, n_heldout=25, random_state=0)
+    assert split.protocol == "strong"
+    val, test = split.val.users, split.test.users
+    assert val.dtype == np.int64 and test.dtype == np.int64
+    assert len(val) == len(test) == 25
+    assert not set(val) & set(test)
+    train_users = np.setdiff1d(np.arange(200), np.concatenate([val, test]))
+    assert split.train.shape == (150, 50)
+    Xb = (X > 0).astype(np.float32)
+    assert (split.train != Xb[train_users]).nnz == 0
+    assert set(np.unique(split.train.data)) <= {1.0}
+
+
+def test_strong_split_foldin_and_targets_partition_each_row():
+    X = random_interactions()
+    f, min_items = 0.3, 6
+    split = strong_split(FakeInteractions(X), n_heldout=0.1, target_fraction=f, min_items=min_items,
+                         random_state=1)
+    assert len(split.val.users) == len(split.test.users) == 20
+    n_checked = 0
+    for es in (split.val, split.test):
+        assert es.inputs.shape == es.targets.shape == (20, 50)
+        for i, u in enumerate(es.users):
+            original, fold_in, targets = row_set(X, u), row_set(es.inputs, i), row_set(es.targets, i)
+            assert fold_in | targets == original and not fold_in & targets
+            L = len(original)
+            expected = max(1, int(f * L)) if L >= min_items else 0
+            assert len(targets) == expected
+            n_checked += L >= min_items
+    assert n_checked > 20  # the rule was exercised on real held-out users
+
+
+def test_strong_split_seeds():
+    X = random_interactions()
+    a = strong_split(X, n_heldout=20, random_state=7)
+    b = strong_split(X, n_heldout=20, random_state=np.random.default_rng(7))
+    c = strong_split(X, n_heldout=20, random_state=8)
+    for x, y in ((a.val, b.val), (a.test, b.test)):
+        np.testing.assert_array_equal(x.users, y.users)
+        assert (x.inputs != y.inputs).nnz == 0 and (x.targets != y.targets).nnz == 0
+    assert (a.train != b.train).nnz == 0
+    assert not np.array_equal(a.test.users, c.test.users)
+
+
+def test_strong_split_same_users_different_targets_with_other_seed():
+    X = rows_to_csr([list(range(20))] * 3, 20)  # 3 users: val, test and train user
+    a = strong_split(X, n_heldout=1, random_state=0)
+    seeds = [s for s in range(1, 50)
+             if np.array_equal(strong_split(X, n_heldout=1, random_state=s).test.users, a.test.users)]
+    assert seeds, "no other seed picked the same test user"
+    b = strong_split(X, n_heldout=1, random_state=seeds[0])
+    assert a.test.targets.nnz == b.test.targets.nnz == 4
+    assert (a.test.targets != b.test.targets).nnz > 0
+
+
+def test_strong_split_errors():
+    X = random_interactions(n_users=10)
+    with pytest.raises(ValueError, match=r"10 users.*5 for validation.*5 for test"):
+        strong_split(X, n_heldout=5)
+    with pytest.raises(ValueError, match="n_heldout"):
+        strong_split(X, n_heldout=0)
+    with pytest.raises(ValueError, match="n_heldout"):
+        strong_split(X, n_heldout=0.6)
+    with pytest.raises(ValueError, match="target_fraction"):
+        strong_split(X, n_heldout=2, target_fraction=1.0)
+    with pytest.raises(ValueError, match="min_items"):
+        strong_split(X, n_heldout=2, min_items=1)
+    with pytest.raises(TypeError, match="random_state"):
+        strong_split(X, n_heldout=2, random_state="seed")
+
+
+# -- weak split ------------------------------------------------------------------------------
+
+def test_weak_split_partitions_every_row():
+    X = random_interactions()
+    split = weak_split(X, random_state=3)
+    assert split.protocol == "weak"
+    tr, va, te = split.train, split.val.targets, split.test.targets
+    assert tr.shape == va.shape == te.shape == X.shape
+    assert split.val.inputs is tr and split.test.inputs is tr
+    np.testing.assert_array_equal(split.test.users, np.arange(200))
+    for u in range(X.shape[0]):
+        a, b, c = row_set(tr, u), row_set(va, u), row_set(te, u)
+        assert a | b | c == row_set(X, u)
+        assert not (a & b or a & c or b & c)
+        if row_set(X, u):
+            assert a  # at least one train item
+    assert set(np.unique(tr.data)) <= {1.0}
+
+
+@pytest.mark.parametrize("ratios, length, expected", [
+    ((0.8, 0.1, 0.1), 10, (8, 1, 1)),
+    ((0.8, 0.1, 0.1), 15, (11, 2, 2)),  # 1.5 rounds up
+    ((0.8, 0.1, 0.1), 14, (12, 1, 1)),
+    ((0.8, 0.1, 0.1), 5, (3, 1, 1)),
+    ((0.8, 0.1, 0.1), 4, (4, 0, 0)),
+    ((0.8, 0.1, 0.1), 1, (1, 0, 0)),
+    ((0.8, 0.1, 0.1), 0, (0, 0, 0)),
+    ((0.5, 0.25, 0.25), 3, (1, 1, 1)),
+    ((0.5, 0.25, 0.25), 2, (1, 0, 1)),  # train keeps one; test served before val
+    ((0.6, 0.4, 0.0), 5, (3, 2, 0)),
+])
+def test_weak_split_counts_follow_rounding_rule(ratios, length, expected):
+    X = rows_to_csr([list(range(length)), list(range(length))], 20)
+    split = weak_split(X, ratios=ratios, random_state=0)
+    counts = (np.diff(split.train.indptr), np.diff(split.val.targets.indptr),
+              np.diff(split.test.targets.indptr))
+    assert tuple(int(c[0]) for c in counts) == expected
+    assert tuple(int(c[1]) for c in counts) == expected
+
+
+def test_weak_split_seeds():
+    X = random_interactions()
+    a, b = weak_split(X, random_state=5), weak_split(X, random_state=5)
+    c = weak_split(X, random_state=6)
+    assert (a.train != b.train).nnz == 0 and (a.test.targets != b.test.targets).nnz == 0
+    assert (a.val.targets != b.val.targets).nnz == 0
+    assert (a.test.targets != c.test.targets).nnz > 0
+
+
+@pytest.mark.parametrize("ratios", [(0.8, 0.1), (0.8, 0.1, 0.2), (0.0, 0.5, 0.5), (1.2, -0.1, -0.1),
+                                    (0.8, float("nan"), 0.2)])
+def test_weak_split_bad_ratios(ratios):
+    with pytest.raises(ValueError, match="ratios"):
+        weak_split(random_interactions(n_users=5), ratios=ratios)
+
+
+# -- evaluate --------------------------------------------------------------------------------
+
+class DescendingModel:
+    """Ranks items by index, highest first, never returning an input item."""
+
+    def __init__(self, n_items):
+        self.n_items = n_items
+        self.calls = []
+
+    def recommend(self, user_items, N=10, *, filter_already_liked_items=True):
+        self.calls.append((user_items.shape[0], N, filter_already_liked_items))
+        ids = np.full((user_items.shape[0], N), -1, dtype=np.int32)
+        for u in range(user_items.shape[0]):
+            seen = set(user_items[u].indices) if filter_already_liked_items else set()
+            cand = [i for i in range(self.n_items - 1, -1, -1) if i not in seen][:N]
+            ids[u, :len(cand)] = cand
+        return ids, np.zeros(ids.shape, dtype=np.float32)
+
+
+def hand_evalset():
+    # user 0: ranking 4,3,2,1,0 -> target 4 at rank 1; user 1: no target;
+    # user 2: ranking 5,3,... -> target 3 at rank 2
+    inputs = rows_to_csr([[5], [1], [4]], 6)
+    targets = rows_to_csr([[4, 0], [], [3]], 6)
+    return EvalSet(inputs=inputs, targets=targets, users=np.array([3, 7, 9]))
+
+
+def test_evaluate_fake_model_hand_numbers():
+    model = DescendingModel(6)
+    m = evaluate(model, hand_evalset(), ks=(2, 1), batch_size=1)
+    expected = {
+        "recall@1": (1 / 2 + 0) / 2, "recall_capped@1": (1 + 0) / 2, "ndcg@1": (1 + 0) / 2,
+        "recall@2": (1 / 2 + 1) / 2, "recall_capped@2": (1 / 2 + 1) / 2,
+        "ndcg@2": (1 / (1 + D2) + D2) / 2,
+    }
+    assert m["n_users"] == 2
+    assert set(m) == set(expected) | {"n_users"}
+    for key, value in expected.items():
+        assert m[key] == pytest.approx(value), key
+    # only users with targets are ranked, in batches of one, masking on, N = max(ks)
+    assert model.calls == [(1, 2, True), (1, 2, True)]
+    assert evaluate(DescendingModel(6), hand_evalset(), ks=(1, 2)) == pytest.approx(m)
+
+
+def test_evaluate_picks_val_or_test_and_validates():
+    es = hand_evalset()
+    empty = EvalSet(inputs=es.inputs, targets=rows_to_csr([[], [], []], 6), users=es.users)
+    split = Split(train=es.inputs, val=empty, test=es, protocol="strong")
+    assert evaluate(DescendingModel(6), split, ks=(2,))["n_users"] == 2
+    with pytest.raises(ValueError, match="has a target"):
+        evaluate(DescendingModel(6), split, ks=(2,), on="val")
+    with pytest.raises(ValueError, match="on must be"):
+        evaluate(DescendingModel(6), split, on="train")
+    with pytest.raises(ValueError, match="ks"):
+        evaluate(DescendingModel(6), es, ks=(0, 2))
+    with pytest.raises(ValueError, match="batch_size"):
+        evaluate(DescendingModel(6), es, batch_size=0)
+    with pytest.raises(TypeError, match="Split or an EvalSet"):
+        evaluate(DescendingModel(6), es.inputs)
+
+
+def reference_metrics(B, inputs, targets, ks):
+    """Plain numpy / Python reimplementation of evaluate() for a model scoring x_u @ B."""
+    X_in = inputs.toarray().astype(np.float64)
+    scores = X_in @ B.astype(np.float64)
+    scores[X_in > 0] = -np.inf
+    order = np.argsort(-scores, axis=1, kind="stable")
+    sums, n_users = {}, 0
+    for u in range(targets.shape[0]):
+        T = row_set(targets, u)
+        if not T:
+            continue
+        n_users += 1
+        for k in ks:
+            top = [i for i in order[u, :k] if np.isfinite(scores[u, i])]
+            hit_ranks = [r + 1 for r, i in enumerate(top) if i in T]
+            dcg = sum(1 / math.log2(r + 1) for r in hit_ranks)
+            idcg = sum(1 / math.log2(r + 1) for r in range(1, min(k, len(T)) + 1))
+            for key, value in ((f"recall@{k}", len(hit_ranks) / len(T)),
+                               (f"recall_capped@{k}", len(hit_ranks) / min(k, len(T))),
+                               (f"ndcg@{k}", dcg / idcg)):
+                sums[key] = sums.get(key, 0.0) + value
+    return {key: v / n_users for key, v in sums.items()}, n_users
+
+
+@pytest.mark.parametrize("protocol", ["strong", "weak"])
+def test_evaluate_ease_matches_numpy_reference(protocol):
+    X = random_interactions(n_users=300, n_items=40, seed=2)
+    if protocol == "strong":
+        split = strong_split(X, n_heldout=40, random_state=0)
+    else:
+        split = weak_split(X, random_state=0)
+    model = EASE(l2=20.0, dtype=np.float64).fit(split.train)
+    ks = (5, 10, 20)
+    got = evaluate(model, split, ks=ks, batch_size=17)
+    want, n_users = reference_metrics(model.B_, split.test.inputs, split.test.targets, ks)
+    assert got["n_users"] == n_users > 0
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+    assert 0 < got["recall@20"] < 1
+
+
+# -- format_metrics --------------------------------------------------------------------------
+
+def test_format_metrics_table():
+    text = format_metrics({"recall@10": 0.125, "recall_capped@10": 0.25, "ndcg@10": 0.5,
+                           "recall@100": 0.75, "ndcg@100": 0.875, "n_users": 42})
+    lines = text.splitlines()
+    assert lines[0].split() == ["k", "recall@k", "recall_capped@k", "ndcg@k"]
+    assert lines[1].split() == ["10", "0.1250", "0.2500", "0.5000"]
+    assert lines[2].split() == ["100", "0.7500", "-", "0.8750"]
+    assert len({len(line) for line in lines[:3]}) == 1  # aligned
+    assert "recall_capped = hits / min(k, |T_u|)" in lines[3] and "42 users" in lines[3]
