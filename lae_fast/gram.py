@@ -11,27 +11,23 @@ from ._threads import resolve_num_threads
 from ._validation import check_dtype, check_interactions
 from .linalg import check_fits_in_memory, mirror_upper
 
-_TASKS_PER_THREAD = 8
 
+def _item_major_view(X: sp.csr_matrix):
+    """For every item: its users and the CSR position of the item in each user's row.
 
-def _balanced_row_bounds(X: sp.csr_matrix, n_tasks: int) -> np.ndarray:
-    """Cut item rows into ``n_tasks`` ranges holding about equal numbers of pair updates.
-
-    Item i of a sorted user row of length L at position p costs L - p updates
-    (one per j >= i), so the exact cost of G's row i is a bincount over X's entries.
+    A CSC transpose of a matrix whose values are the CSR positions 0..nnz-1
+    (scipy's counting sort, O(nnz)); also the rows of G ordered heaviest first:
+    item i at position p of a row of length L costs L - p updates.
     """
     n = X.shape[1]
+    positions = sp.csr_matrix((np.arange(X.nnz, dtype=np.int64), X.indices, X.indptr), shape=X.shape).tocsc()
     lengths = np.diff(X.indptr)
-    pos = np.arange(X.nnz, dtype=np.int64) - np.repeat(X.indptr[:-1].astype(np.int64), lengths)
-    remaining = np.repeat(lengths.astype(np.int64), lengths) - pos
-    cost = np.bincount(X.indices, weights=remaining, minlength=n)
-    cum = np.cumsum(cost)
-    total = cum[-1] if n else 0.0
-    if total == 0:
-        return np.array([0, n], dtype=np.int64)
-    targets = total * np.arange(1, n_tasks) / n_tasks
-    cuts = np.searchsorted(cum, targets, side="left") + 1
-    return np.unique(np.concatenate(([0], np.clip(cuts, 0, n), [n]))).astype(np.int64)
+    pos_in_row = np.arange(X.nnz, dtype=np.int64) - np.repeat(X.indptr[:-1].astype(np.int64), lengths)
+    cost = np.bincount(X.indices, weights=np.repeat(lengths, lengths) - pos_in_row, minlength=n)
+    order = np.argsort(-cost, kind="stable").astype(np.int64)
+    order = order[cost[order] > 0]
+    return (positions.indptr.astype(np.int64), positions.indices.astype(X.indices.dtype),
+            positions.data, order)
 
 
 def gram_into(X: sp.csr_matrix, out: np.ndarray, *, weighted: bool, num_threads: int,
@@ -39,14 +35,15 @@ def gram_into(X: sp.csr_matrix, out: np.ndarray, *, weighted: bool, num_threads:
     """Fill ``out`` (zeroed, C-ordered n×n) with XᵀX for a canonical CSR ``X``.
 
     With ``mirror=False`` only the upper triangle (row-major, j >= i) is written,
-    which is all that the Cholesky inverse reads.
+    which is all that the Cholesky inverse reads. Extra memory: O(nnz), never n×n.
     """
     if X.nnz:
         indices = X.indices
         indptr = X.indptr.astype(indices.dtype, copy=False)
         data = X.data.astype(out.dtype, copy=False) if weighted else np.ones(1, dtype=out.dtype)
-        bounds = _balanced_row_bounds(X, max(1, num_threads * _TASKS_PER_THREAD))
-        _gram.gram_upper(indptr, indices, data, bool(weighted), bounds, out, num_threads)
+        item_ptr, item_user, item_pos, order = _item_major_view(X)
+        _gram.gram_upper(indptr, indices, data, bool(weighted), item_ptr, item_user, item_pos, order,
+                         out, num_threads)
     if mirror:
         mirror_upper(out, num_threads=num_threads)
     return out
@@ -76,8 +73,8 @@ def gram(X: Any, *, dtype: Any = np.float32, weighted: bool = False,
 
     Notes
     -----
-    Threads own disjoint ranges of G's rows, balanced by the number of pair updates,
-    so the kernel needs no atomics and no second n×n buffer.
+    Each row of G is built by one thread from the users of that item, while the
+    row sits in the core's cache; no atomics and no second n×n buffer.
 
     Examples
     --------
