@@ -3,6 +3,7 @@ __version__ = "0.1.0"
 
 from ._threads import resolve_num_threads
 from ._validation import NotFittedError
+from .data import DataFormatError, Interactions, load_interactions
 from .gram import gram
 from .io import ModelFileError
 from .linalg import spd_inverse_inplace
@@ -12,7 +13,7 @@ from .ranking import topk
 __all__ = [
     "__version__", "LAE", "EASE", "DLAE", "EDLAE", "RLAE", "RDLAE", "LinearAutoencoder", "ItemItemModel",
     "gram", "topk", "spd_inverse_inplace", "resolve_num_threads", "NotFittedError", "ModelFileError",
-    "load_model",
+    "load_model", "Interactions", "load_interactions", "DataFormatError",
 ]
 
 

@@ -6,41 +6,92 @@ symmetric matrix that is the same matrix, so we ask LAPACK for its *lower*
 triangle, which is our row-major *upper* triangle (j >= i).
 """
 from cython cimport floating
-from scipy.linalg.cython_lapack cimport spotrf, spotri, dpotrf, dpotri
+from libc.math cimport fabs
+from libc.stdlib cimport malloc, free
+from scipy.linalg.cython_lapack cimport spotrf, spotri, spocon, dpotrf, dpotri, dpocon
 
 cdef extern from "symmetric.h" nogil:
     void lae_mirror_upper_f(float *a, long long n, int nthreads)
     void lae_mirror_upper_d(double *a, long long n, int nthreads)
 
 
-cdef int _potrf_potri(floating[:, ::1] a) noexcept nogil:
+cdef double _norm1_upper(floating[:, ::1] a, double *colsum) noexcept nogil:
+    """1-norm of the symmetric matrix whose row-major upper triangle is stored in ``a``."""
+    cdef Py_ssize_t n = a.shape[0], i, j
+    cdef double v, best = 0
+    for j in range(n):
+        colsum[j] = 0
+    for i in range(n):
+        for j in range(i, n):
+            v = fabs(a[i, j])
+            colsum[j] += v
+            if j != i:
+                colsum[i] += v
+    for j in range(n):
+        if colsum[j] > best:
+            best = colsum[j]
+    return best
+
+
+cdef int _potrf_potri(floating[:, ::1] a, double *rcond_out) noexcept nogil:
+    """Cholesky, reciprocal condition estimate, then inverse from the factor.
+
+    Returns LAPACK's info; -1000 if scratch memory could not be allocated.
+    """
     cdef char uplo = b'L'
     cdef int n = <int>a.shape[0]
     cdef int lda = n
     cdef int info = 0
+    cdef floating anorm, rcond = 0
+    cdef floating *work
+    cdef int *iwork
+    cdef double *colsum
+    rcond_out[0] = 1.0
     if n == 0:
         return 0
+    work = <floating *>malloc(3 * n * sizeof(floating))
+    iwork = <int *>malloc(n * sizeof(int))
+    colsum = <double *>malloc(n * sizeof(double))
+    if work == NULL or iwork == NULL or colsum == NULL:
+        free(work)
+        free(iwork)
+        free(colsum)
+        return -1000
+    anorm = <floating>_norm1_upper(a, colsum)
     if floating is float:
         spotrf(&uplo, &n, &a[0, 0], &lda, &info)
         if info == 0:
+            spocon(&uplo, &n, &a[0, 0], &lda, &anorm, &rcond, work, iwork, &info)
+        if info == 0:
+            rcond_out[0] = rcond
             spotri(&uplo, &n, &a[0, 0], &lda, &info)
     else:
         dpotrf(&uplo, &n, &a[0, 0], &lda, &info)
         if info == 0:
+            dpocon(&uplo, &n, &a[0, 0], &lda, &anorm, &rcond, work, iwork, &info)
+        if info == 0:
+            rcond_out[0] = rcond
             dpotri(&uplo, &n, &a[0, 0], &lda, &info)
+    free(work)
+    free(iwork)
+    free(colsum)
     return info
 
 
 def potrf_potri_upper(floating[:, ::1] a):
     """Overwrite the row-major upper triangle of SPD ``a`` with that of its inverse.
 
-    Returns LAPACK's ``info``: 0 on success, k > 0 when the leading minor of
-    order k is not positive definite (``a`` is then garbage), k < 0 on a bad argument.
+    Returns ``(info, rcond)``: LAPACK's ``info`` (0 on success, k > 0 when the
+    leading minor of order k is not positive definite, ``a`` then being garbage,
+    k < 0 on a bad argument) and the estimated reciprocal 1-norm condition number.
     """
     cdef int info
+    cdef double rcond = 0
     with nogil:
-        info = _potrf_potri(a)
-    return info
+        info = _potrf_potri(a, &rcond)
+    if info == -1000:
+        raise MemoryError("could not allocate LAPACK scratch for the condition estimate")
+    return info, rcond
 
 
 def mirror_upper(floating[:, ::1] a, int num_threads=1):

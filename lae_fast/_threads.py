@@ -36,8 +36,10 @@ def _parse_env(name: str) -> Optional[int]:
     value = os.environ.get(name)
     if value is None or value.strip() == "":
         return None
+    # OpenMP allows a list, one count per nesting level ("4,1"): our kernels are the outer level
+    text = value.split(",")[0] if name == "OMP_NUM_THREADS" else value
     try:
-        return int(value)
+        return int(text)
     except ValueError:
         raise ValueError(f"{name}={value!r} is not an integer; set it to a thread count such as 2") from None
 

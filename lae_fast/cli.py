@@ -33,7 +33,11 @@ class Context:
             return
         click.echo(f"{message} ...", err=True, nl=False)
         t0 = time.perf_counter()
-        yield
+        try:
+            yield
+        except BaseException:
+            click.echo(" failed", err=True)  # end the line so the error stands on its own
+            raise
         click.echo(f" {time.perf_counter() - t0:.2f} s", err=True)
 
 

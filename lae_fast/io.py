@@ -5,6 +5,7 @@ Layout (all integers little-endian)::
     8 bytes   magic  b"LAEFAST\\0"
     4 bytes   format version (uint32)
     8 bytes   header length H (uint64)
+    32 bytes  SHA-256 of the header bytes
     H bytes   JSON header: metadata plus, per array, dtype, shape, offset, nbytes, sha256
     ...       zero padding, then each array's raw C-ordered bytes at a 64-byte aligned offset
 
@@ -13,20 +14,21 @@ then renamed over the target, so a reader never sees a half-written model.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
 import struct
 import tempfile
-from typing import Any, BinaryIO, Dict, Tuple, Union
+from typing import Any, BinaryIO, Dict, Iterator, Tuple, Union
 
 import numpy as np
 
 MAGIC = b"LAEFAST\0"
 FORMAT_VERSION = 1
 _ALIGN = 64
-_PREFIX = struct.Struct("<8sIQ")
+_PREFIX = struct.Struct("<8sIQ32s")
 _MAX_HEADER = 64 * 1024 * 1024
 _CHUNK = 16 * 1024 * 1024
 
@@ -73,7 +75,7 @@ def _write(fh: BinaryIO, arrays: Dict[str, np.ndarray], meta: Dict[str, Any]) ->
         offset = _aligned(offset + entries[name]["nbytes"])
     header = json.dumps({"meta": meta, "arrays": entries}).encode()
     header += b" " * (header_len - len(header))
-    fh.write(_PREFIX.pack(MAGIC, FORMAT_VERSION, len(header)))
+    fh.write(_PREFIX.pack(MAGIC, FORMAT_VERSION, len(header), hashlib.sha256(header).digest()))
     fh.write(header)
     pos = _PREFIX.size + len(header)
     for name, arr in arrays.items():
@@ -85,20 +87,25 @@ def _write(fh: BinaryIO, arrays: Dict[str, np.ndarray], meta: Dict[str, Any]) ->
         pos = start + arr.nbytes
 
 
-def save_arrays(target: PathOrFile, arrays: Dict[str, np.ndarray], meta: Dict[str, Any]) -> None:
-    """Write ``arrays`` and JSON-serialisable ``meta`` atomically to a path, or to an open binary file."""
-    if hasattr(target, "write"):
-        _write(target, arrays, meta)
-        return
-    path = os.fspath(target)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".lae-fast-", suffix=".tmp", dir=directory)
+@contextlib.contextmanager
+def atomic_write(path: Union[str, os.PathLike]) -> Iterator[BinaryIO]:
+    """Open a temporary file beside ``path``; on success flush, fsync and rename it over ``path``.
+
+    On any error (or interrupt) the temporary file is removed and ``path`` is untouched,
+    so a reader never sees a half-written file.
+    """
+    target = os.fspath(path)
+    fd, tmp = tempfile.mkstemp(prefix=".lae-fast-", suffix=".tmp", dir=os.path.dirname(os.path.abspath(target)))
     try:
         with os.fdopen(fd, "wb") as fh:
-            _write(fh, arrays, meta)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        # mkstemp creates 0600; give the file the permissions a plain open() would
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, target)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -107,11 +114,20 @@ def save_arrays(target: PathOrFile, arrays: Dict[str, np.ndarray], meta: Dict[st
         raise
 
 
+def save_arrays(target: PathOrFile, arrays: Dict[str, np.ndarray], meta: Dict[str, Any]) -> None:
+    """Write ``arrays`` and JSON-serialisable ``meta`` atomically to a path, or to an open binary file."""
+    if hasattr(target, "write"):
+        _write(target, arrays, meta)
+        return
+    with atomic_write(target) as fh:
+        _write(fh, arrays, meta)
+
+
 def _read_header(fh: BinaryIO, name: str) -> Tuple[dict, int]:
     prefix = fh.read(_PREFIX.size)
     if len(prefix) < _PREFIX.size:
         raise ModelFileError(f"{name}: file is too short to be a lae-fast model (truncated or empty)")
-    magic, version, header_len = _PREFIX.unpack(prefix)
+    magic, version, header_len, header_digest = _PREFIX.unpack(prefix)
     if magic != MAGIC:
         hint = " (it looks like a pickle; lae-fast never loads pickles)" if prefix[:1] == b"\x80" else ""
         raise ModelFileError(f"{name}: not a lae-fast model file{hint}")
@@ -125,6 +141,8 @@ def _read_header(fh: BinaryIO, name: str) -> Tuple[dict, int]:
     raw = fh.read(header_len)
     if len(raw) < header_len:
         raise ModelFileError(f"{name}: header is truncated")
+    if hashlib.sha256(raw).digest() != header_digest:
+        raise ModelFileError(f"{name}: header checksum mismatch; the file is corrupt")
     try:
         header = json.loads(raw.decode())
         arrays = header["arrays"]

@@ -94,7 +94,9 @@ def spd_inverse_inplace(a: np.ndarray, *, num_threads: Optional[int] = None,
     Raises
     ------
     numpy.linalg.LinAlgError
-        If ``a`` is not positive definite; its contents are then undefined.
+        If ``a`` is not positive definite, or so ill-conditioned that its inverse
+        would be noise in this precision (LAPACK pocon estimate below machine
+        epsilon); its contents are then undefined.
     """
     if a.ndim != 2 or a.shape[0] != a.shape[1]:
         raise ValueError(f"expected a square matrix, got shape {a.shape}")
@@ -102,7 +104,7 @@ def spd_inverse_inplace(a: np.ndarray, *, num_threads: Optional[int] = None,
         raise ValueError("expected a writeable C-contiguous float32 or float64 matrix")
     nt = resolve_num_threads(num_threads)
     with blas_threads(nt):
-        info = _lapack.potrf_potri_upper(a)
+        info, rcond = _lapack.potrf_potri_upper(a)
     if info > 0:
         raise np.linalg.LinAlgError(
             f"the matrix is not positive definite (leading minor of order {info} failed in "
@@ -110,6 +112,12 @@ def spd_inverse_inplace(a: np.ndarray, *, num_threads: Optional[int] = None,
         )
     if info < 0:  # a bug on our side, not the user's data
         raise RuntimeError(f"internal error: LAPACK potrf/potri rejected argument {-info}")
+    if not rcond >= np.finfo(a.dtype).eps:
+        # Cholesky went through, but the inverse would be noise in this precision
+        raise np.linalg.LinAlgError(
+            f"the matrix is singular to {a.dtype.name} precision (estimated reciprocal condition "
+            f"number {rcond:.1e} < {np.finfo(a.dtype).eps:.1e})"
+        )
     if mirror:
         mirror_upper(a, num_threads=nt)
     return a

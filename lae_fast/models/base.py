@@ -59,7 +59,10 @@ class ItemItemModel:
 
     def _set_item_ids(self, X: Any, n: int) -> None:
         ids = getattr(X, "item_ids", None)
-        self.item_ids_ = np.arange(n, dtype=np.int64) if ids is None else np.asarray(ids)
+        ids = np.arange(n, dtype=np.int64) if ids is None else np.asarray(ids)
+        if ids.shape != (n,):
+            raise ValueError(f"item_ids has shape {ids.shape} but X has {n} items; pass one id per column")
+        self.item_ids_ = ids
 
     # -- ranking ------------------------------------------------------------------------
     def recommend(self, user_items: Any, N: int = 10, *, filter_already_liked_items: bool = True,
@@ -141,7 +144,9 @@ class ItemItemModel:
         no pickle. See :mod:`lae_fast.io` for the layout.
         """
         self._check_fitted()
-        params = {k: (np.dtype(v).name if k == "dtype" else v) for k, v in self.get_params().items()}
+        # numpy scalars (np.int64(500) from a grid) are not JSON serialisable: store Python numbers
+        params = {k: (np.dtype(v).name if k == "dtype" else v.item() if isinstance(v, np.generic) else v)
+                  for k, v in self.get_params().items()}
         meta = {"model": self.model_name, "params": params, "dtype": self.B_.dtype.name,
                 "n_items": int(self.B_.shape[0]), "lae_fast_version": _version()}
         arrays = {"B": self.B_, "item_ids": self.item_ids_, **self._extra_arrays()}
@@ -188,6 +193,8 @@ class ItemItemModel:
             if "dtype" in params:
                 params["dtype"] = check_dtype(params["dtype"])
             model = target(**params)
+            if hasattr(model, "_check_params"):  # __init__ only stores: validate as fit would
+                model._check_params()
         except (TypeError, ValueError) as exc:
             raise model_io.ModelFileError(f"{name}: stored hyper-parameters are invalid ({exc})") from None
         model.B_ = B

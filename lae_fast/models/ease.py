@@ -51,9 +51,15 @@ def invert_regularised(A: np.ndarray, gamma: np.ndarray, *, num_threads: int, hi
 def lae_family_inplace(A: np.ndarray, gamma: np.ndarray, xi: float) -> np.ndarray:
     """Turn P (in A) into B = I − P·diag(max(γ_j, (1−ξ)/P_jj)) in place."""
     p_diag = A.diagonal().astype(np.float64)
-    scale = np.maximum(gamma, (1.0 - xi) / p_diag)
+    bound = (1.0 - xi) / p_diag
+    scale = np.maximum(gamma, bound)
     np.multiply(A, (-scale).astype(A.dtype)[None, :], out=A)
     A[np.diag_indices_from(A)] += 1
+    # where the bound is active diag(B) is ξ by construction: store it exactly (1 − P_jj·s_j
+    # would leave a rounding residue, e.g. EASE diagonals of ±6e-8 in float32). An unused
+    # item sits on the boundary (P_jj = 1/γ_j), hence the few-ulp tolerance.
+    active = np.flatnonzero(bound >= gamma * (1.0 - 4 * np.finfo(A.dtype).eps))
+    A[active, active] = xi
     return A
 
 

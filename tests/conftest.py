@@ -1,0 +1,94 @@
+"""Shared small fixtures for the core test-suite (models, gram, ranking, io, threads, linalg)."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+
+def random_binary(n_users=60, n_items=12, density=0.3, seed=0, empty_items=(), empty_users=(),
+                  dtype=np.float32):
+    """Random 0/1 CSR matrix; the listed item columns and user rows hold no entries."""
+    rng = np.random.default_rng(seed)
+    # item popularity varies from density/4 to 2*density, so models see rare and popular items
+    dens = density * np.linspace(0.25, 2.0, n_items)[rng.permutation(n_items)]
+    dense = (rng.random((n_users, n_items)) < dens[None, :]).astype(dtype)
+    dense[:, list(empty_items)] = 0
+    dense[list(empty_users), :] = 0
+    return sp.csr_matrix(dense)
+
+
+def power_law(n_users=300, n_items=80, mean_len=8, alpha=1.1, seed=0):
+    """Users with Poisson-many items drawn from a power-law popularity (head items are dense)."""
+    rng = np.random.default_rng(seed)
+    p = 1.0 / np.arange(1, n_items + 1) ** alpha
+    p /= p.sum()
+    rows = []
+    for _ in range(n_users):
+        k = min(n_items, rng.poisson(mean_len))
+        rows.append(np.sort(rng.choice(n_items, size=k, replace=False, p=p)))
+    indptr = np.cumsum([0] + [r.size for r in rows])
+    indices = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    return sp.csr_matrix((np.ones(indices.size, dtype=np.float32), indices, indptr),
+                         shape=(n_users, n_items))
+
+
+def dyadic_matrix(n, seed=0, dtype=np.float32):
+    """Square matrix of multiples of 1/16 in [-4, 4]: every sum of a few rows is exact in float32,
+    so scores computed in any order compare exactly (and ties really are ties)."""
+    rng = np.random.default_rng(seed)
+    return (rng.integers(-64, 65, size=(n, n)) / 16.0).astype(dtype)
+
+
+def rel_err(a, ref):
+    """max |a - ref| / max |ref| (0/0 counts as 0)."""
+    a = np.asarray(a, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    scale = np.abs(ref).max() if ref.size else 0.0
+    diff = np.abs(a - ref).max() if ref.size else 0.0
+    return diff / scale if scale > 0 else diff
+
+
+class FakeInteractions:
+    """Duck-typed stand-in for lae_fast.data.Interactions: a ``.matrix`` and ``.item_ids``."""
+
+    def __init__(self, matrix, item_ids):
+        self.matrix = matrix
+        self.item_ids = item_ids
+
+
+@pytest.fixture
+def X_small():
+    """60 users x 12 items, item 5 has no users, users 3 and 7 have no items."""
+    return random_binary(60, 12, 0.3, seed=1, empty_items=(5,), empty_users=(3, 7))
+
+
+@pytest.fixture
+def X_full():
+    """60 users x 12 items, every item used."""
+    X = random_binary(60, 12, 0.35, seed=2)
+    assert (np.diff(X.tocsc().indptr) > 0).all()
+    return X
+
+
+@pytest.fixture
+def make_binary():
+    return random_binary
+
+
+@pytest.fixture
+def make_power_law():
+    return power_law
+
+
+@pytest.fixture
+def make_dyadic():
+    return dyadic_matrix
+
+
+@pytest.fixture
+def relerr():
+    return rel_err
+
+
+@pytest.fixture
+def interactions_like():
+    return FakeInteractions

