@@ -1,0 +1,15 @@
+"""Item texts to item embeddings, without torch: ONNX encoders, text files, an on-disk cache.
+
+Importing this package needs neither onnxruntime nor tokenizers; they are
+imported when an encoder is built (``pip install 'lae-fast[text]'``).
+"""
+from .encoder import (EncoderFileError, EncoderNotFoundError, TextEncoder, default_encoder,
+                      default_model_paths)
+from .export import export_encoder, quantize_encoder
+from .items import EmbeddingReport, align_texts, embed_items, load_item_texts
+
+__all__ = [
+    "TextEncoder", "default_encoder", "default_model_paths", "EncoderNotFoundError", "EncoderFileError",
+    "load_item_texts", "align_texts", "embed_items", "EmbeddingReport",
+    "export_encoder", "quantize_encoder",
+]
