@@ -13,11 +13,15 @@ import time
 from typing import Any, Dict, Iterator, Optional
 
 import click
+import numpy as np
 
-MODEL_NAMES = ("lae", "ease", "dlae", "edlae", "rlae", "rdlae")
-#: which hyper-parameters each model takes (besides l2)
-_MODEL_OPTIONS = {"lae": (), "ease": (), "dlae": ("dropout",), "edlae": ("dropout",),
-                  "rlae": ("xi",), "rdlae": ("dropout", "xi")}
+#: CLI model name -> the hyper-parameters it takes (CLI flags are these with - for _)
+_MODEL_OPTIONS = {"lae": ("l2",), "ease": ("l2",), "dlae": ("l2", "dropout"), "edlae": ("l2", "dropout"),
+                  "rlae": ("l2", "xi"), "rdlae": ("l2", "dropout", "xi"),
+                  "l3ae": ("l2_x", "l2_e", "l2_f"), "ease-text": ("l2_f",), "text-similarity": ()}
+MODEL_NAMES = tuple(_MODEL_OPTIONS)
+#: models fitted on interactions plus item embeddings
+TEXT_MODELS = ("l3ae", "ease-text", "text-similarity")
 
 
 class Context:
@@ -55,7 +59,7 @@ def _library_errors(func):
             return func(*args, **kwargs)
         except click.ClickException:
             raise
-        except (ValueError, TypeError, MemoryError, LinAlgError, OSError, RuntimeError) as exc:
+        except (ValueError, TypeError, MemoryError, LinAlgError, OSError, RuntimeError, ImportError) as exc:
             raise click.ClickException(str(exc) or type(exc).__name__) from None
 
     return wrapper
@@ -83,15 +87,60 @@ def _data_options(func):
 def _model_options(func):
     opts = [
         click.option("--model", "model_name", type=click.Choice(MODEL_NAMES), default="ease", show_default=True,
-                     help="Model of the EASE family."),
+                     help="EASE family (lae, ease, dlae, edlae, rlae, rdlae) or a text model (l3ae, ease-text, "
+                          "text-similarity: need --item-text or --item-embeddings)."),
         click.option("--l2", type=float, default=None, help="L2 regularisation λ (default: the model's)."),
         click.option("--dropout", type=float, default=None, help="Dropout p (dlae, edlae, rdlae)."),
         click.option("--xi", type=float, default=None, help="Diagonal bound ξ (rlae, rdlae)."),
+        click.option("--l2-x", "l2_x", type=float, default=None, help="L3AE: λ_X (may be negative)."),
+        click.option("--l2-e", "l2_e", type=float, default=None, help="L3AE: λ_E, pull towards the text matrix."),
+        click.option("--l2-f", "l2_f", type=float, default=None, help="L3AE, ease-text: λ_F of the text phase."),
         click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True),
+        click.option("--item-text", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="Text models: item texts (JSONL/JSON/CSV), embedded with the default encoder."),
+        click.option("--item-embeddings", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="Text models: embeddings from `lae-fast embed` (.npz with ids, or .npy in item order)."),
+        click.option("--text-template", default=None,
+                     help='Join fields of --item-text, e.g. "{title} ({year}). Genres: {genres}".'),
+        click.option("--id-field", default="item", show_default=True, help="Item id field of --item-text."),
+        click.option("--text-field", default="text", show_default=True, help="Text field of --item-text."),
     ]
     for opt in reversed(opts):
         func = opt(func)
     return func
+
+
+def _text_options_used(model_name: str, item_text, item_embeddings) -> None:
+    if model_name in TEXT_MODELS:
+        if (item_text is None) == (item_embeddings is None):
+            raise click.UsageError(f"model {model_name!r} needs exactly one of --item-text or --item-embeddings")
+    elif item_text is not None or item_embeddings is not None:
+        raise click.UsageError(f"model {model_name!r} does not use item text; pick one of {', '.join(TEXT_MODELS)}")
+
+
+def _item_embeddings(obj: "Context", item_ids, item_text, item_embeddings, template, id_field, text_field):
+    """Embedding rows aligned to ``item_ids``: from a file, or by encoding the item texts."""
+    from .text import align_rows, default_encoder, embed_items, load_embeddings, load_item_texts
+
+    if item_embeddings is not None:
+        ids, vectors = load_embeddings(item_embeddings)
+        if ids is None:
+            if vectors.shape[0] != len(item_ids):
+                raise click.ClickException(
+                    f"{item_embeddings} has {vectors.shape[0]} rows but the data has {len(item_ids)} items; "
+                    "write embeddings with ids (`lae-fast embed ITEMS -o emb.npz`) so they can be aligned")
+            return np.asarray(vectors, dtype=np.float32)
+        E, missing = align_rows(item_ids, ids, vectors)
+    else:
+        texts = load_item_texts(item_text, id_field=id_field, text_field=text_field, template=template)
+        with obj.step(f"embedding the texts of {len(item_ids)} items"):
+            E, report = embed_items(item_ids, texts, default_encoder(num_threads=obj.num_threads),
+                                    progress=not obj.quiet)
+        missing = [None] * report.n_missing
+    if missing:
+        click.echo(f"warning: {len(missing)} of {len(item_ids)} items have no text; their embedding rows are "
+                   "zero", err=True)
+    return E
 
 
 def _read_data(path: str, user_col, item_col, rating_col, sep, min_rating):
@@ -107,21 +156,26 @@ def _read_data(path: str, user_col, item_col, rating_col, sep, min_rating):
     return load_interactions(path, **kwargs)
 
 
-def build_model(model_name: str, l2, dropout, xi, dtype: str, num_threads):
-    """Instantiate a model by CLI name, refusing options the model does not have."""
-    from .models import MODELS
+def build_model(model_name: str, params: Dict[str, Any], dtype: str, num_threads):
+    """Instantiate a model by CLI name, refusing hyper-parameters the model does not have."""
+    from .models import EASE, L3AE, MODELS, EASEText, TextSimilarity  # noqa: F401 - EASE keeps MODELS loaded
 
+    classes = {**MODELS, "l3ae": L3AE, "ease-text": EASEText, "text-similarity": TextSimilarity}
     allowed = _MODEL_OPTIONS[model_name]
-    given = {"dropout": dropout, "xi": xi}
-    for name, value in given.items():
-        if value is not None and name not in allowed:
+    given = {k: v for k, v in params.items() if v is not None}
+    for name in given:
+        if name not in allowed:
             takers = ", ".join(m for m, o in _MODEL_OPTIONS.items() if name in o)
+            flag = "--" + name.replace("_", "-")
             raise click.BadParameter(f"model {model_name!r} has no {name}; models with it: {takers}",
-                                     param_hint=f"--{name}")
-    kwargs = {k: v for k, v in given.items() if v is not None}
-    if l2 is not None:
-        kwargs["l2"] = l2
-    return MODELS[model_name](**kwargs, dtype=dtype, num_threads=num_threads)
+                                     param_hint=flag)
+    return classes[model_name](**given, dtype=dtype, num_threads=num_threads)
+
+
+def _model_from_options(obj, model_name, l2, dropout, xi, l2_x, l2_e, l2_f, dtype, item_text, item_embeddings):
+    _text_options_used(model_name, item_text, item_embeddings)
+    params = {"l2": l2, "dropout": dropout, "xi": xi, "l2_x": l2_x, "l2_e": l2_e, "l2_f": l2_f}
+    return build_model(model_name, params, dtype, obj.num_threads)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -155,25 +209,33 @@ def main(ctx: click.Context, num_threads: Optional[int], quiet: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @pass_ctx
 @_library_errors
-def fit(obj: Context, data, model_name, l2, dropout, xi, dtype, user_col, item_col, rating_col, sep,
-        min_rating, output, as_json):
+def fit(obj: Context, data, model_name, l2, dropout, xi, l2_x, l2_e, l2_f, dtype, item_text, item_embeddings,
+        text_template, id_field, text_field, user_col, item_col, rating_col, sep, min_rating, output, as_json):
     """Fit a model on DATA (.npz or long-format CSV/TSV) and save it.
 
     \b
     Examples:
       lae-fast fit data.npz --model ease --l2 500 -o ease.lae
       lae-fast fit ratings.csv --min-rating 4 --model rdlae --dropout 0.2 --xi 0.6 -o m.lae
+      lae-fast fit ratings.csv --model l3ae --l2-x 300 --l2-e 100 --item-text movies.jsonl \\
+          --text-template "{title} ({year}). Genres: {genres}" -o l3ae.lae
+      lae-fast fit ratings.csv --model l3ae --item-embeddings emb.npz -o l3ae.lae
     """
-    model = build_model(model_name, l2, dropout, xi, dtype, obj.num_threads)
+    model = _model_from_options(obj, model_name, l2, dropout, xi, l2_x, l2_e, l2_f, dtype, item_text,
+                                item_embeddings)
     with obj.step(f"reading {data}"):
         inter = _read_data(data, user_col, item_col, rating_col, sep, min_rating)
+    fit_args = ()
+    if model_name in TEXT_MODELS:
+        fit_args = (_item_embeddings(obj, inter.item_ids, item_text, item_embeddings, text_template, id_field,
+                                     text_field),)
     with obj.step(f"fitting {model!r} on {inter.n_users} users x {inter.n_items} items"):
-        model.fit(inter)
+        model.fit(inter, *fit_args)
     with obj.step(f"writing {output}"):
         model.save(output)
     summary = {"model": model.model_name, "params": model.get_params(), "n_users": inter.n_users,
                "n_items": inter.n_items, "nnz": inter.nnz, "output": output,
-               "fit_seconds": model.fit_seconds_}
+               "fit_seconds": getattr(model, "fit_seconds_", None)}
     summary["params"]["dtype"] = dtype
     if as_json:
         _echo_json(summary)
@@ -182,7 +244,7 @@ def fit(obj: Context, data, model_name, l2, dropout, xi, dtype, user_col, item_c
 
 
 def _evaluate(obj: Context, inter, model, protocol: str, ks, seed: int, heldout: float, as_json: bool,
-              title: str) -> Dict[str, Any]:
+              title: str, fit_args: tuple = ()) -> Dict[str, Any]:
     from .evaluation import evaluate, format_metrics, strong_split, weak_split
 
     with obj.step(f"splitting ({protocol} generalization, seed {seed})"):
@@ -191,12 +253,13 @@ def _evaluate(obj: Context, inter, model, protocol: str, ks, seed: int, heldout:
         else:
             split = weak_split(inter, random_state=seed)
     with obj.step(f"fitting {model!r} on {split.train.shape[0]} users x {split.train.shape[1]} items"):
-        model.fit(split.train)
+        model.fit(split.train, *fit_args)
     with obj.step("ranking and scoring the test users"):
         metrics = evaluate(model, split, ks=ks, on="test", num_threads=obj.num_threads)
     result = {"title": title, "model": model.model_name, "params": {**model.get_params(),
               "dtype": str(getattr(model.dtype, "__name__", model.dtype))},
-              "protocol": protocol, "seed": seed, "fit_seconds": model.fit_seconds_, "metrics": metrics}
+              "protocol": protocol, "seed": seed, "fit_seconds": getattr(model, "fit_seconds_", None),
+              "metrics": metrics}
     if as_json:
         _echo_json(result)
     else:
@@ -228,7 +291,8 @@ def _parse_ks(value: str):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_ctx
 @_library_errors
-def evaluate_cmd(obj: Context, data, model_name, l2, dropout, xi, dtype, user_col, item_col, rating_col, sep,
+def evaluate_cmd(obj: Context, data, model_name, l2, dropout, xi, l2_x, l2_e, l2_f, dtype, item_text,
+                 item_embeddings, text_template, id_field, text_field, user_col, item_col, rating_col, sep,
                  min_rating, protocol, ks, seed, heldout, as_json):
     """Split DATA, fit on the training part and print test Recall/NDCG.
 
@@ -236,13 +300,19 @@ def evaluate_cmd(obj: Context, data, model_name, l2, dropout, xi, dtype, user_co
     Examples:
       lae-fast evaluate data.npz --model ease --l2 500 --protocol strong
       lae-fast evaluate ratings.csv --min-rating 4 --model rdlae --protocol weak --json
+      lae-fast evaluate ratings.csv --model l3ae --item-embeddings emb.npz --protocol weak
     """
     ks = _parse_ks(ks)
-    model = build_model(model_name, l2, dropout, xi, dtype, obj.num_threads)
+    model = _model_from_options(obj, model_name, l2, dropout, xi, l2_x, l2_e, l2_f, dtype, item_text,
+                                item_embeddings)
     heldout_n = int(heldout) if heldout >= 1 else heldout
     with obj.step(f"reading {data}"):
         inter = _read_data(data, user_col, item_col, rating_col, sep, min_rating)
-    _evaluate(obj, inter, model, protocol, ks, seed, heldout_n, as_json, title=data)
+    fit_args = ()
+    if model_name in TEXT_MODELS:
+        fit_args = (_item_embeddings(obj, inter.item_ids, item_text, item_embeddings, text_template, id_field,
+                                     text_field),)
+    _evaluate(obj, inter, model, protocol, ks, seed, heldout_n, as_json, title=data, fit_args=fit_args)
 
 
 @main.command()
@@ -346,6 +416,76 @@ def demo(obj: Context, as_json):
     model = EASE(l2=50.0, num_threads=obj.num_threads)
     _evaluate(obj, inter, model, "strong", (10, 20, 50, 100), 0, 100, as_json,
               title=f"MovieLens-100K: {inter.n_users} users, {inter.n_items} items, {inter.nnz} positives")
+
+
+@main.command()
+@click.argument("items", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+              help="Embeddings file: .npz keeps the item ids (recommended), .npy only the rows in ITEMS order.")
+@click.option("--text-template", default=None, help='Join fields, e.g. "{title} ({year}). Genres: {genres}".')
+@click.option("--id-field", default="item", show_default=True)
+@click.option("--text-field", default="text", show_default=True)
+@click.option("--encoder", "encoder_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder with model.onnx + tokenizer.json (default: all-MiniLM-L6-v2 from the text extra).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--max-length", type=click.IntRange(min=8), default=256, show_default=True)
+@click.option("--pooling", type=click.Choice(["mean", "cls"]), default="mean", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+@_library_errors
+def embed(obj: Context, items, output, text_template, id_field, text_field, encoder_dir, batch_size, max_length,
+          pooling, as_json):
+    """Embed item texts with an ONNX sentence encoder (no torch needed).
+
+    \b
+    Examples:
+      lae-fast embed movies.jsonl -o emb.npz
+      lae-fast embed movies.csv --id-field movieId --text-template "{title}. Genres: {genres}" -o emb.npz
+      lae-fast embed items.jsonl --encoder ./my-onnx-model -o emb.npz
+    """
+    from .text import TextEncoder, default_encoder, embed_items, load_item_texts, save_embeddings
+
+    texts = load_item_texts(items, id_field=id_field, text_field=text_field, template=text_template)
+    kwargs = {"batch_size": batch_size, "max_length": max_length, "pooling": pooling,
+              "num_threads": obj.num_threads}
+    encoder = TextEncoder.from_directory(encoder_dir, **kwargs) if encoder_dir else default_encoder(**kwargs)
+    ids = list(texts)
+    with obj.step(f"embedding {len(ids)} item texts with {encoder!r}"):
+        E, report = embed_items(ids, texts, encoder, progress=not obj.quiet)
+    if output.endswith(".npy"):
+        from .io import atomic_write
+
+        with atomic_write(output) as fh:
+            np.save(fh, E, allow_pickle=False)
+    else:
+        save_embeddings(output, ids, E)
+    summary = {"items": len(ids), "dim": int(E.shape[1]), "output": output, "report": str(report)}
+    if as_json:
+        _echo_json(summary)
+    else:
+        click.echo(f"wrote {len(ids)} x {E.shape[1]} embeddings to {output}")
+
+
+@main.command(name="export-encoder")
+@click.argument("hf_model_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("output_dir", type=click.Path(file_okay=False))
+@click.option("--quantize", is_flag=True, help="Also write a per-channel int8 model (about 2x faster).")
+@click.option("--opset", type=int, default=17, show_default=True)
+@_library_errors
+def export_encoder_cmd(hf_model_dir, output_dir, quantize, opset):
+    """Turn a Hugging Face sentence-encoder folder into model.onnx + tokenizer.json.
+
+    Needs torch and transformers (`pip install 'lae-fast[export]'`) for this step only.
+
+    \b
+    Example:
+      lae-fast export-encoder ./all-MiniLM-L6-v2 ./minilm-onnx --quantize
+      lae-fast embed items.jsonl --encoder ./minilm-onnx -o emb.npz
+    """
+    from .text import export_encoder
+
+    out = export_encoder(hf_model_dir, output_dir, quantize=quantize, opset=opset)
+    click.echo(f"wrote {out}")
 
 
 @main.command(name="show-versions")

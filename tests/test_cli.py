@@ -15,7 +15,7 @@ from click.testing import CliRunner
 import lae_fast
 from lae_fast.cli import main
 
-SUBCOMMANDS = ["fit", "evaluate", "recommend", "info", "demo", "show-versions"]
+SUBCOMMANDS = ["fit", "evaluate", "recommend", "info", "demo", "embed", "export-encoder", "show-versions"]
 
 
 @pytest.fixture()
@@ -53,7 +53,7 @@ def test_help(runner, sub):
     result = invoke(runner, ([sub] if sub else []) + ["--help"])
     assert result.exit_code == 0
     assert "Usage:" in result.output
-    if sub in ("fit", "evaluate", "recommend", "info", None):
+    if sub in ("fit", "evaluate", "recommend", "info", "embed", "export-encoder", None):
         assert "Example" in result.output
 
 
@@ -196,3 +196,79 @@ def test_demo_movielens_100k(runner, tmp_path_factory, monkeypatch):
     # the second run uses the cache (no network): same numbers
     again = json.loads(invoke(runner, ["-q", "demo", "--json"]).output)
     assert again["metrics"] == m
+
+
+# -- text models ---------------------------------------------------------------------------------
+GENRES = ["Comedy", "Drama", "Horror", "Sci-Fi", "Romance"]
+
+
+@pytest.fixture()
+def text_data(tmp_path):
+    """40 items with texts (items in a shuffled order in the file) and interactions."""
+    rng = np.random.default_rng(3)
+    X = sp.random(200, 40, density=0.12, format="csr", random_state=rng)
+    X.data[:] = 1.0
+    data = tmp_path / "data.npz"
+    sp.save_npz(data, X)
+    items = tmp_path / "items.jsonl"
+    order = rng.permutation(40)
+    items.write_text("".join(json.dumps({"item": int(i), "title": f"Movie {i}", "genre": GENRES[i % 5]}) + "\n"
+                             for i in order))
+    return data, items, X
+
+
+def test_embed_then_fit_l3ae(runner, text_data, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from lae_fast.text import default_encoder
+
+    data, items, X = text_data
+    template = "{title}. Genre: {genre}"
+    emb = tmp_path / "emb.npz"
+    r = invoke(runner, ["-q", "embed", items, "--text-template", template, "-o", emb, "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["dim"] == 384
+
+    m1, m2 = tmp_path / "a.lae", tmp_path / "b.lae"
+    r = invoke(runner, ["-q", "fit", data, "--model", "l3ae", "--l2-x", "5", "--l2-e", "20", "--l2-f", "0.5",
+                        "--item-embeddings", emb, "-o", m1])
+    assert r.exit_code == 0, r.output
+    r = invoke(runner, ["-q", "fit", data, "--model", "l3ae", "--l2-x", "5", "--l2-e", "20", "--l2-f", "0.5",
+                        "--item-text", items, "--text-template", template, "-o", m2])
+    assert r.exit_code == 0, r.output
+    # both routes equal the library fed embeddings aligned to item index order
+    E = default_encoder().encode([f"Movie {i}. Genre: {GENRES[i % 5]}" for i in range(40)])
+    ref = lae_fast.L3AE(l2_x=5, l2_e=20, l2_f=0.5).fit(X, E)
+    for path in (m1, m2):
+        model = lae_fast.load_model(path)
+        assert model.model_name == "l3ae"
+        np.testing.assert_allclose(model.B, ref.B, rtol=1e-3, atol=1e-4)
+
+
+def test_text_model_option_errors(runner, text_data, tmp_path):
+    data, items, _ = text_data
+    r = invoke(runner, ["fit", data, "--model", "l3ae", "-o", tmp_path / "m.lae"])
+    assert r.exit_code == 2 and "--item-text" in r.output
+    r = invoke(runner, ["fit", data, "--model", "ease", "--item-text", items, "-o", tmp_path / "m.lae"])
+    assert r.exit_code == 2 and "does not use item text" in r.output
+    r = invoke(runner, ["fit", data, "--model", "ease", "--l2-e", "3", "-o", tmp_path / "m.lae"])
+    assert r.exit_code == 2 and "l2_e" in r.output
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros((7, 4), dtype=np.float32))
+    r = invoke(runner, ["fit", data, "--model", "text-similarity", "--item-embeddings", bad, "-o", tmp_path / "m.lae"])
+    assert_clean_error(r, 1, contains="7 rows")
+
+
+def test_export_encoder_without_torch_is_a_clean_error(runner, tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_torch(name, *args, **kwargs):
+        if name == "torch" or name.startswith("torch.") or name == "transformers":
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_torch)
+    (tmp_path / "hf").mkdir()
+    r = invoke(runner, ["export-encoder", tmp_path / "hf", tmp_path / "out"])
+    assert_clean_error(r, 1, contains="export")

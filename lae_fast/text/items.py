@@ -20,14 +20,16 @@ import json
 import os
 import re
 import string
-import tempfile
 import time
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
+
+from ..io import atomic_write
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -452,15 +454,81 @@ def _read_cache(path: Path, n_rows: int) -> Optional[np.ndarray]:
 def _write_cache(path: Path, vectors: np.ndarray) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, vectors, allow_pickle=False)
-            os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_write(path) as fh:  # a concurrent reader never sees half a file
+            np.save(fh, vectors, allow_pickle=False)
     except OSError as exc:
         warnings.warn(f"could not write the embedding cache {path} ({exc}); the next run will embed again",
                       RuntimeWarning, stacklevel=3)
+
+
+# -- embedding files --------------------------------------------------------------------------
+def save_embeddings(path: PathLike, item_ids: Sequence[Any], vectors: np.ndarray) -> None:
+    """Write ``item_ids`` and their embedding rows to an ``.npz`` file, atomically (no pickle)."""
+    ids = np.asarray(item_ids)
+    if ids.dtype == object:
+        ids = ids.astype(str)
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape[0] != ids.shape[0]:
+        raise ValueError(f"{len(ids)} item ids but embeddings of shape {vectors.shape}")
+    with atomic_write(path) as fh:
+        np.savez(fh, item_ids=ids, embeddings=vectors)
+
+
+def load_embeddings(path: PathLike) -> Tuple[Optional[np.ndarray], np.ndarray]:
+    """Read ``(item_ids, embeddings)`` from a file of :func:`save_embeddings`, or a bare ``.npy``.
+
+    A ``.npy`` file carries no ids: ``item_ids`` is then None and the rows must
+    already follow the model's item order.
+
+    Raises
+    ------
+    ItemTextError
+        Unreadable file, missing arrays, or not a 2-D float matrix.
+    """
+    name = os.fspath(path)
+    if not os.path.isfile(name):
+        raise FileNotFoundError(f"{name}: no such embeddings file")
+    try:
+        loaded = np.load(name, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):
+            ids, vectors = None, loaded
+        else:
+            with loaded:
+                missing = {"item_ids", "embeddings"} - set(loaded.files)
+                if missing:
+                    raise ItemTextError(f"{name}: missing arrays {sorted(missing)} (found {loaded.files}); "
+                                        "write it with `lae-fast embed ITEMS -o FILE.npz`")
+                ids, vectors = loaded["item_ids"], loaded["embeddings"]
+    except ItemTextError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ItemTextError(f"{name}: not a readable embeddings file ({exc})") from None
+    if vectors.ndim != 2 or not np.issubdtype(vectors.dtype, np.floating):
+        raise ItemTextError(f"{name}: embeddings must be a 2-D float matrix, got {vectors.dtype} {vectors.shape}")
+    if ids is not None and ids.shape != (vectors.shape[0],):
+        raise ItemTextError(f"{name}: {ids.shape[0]} item ids for {vectors.shape[0]} embedding rows")
+    return ids, vectors
+
+
+def align_rows(item_ids: Sequence[Any], source_ids: Sequence[Any],
+               vectors: np.ndarray) -> Tuple[np.ndarray, List[Any]]:
+    """Reorder embedding rows (one per ``source_ids`` entry) into the order of ``item_ids``.
+
+    Ids match as in :func:`align_texts`. Items absent from ``source_ids`` get a
+    zero row and are listed in ``missing``.
+    """
+    index: Dict[Any, int] = {}
+    for row, item in enumerate(np.asarray(source_ids).tolist()):
+        key = _key(item)
+        if key in index:
+            raise ValueError(f"embeddings list item {item!r} twice; keep one row per item")
+        index[key] = row
+    out = np.zeros((len(item_ids), vectors.shape[1]), dtype=np.float32)
+    missing: List[Any] = []
+    for j, item in enumerate(np.asarray(item_ids).tolist()):
+        row = index.get(_key(item))
+        if row is None:
+            missing.append(item)
+        else:
+            out[j] = vectors[row]
+    return out, missing
