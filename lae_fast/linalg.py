@@ -1,4 +1,4 @@
-"""SPD inverse in place (LAPACK potrf + potri) and the memory preflight before n×n buffers."""
+"""SPD inverse in place (LAPACK potrf + potri, or a recursive BLAS-3 route) and the memory preflight."""
 from __future__ import annotations
 
 import os
@@ -6,11 +6,24 @@ from typing import Optional
 
 import numpy as np
 
-from . import _lapack
+from . import _lapack, _spdinv
 from ._threads import blas_threads, resolve_num_threads
 
 #: Share of the available memory a single request may take before we refuse it.
 MEMORY_HEADROOM = 0.9
+
+#: Routes of :func:`spd_inverse_inplace`.
+SPD_METHODS = ("auto", "lapack", "blocked")
+
+#: Smallest n from which ``method="auto"`` takes the recursive BLAS-3 route, per dtype
+#: (None = never). Measured side by side (``lae-fast bench solvers``, bench/RESULTS.md;
+#: OpenBLAS 0.3.30, 2 cores): on an idle machine the two routes are within a few per cent
+#: of each other from n ~ 1500 up (both ~1.15-1.25x n³/SGEMM at n = 8000, float32) and
+#: LAPACK is up to ~10 % ahead below; when another job shares the cores, potrf+potri slow
+#: down more (1.2-1.3x slower than the recursive route at n = 4000 beside one competing
+#: thread, up to 2-4x in runs on the busy shared machine), so the recursive route is the
+#: safer default from 1536 up.
+_BLOCKED_FROM_N = {np.dtype(np.float32): 1536, np.dtype(np.float64): 1536}
 
 
 def available_memory() -> Optional[int]:
@@ -72,19 +85,40 @@ def mirror_upper(a: np.ndarray, *, num_threads: int = 1) -> np.ndarray:
     return a
 
 
+def choose_spd_method(n: int, dtype) -> str:
+    """The route ``method="auto"`` takes for an n×n matrix of this dtype.
+
+    Returns
+    -------
+    {'lapack', 'blocked'}
+    """
+    start = _BLOCKED_FROM_N.get(np.dtype(dtype))
+    return "blocked" if start is not None and n >= start else "lapack"
+
+
 def spd_inverse_inplace(a: np.ndarray, *, num_threads: Optional[int] = None,
-                        mirror: bool = True) -> np.ndarray:
+                        mirror: bool = True, method: str = "auto") -> np.ndarray:
     """Invert a symmetric positive definite matrix in its own buffer.
 
     Only the upper triangle (row-major, ``a[i, j]`` with j >= i) is read; with
     ``mirror`` the full symmetric inverse is written back, otherwise only its
-    upper triangle.  Cholesky route: potrf (n³/3 flops) then potri (2n³/3).
+    upper triangle.  Both routes cost n³ flops: Cholesky (n³/3), triangular
+    inverse (n³/3) and the product of the inverse factors (n³/3).
 
     Parameters
     ----------
     a : ndarray of shape (n, n), float32 or float64, C-contiguous
     num_threads : int, optional
         BLAS threads for the factorisation.
+    mirror : bool, default=True
+        Write the lower triangle too.
+    method : {'auto', 'lapack', 'blocked'}, default='auto'
+        ``'lapack'``: LAPACK potrf + potri. ``'blocked'``: lae-fast's recursive
+        route, halving the matrix down to 128×128 blocks so nearly all flops run
+        in large BLAS-3 calls (trsm, syrk, trmm), all in place.  ``'auto'``: the
+        faster of the two for this n and dtype, as measured (see
+        :func:`choose_spd_method`): LAPACK below n = 1536, the recursive route
+        from there.  Both give the same inverse to rounding and the same errors.
 
     Returns
     -------
@@ -102,9 +136,16 @@ def spd_inverse_inplace(a: np.ndarray, *, num_threads: Optional[int] = None,
         raise ValueError(f"expected a square matrix, got shape {a.shape}")
     if a.dtype not in (np.float32, np.float64) or not a.flags.c_contiguous or not a.flags.writeable:
         raise ValueError("expected a writeable C-contiguous float32 or float64 matrix")
+    if method not in SPD_METHODS:
+        raise ValueError(f"method={method!r} is not one of {', '.join(map(repr, SPD_METHODS))}")
+    if method == "auto":
+        method = choose_spd_method(a.shape[0], a.dtype)
     nt = resolve_num_threads(num_threads)
     with blas_threads(nt):
-        info, rcond = _lapack.potrf_potri_upper(a)
+        if method == "lapack":
+            info, rcond = _lapack.potrf_potri_upper(a)
+        else:
+            info, rcond = _spdinv.spd_inverse_recursive(a)
     if info > 0:
         raise np.linalg.LinAlgError(
             f"the matrix is not positive definite (leading minor of order {info} failed in "
