@@ -10,12 +10,13 @@ from .linalg import spd_inverse_inplace
 from .models import (DLAE, EASE, EDLAE, LAE, L3AE, RDLAE, RLAE, EASEText, ItemItemModel, LinearAutoencoder,
                      TextSimilarity)
 from .ranking import topk
+from .serving import Recommender
 
 __all__ = [
     "__version__", "LAE", "EASE", "DLAE", "EDLAE", "RLAE", "RDLAE", "LinearAutoencoder", "ItemItemModel",
     "L3AE", "EASEText", "TextSimilarity",
     "gram", "topk", "spd_inverse_inplace", "resolve_num_threads", "NotFittedError", "ModelFileError",
-    "load_model", "Interactions", "load_interactions", "DataFormatError",
+    "load_model", "Interactions", "load_interactions", "DataFormatError", "Recommender",
 ]
 
 

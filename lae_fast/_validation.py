@@ -62,6 +62,10 @@ def check_interactions(X: Any, *, name: str = "X", n_items: Optional[int] = None
     if sp.issparse(X):
         if X.ndim != 2:
             raise ValueError(f"{name} must be 2-D (users x items), got {X.ndim}-D")
+        if X.dtype.kind in "iu":
+            # duplicates are summed (by the conversion below or by sum_duplicates) in the
+            # stored type: in int8/uint8 200 + 200 wraps to a negative value or to 0
+            X = X.astype(np.float64)
         X = sp.csr_matrix(X)  # copies only when the format differs
         if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
             raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}")
@@ -100,6 +104,9 @@ def check_interactions(X: Any, *, name: str = "X", n_items: Optional[int] = None
     if not X.has_canonical_format:
         X = X.copy()
         X.sum_duplicates()
+        if X.nnz and np.issubdtype(X.dtype, np.floating) and not np.isfinite(X.data).all():
+            raise ValueError(f"{name}: summing its duplicate entries overflows {X.dtype}; "
+                             "pass float64 values or remove the duplicates")
     if data.size and (X.data == 0).any():
         X = X.copy()
         X.eliminate_zeros()

@@ -21,6 +21,7 @@ import errno
 import math
 import os
 import re
+import struct
 import zipfile
 import zlib
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -30,6 +31,7 @@ import scipy.sparse as sp
 
 from ._validation import check_interactions, check_scalar
 from .io import atomic_write
+from .linalg import check_fits_in_memory
 
 __all__ = [
     "DataFormatError", "Interactions", "read_npz", "read_csv", "load_interactions", "save_npz",
@@ -94,9 +96,7 @@ class Interactions:
 
     def __init__(self, matrix: Any, user_ids: Any = None, item_ids: Any = None, *,
                  binarize: bool = True) -> None:
-        X = check_interactions(matrix, name="X", binarize=binarize)
-        if X.dtype != np.float32:
-            X = X.astype(np.float32)
+        X = _as_float32(check_interactions(matrix, name="X", binarize=binarize), "X", ValueError)
         self.matrix = X
         self.user_ids = _as_ids(user_ids, X.shape[0], name="user_ids")
         self.item_ids = _as_ids(item_ids, X.shape[1], name="item_ids")
@@ -282,6 +282,9 @@ def read_npz(path: PathLike, *, binarize: bool = True) -> Interactions:
         disagree with each other or the shape, indices out of range, negative,
         NaN, infinite or non-numeric values, no users, items or interactions,
         or id arrays of the wrong length.
+    MemoryError
+        The declared shape needs index arrays larger than the available memory
+        (the message gives the estimate).
     """
     name = _check_file(path)
     if not zipfile.is_zipfile(name):
@@ -307,6 +310,10 @@ def read_npz(path: PathLike, *, binarize: bool = True) -> Interactions:
             f"interactions file needs {', '.join(needed)}; {_NPZ_FIX}"
         )
     n_users, n_items = _npz_shape(name, arrays["shape"])
+    # a few bytes can declare billions of users: refuse index arrays and ids that cannot be built
+    # (CSR indptr and its conversion copy, user ids; item ids and a CSC indptr) before allocating them
+    check_fits_in_memory(8 * (3 * (n_users + 1) + 2 * (n_items + 1)) + 32 * int(arrays["data"].size),
+                         what=f"{name}: a {n_users} x {n_items} interaction matrix (its index arrays and ids)")
     data = _npz_numeric(name, arrays["data"], ndim={"bsr": 3, "dia": 2}.get(fmt, 1))
     if fmt in ("csr", "csc"):
         major, minor = (n_users, n_items) if fmt == "csr" else (n_items, n_users)
@@ -345,7 +352,19 @@ def read_npz(path: PathLike, *, binarize: bool = True) -> Interactions:
         item_ids = _as_ids(arrays.get("item_ids"), n_items, name="item_ids")
     except (ValueError, TypeError) as exc:
         raise DataFormatError(f"{name}: {exc}; {_NPZ_FIX}") from None
-    return Interactions._trusted(X.astype(np.float32, copy=False), user_ids, item_ids)
+    return Interactions._trusted(_as_float32(X, name, DataFormatError), user_ids, item_ids)
+
+
+def _as_float32(X: sp.csr_matrix, name: str, error: type) -> sp.csr_matrix:
+    """``X`` stored as float32; values beyond float32's range are refused, not turned into inf."""
+    if X.dtype == np.float32:
+        return X
+    with np.errstate(over="ignore"):
+        out = X.astype(np.float32)
+    if out.nnz and not np.isfinite(out.data).all():
+        raise error(f"{name}: values up to {float(np.abs(X.data).max()):.6g} do not fit in float32 (at most "
+                    f"{float(np.finfo(np.float32).max):.6g}); interactions are stored as float32, scale them down")
+    return out
 
 
 def _load_npz(name: str) -> Dict[str, Any]:
@@ -361,7 +380,12 @@ def _load_npz(name: str) -> Dict[str, Any]:
                     out[key] = npz[key]
     except DataFormatError:
         raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError) as exc:
+    except MemoryError as exc:  # an array header (perhaps a flipped bit) declares more than fits
+        where = f" array {key!r}" if key else " an array"
+        raise DataFormatError(f"{name}:{where} needs more memory than is available ({exc}); the file is "
+                              f"corrupt, or too large for this machine; {_NPZ_FIX}") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, struct.error, EOFError, OSError, ValueError,
+            OverflowError, NotImplementedError, RuntimeError) as exc:  # RuntimeError: a flipped "encrypted" flag
         if isinstance(exc, ValueError) and "allow_pickle" in str(exc):
             raise DataFormatError(f"{name}: array {key!r} holds Python objects, and lae-fast never loads "
                                   f"pickles; store numbers or strings; {_NPZ_FIX}") from None
@@ -542,7 +566,7 @@ def read_csv(path: PathLike, *, user_col: Column = None, item_col: Column = None
     if X.nnz == 0:
         raise DataFormatError(f"{name}: every rating is 0, so there are no interactions; "
                               "pass binarize=True to count every row as a positive")
-    return Interactions._trusted(X.astype(np.float32, copy=False), user_ids, item_ids)
+    return Interactions._trusted(_as_float32(X, name, DataFormatError), user_ids, item_ids)
 
 
 def _resolve_sep(name: str, fh, sep: Optional[str]) -> str:

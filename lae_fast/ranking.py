@@ -71,6 +71,8 @@ def topk(user_items: Any, B: np.ndarray, N: int = 10, *, filter_already_liked_it
     n = B.shape[1]
     if isinstance(N, bool) or not isinstance(N, (int, np.integer)) or N < 0:
         raise ValueError(f"N must be a non-negative integer, got {N!r}")
+    if N > np.iinfo(np.int32).max:  # the kernel's k is an int32: a larger N would wrap around
+        raise ValueError(f"N={N} is too large; at most {np.iinfo(np.int32).max} items per list")
     N = int(N)
     X = check_interactions(user_items, name="user_items", n_items=n, binarize=binarize)
     if B.dtype not in (np.float32, np.float64):

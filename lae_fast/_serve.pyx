@@ -1,0 +1,476 @@
+# cython: language_level=3
+"""Scoring, masking and top-N selection for ONE user, without the GIL, on one thread.
+
+For serving: callers' threads give the concurrency, so each call runs on the
+thread that made it and owns all its scratch (allocated per call, freed before
+returning); nothing is shared or written except the caller's output arrays.
+The dense path sums the history rows of B with the ranking kernel's
+accumulator (``score.h``: same rows, same order, same arithmetic, so scores are
+bit-identical to :func:`lae_fast.topk`); the sparse path scatters the rows of a
+pruned CSR B. Selection is the bounded heap of ``topk.h``, offered only the
+scores that can make the top k (see ``_select``): the result is the same as
+offering every score, with a few hundred heap operations instead of n.
+
+Status codes returned by the kernels: 0 ok, 1 out of memory, 2 an item index
+outside [0, n).
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.stdlib cimport malloc, calloc, free, qsort
+from libc.math cimport INFINITY, fabs, fabsf
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
+
+import numpy as np
+
+cdef extern from "topk.h" nogil:
+    void lae_heap_push(float *s, int32_t *id, int32_t *size, int32_t k, float score, int32_t item)
+    void lae_heap_finish(float *s, int32_t *id, int32_t size, int32_t k, float neg_inf)
+
+cdef extern from "score.h" nogil:
+    void lae_accumulate_f(float *acc, int64_t w, const float *B, int64_t ldb, int64_t c0,
+                          const int64_t *rows, const float *wts, int64_t L)
+    void lae_accumulate_d(double *acc, int64_t w, const double *B, int64_t ldb, int64_t c0,
+                          const int64_t *rows, const double *wts, int64_t L)
+
+# Maximum of every run of LAE_CHUNK (32) scores, as float, NaN counted as -inf.
+# Written as a fixed tree of compare-and-select over 8 lanes, which compilers turn
+# into vector compare + blend (a running "m = v > m ? v : m" is not vectorised,
+# because of NaN); the same instruction-set clones as score.h.
+cdef extern from *:
+    """
+    #include <math.h>
+    #define LAE_CHUNK 32
+    #define LAE_CLEAN(x) ((x) == (x) ? (x) : -INFINITY)
+    #define LAE_MAX(a, b) ((a) > (b) ? (a) : (b))
+    #define LAE_DEFINE_CHUNK_MAX(NAME, T)                                                   \
+    LAE_CLONES static void NAME(const T *restrict a, int64_t n, float *restrict out) {       \
+        int64_t c, j, n_full = n / LAE_CHUNK;                                                \
+        int l;                                                                               \
+        for (c = 0; c < n_full; ++c) {                                                       \
+            const T *p = a + c * LAE_CHUNK;                                                  \
+            float m[8], b0, b1, b2, b3;                                                      \
+            for (l = 0; l < 8; ++l) {                                                        \
+                float x0 = (float)p[l], x1 = (float)p[8 + l];                                \
+                float x2 = (float)p[16 + l], x3 = (float)p[24 + l];                          \
+                x0 = LAE_CLEAN(x0); x1 = LAE_CLEAN(x1); x2 = LAE_CLEAN(x2); x3 = LAE_CLEAN(x3); \
+                m[l] = LAE_MAX(LAE_MAX(x0, x1), LAE_MAX(x2, x3));                            \
+            }                                                                                \
+            b0 = LAE_MAX(m[0], m[4]); b1 = LAE_MAX(m[1], m[5]);                              \
+            b2 = LAE_MAX(m[2], m[6]); b3 = LAE_MAX(m[3], m[7]);                              \
+            out[c] = LAE_MAX(LAE_MAX(b0, b2), LAE_MAX(b1, b3));                              \
+        }                                                                                    \
+        if (n_full * LAE_CHUNK < n) {                                                        \
+            float best = -INFINITY;                                                          \
+            for (j = n_full * LAE_CHUNK; j < n; ++j) {                                       \
+                float v = (float)a[j];                                                       \
+                best = LAE_MAX(LAE_CLEAN(v), best);                                          \
+            }                                                                                \
+            out[n_full] = best;                                                              \
+        }                                                                                    \
+    }
+    LAE_DEFINE_CHUNK_MAX(lae_chunk_max_f, float)
+    LAE_DEFINE_CHUNK_MAX(lae_chunk_max_d, double)
+    """
+    int64_t LAE_CHUNK
+    void lae_chunk_max_f(const float *a, int64_t n, float *out) nogil
+    void lae_chunk_max_d(const double *a, int64_t n, float *out) nogil
+
+cdef enum:
+    ST_OK = 0
+    ST_MEMORY = 1
+    ST_INDEX = 2
+
+# the status codes, for the Python side
+OK = ST_OK
+ERR_MEMORY = ST_MEMORY
+ERR_INDEX = ST_INDEX
+
+
+cdef int _cmp_int64(const void *a, const void *b) noexcept nogil:
+    cdef int64_t x = (<const int64_t *>a)[0]
+    cdef int64_t y = (<const int64_t *>b)[0]
+    return (x > y) - (x < y)
+
+
+cdef int64_t _canonical(const int64_t *src, int64_t L, int64_t n, int64_t *dst) noexcept nogil:
+    """Copy the history into ``dst`` sorted and without duplicates (the CSR row
+    ``check_interactions`` would make); its new length, or -1 for an index outside [0, n)."""
+    cdef int64_t p, m = 0
+    cdef bint ascending = True
+    for p in range(L):
+        if src[p] < 0 or src[p] >= n:
+            return -1
+        dst[p] = src[p]
+        if p > 0 and src[p] <= src[p - 1]:
+            ascending = False
+    if ascending:
+        return L
+    qsort(dst, <size_t>L, sizeof(int64_t), _cmp_int64)
+    for p in range(L):
+        if m == 0 or dst[p] != dst[m - 1]:
+            dst[m] = dst[p]
+            m += 1
+    return m
+
+
+cdef int _select(floating *acc, int64_t n, const uint8_t *allowed, int32_t k,
+                 float *s, int32_t *ids) noexcept nogil:
+    """Best-k of acc[0:n] into (s, ids), best first, padded with (-inf, -1); a status.
+
+    The heap ends holding the best k (score, then lower index) of the items
+    ``_rank._score_block`` would offer (allowed, score not -inf). Offering only
+    a superset of those best k gives the same heap, so a first pass takes the
+    maximum of every run of ``LAE_CHUNK`` scores; the k-th largest of these maxima,
+    T, is a lower bound of the k-th best score (k runs each hold a score >= T),
+    and only scores >= T, from runs whose maximum reaches T, are offered.
+    """
+    cdef int64_t n_chunks = (n + LAE_CHUNK - 1) // LAE_CHUNK
+    cdef int64_t j, c, c1
+    cdef int32_t size = 0, msize = 0
+    cdef float T = -INFINITY
+    cdef float *cmax
+    cdef float *ms
+    cdef int32_t *mi
+    if allowed != NULL:
+        for j in range(n):
+            if not allowed[j]:
+                acc[j] = -INFINITY
+    if n_chunks <= k:  # small catalogue or long list: offer everything
+        for j in range(n):
+            if acc[j] != -INFINITY:
+                lae_heap_push(s, ids, &size, k, <float>acc[j], <int32_t>j)
+        lae_heap_finish(s, ids, size, k, -INFINITY)
+        return ST_OK
+    cmax = <float *>malloc(n_chunks * sizeof(float))
+    ms = <float *>malloc(k * sizeof(float))
+    mi = <int32_t *>malloc(k * sizeof(int32_t))
+    if cmax == NULL or ms == NULL or mi == NULL:
+        free(cmax)
+        free(ms)
+        free(mi)
+        return ST_MEMORY
+    if floating is float:
+        lae_chunk_max_f(acc, n, cmax)
+    else:
+        lae_chunk_max_d(acc, n, cmax)
+    for c in range(n_chunks):
+        if cmax[c] != -INFINITY:
+            lae_heap_push(ms, mi, &msize, k, cmax[c], <int32_t>c)
+    if msize == k:
+        T = ms[0]
+    for c in range(n_chunks):
+        if cmax[c] >= T:
+            c1 = (c + 1) * LAE_CHUNK
+            if c1 > n:
+                c1 = n
+            for j in range(c * LAE_CHUNK, c1):
+                if acc[j] != -INFINITY and <float>acc[j] >= T:
+                    lae_heap_push(s, ids, &size, k, <float>acc[j], <int32_t>j)
+    lae_heap_finish(s, ids, size, k, -INFINITY)
+    free(cmax)
+    free(ms)
+    free(mi)
+    return ST_OK
+
+
+cdef int _one_dense(const floating *B, int64_t n, const int64_t *hist, int64_t L,
+                    const uint8_t *allowed, bint mask_history, int64_t block,
+                    int32_t k, float *s, int32_t *ids) noexcept nogil:
+    cdef int64_t p, c0, w
+    cdef int64_t *rows = <int64_t *>malloc((L + 1) * sizeof(int64_t))
+    cdef floating *wts = <floating *>malloc((L + 1) * sizeof(floating))
+    cdef floating *acc = <floating *>malloc((n + 1) * sizeof(floating))
+    cdef int status = ST_OK
+    if rows == NULL or wts == NULL or acc == NULL:
+        status = ST_MEMORY
+    else:
+        L = _canonical(hist, L, n, rows)
+        if L < 0:
+            status = ST_INDEX
+    if status == ST_OK:
+        for p in range(L):
+            wts[p] = 1
+        c0 = 0
+        while c0 < n:
+            w = block
+            if c0 + w > n:
+                w = n - c0
+            if floating is float:
+                lae_accumulate_f(acc + c0, w, B, n, c0, rows, wts, L)
+            else:
+                lae_accumulate_d(acc + c0, w, B, n, c0, rows, wts, L)
+            c0 += w
+        if mask_history:
+            for p in range(L):
+                acc[rows[p]] = -INFINITY
+        status = _select(acc, n, allowed, k, s, ids)
+    free(rows)
+    free(wts)
+    free(acc)
+    return status
+
+
+cdef int _one_sparse(const int64_t *indptr, const int32_t *indices, const float *data, int64_t n,
+                     const int64_t *hist, int64_t L, const uint8_t *allowed, bint mask_history,
+                     int32_t k, float *s, int32_t *ids) noexcept nogil:
+    cdef int64_t p, q, r, q1
+    cdef int64_t *rows = <int64_t *>malloc((L + 1) * sizeof(int64_t))
+    cdef float *acc = <float *>calloc(n + 1, sizeof(float))
+    cdef int status = ST_OK
+    if rows == NULL or acc == NULL:
+        status = ST_MEMORY
+    else:
+        L = _canonical(hist, L, n, rows)
+        if L < 0:
+            status = ST_INDEX
+    if status == ST_OK:
+        for p in range(L):
+            r = rows[p]
+            q1 = indptr[r + 1]
+            for q in range(indptr[r], q1):
+                acc[indices[q]] += data[q]
+        if mask_history:
+            for p in range(L):
+                acc[rows[p]] = -INFINITY
+        status = _select(acc, n, allowed, k, s, ids)
+    free(rows)
+    free(acc)
+    return status
+
+
+cdef inline const uint8_t *_mask_ptr(const uint8_t[::1] allowed):
+    return &allowed[0] if allowed is not None and allowed.shape[0] > 0 else NULL
+
+
+cdef inline const int64_t *_hist_ptr(const int64_t[::1] hist):
+    return &hist[0] if hist.shape[0] > 0 else NULL
+
+
+def one_dense(const floating[:, ::1] B, const int64_t[::1] hist, const uint8_t[::1] allowed,
+              bint mask_history, int32_t[::1] out_ids, float[::1] out_scores, int64_t block):
+    """Top-k (k = len(out_ids) >= 1) of ``sum_{i in hist} B[i]`` for one user; returns a status.
+
+    ``allowed`` (uint8, n) or None: items with 0 are never returned. Runs on the
+    calling thread with the GIL released.
+    """
+    cdef int64_t n = B.shape[1]
+    cdef int32_t k = <int32_t>out_ids.shape[0]
+    cdef const uint8_t *mask = _mask_ptr(allowed)
+    cdef const int64_t *h = _hist_ptr(hist)
+    cdef int64_t L = hist.shape[0]
+    cdef int status
+    if block < 1 or block > n:
+        block = n
+    with nogil:
+        status = _one_dense(&B[0, 0], n, h, L, mask, mask_history, block, k, &out_scores[0], &out_ids[0])
+    return status
+
+
+def one_sparse(const int64_t[::1] indptr, const int32_t[::1] indices, const float[::1] data,
+               const int64_t[::1] hist, const uint8_t[::1] allowed, bint mask_history,
+               int32_t[::1] out_ids, float[::1] out_scores):
+    """As :func:`one_dense` for a CSR B (rows = history items); returns a status."""
+    cdef int64_t n = indptr.shape[0] - 1
+    cdef int32_t k = <int32_t>out_ids.shape[0]
+    cdef const uint8_t *mask = _mask_ptr(allowed)
+    cdef const int64_t *h = _hist_ptr(hist)
+    cdef int64_t L = hist.shape[0]
+    cdef const int32_t *ind = &indices[0] if indices.shape[0] > 0 else NULL
+    cdef const float *dat = &data[0] if data.shape[0] > 0 else NULL
+    cdef int status
+    with nogil:
+        status = _one_sparse(&indptr[0], ind, dat, n, h, L, mask, mask_history, k,
+                             &out_scores[0], &out_ids[0])
+    return status
+
+
+def batch_sparse(const int64_t[::1] indptr, const int32_t[::1] indices, const float[::1] data,
+                 const int64_t[::1] hist_ptr, const int64_t[::1] hist_idx, const uint8_t[::1] allowed,
+                 bint mask_history, int32_t[:, ::1] out_ids, float[:, ::1] out_scores,
+                 int8_t[::1] status, int num_threads):
+    """:func:`one_sparse` for every user of a CSR history (hist_ptr, hist_idx), users
+    shared out dynamically between ``num_threads`` threads; per-user status codes."""
+    cdef int64_t n = indptr.shape[0] - 1
+    cdef int64_t n_users = hist_ptr.shape[0] - 1
+    cdef int32_t k = <int32_t>out_ids.shape[1]
+    cdef const uint8_t *mask = _mask_ptr(allowed)
+    cdef const int64_t *h = _hist_ptr(hist_idx)
+    cdef const int32_t *ind = &indices[0] if indices.shape[0] > 0 else NULL
+    cdef const float *dat = &data[0] if data.shape[0] > 0 else NULL
+    cdef int64_t u
+    if n_users <= 0 or k <= 0:
+        return
+    if num_threads > n_users:
+        num_threads = <int>n_users
+    if num_threads < 1:
+        num_threads = 1
+    for u in prange(n_users, nogil=True, schedule="dynamic", chunksize=8, num_threads=num_threads):
+        status[u] = <int8_t>_one_sparse(&indptr[0], ind, dat, n, h + hist_ptr[u] if h != NULL else NULL,
+                                        hist_ptr[u + 1] - hist_ptr[u], mask, mask_history, k,
+                                        &out_scores[u, 0], &out_ids[u, 0])
+
+
+# -- pruning: the m largest keys of every column of B ---------------------------------------------
+# Column j keeps the m best (key, row) pairs, key = |B[i, j]| or B[i, j], a larger key
+# first and on equal keys the lower row. Pass 1 streams the rows of B (each thread
+# owns a block of columns) through one bounded min-heap per column whose root is
+# the worst kept pair; rows arrive in ascending order, so a new pair enters only
+# with a strictly larger key than the root. Pass 2 writes the CSR rows: (i, j) is
+# kept iff it ranks at or above column j's root.
+
+cdef enum:
+    ST_NONFINITE = 3
+    PRUNE_COLUMNS = 256
+
+NONFINITE = ST_NONFINITE
+
+
+cdef inline bint _worse(floating ka, int32_t ra, floating kb, int32_t rb) noexcept nogil:
+    return ka < kb or (ka == kb and ra > rb)
+
+
+cdef inline floating _key(floating v, bint by_abs) noexcept nogil:
+    # fabs, not a sign test: signs are random, a branch on them mispredicts half the time
+    if not by_abs:
+        return v
+    if floating is float:
+        return fabsf(v)
+    else:
+        return fabs(v)
+
+
+cdef void _heap_up(floating *key, int32_t *row, int64_t pos) noexcept nogil:
+    cdef int64_t parent
+    cdef floating tk
+    cdef int32_t tr
+    while pos > 0:
+        parent = (pos - 1) // 2
+        if not _worse(key[pos], row[pos], key[parent], row[parent]):
+            return
+        tk = key[pos]; key[pos] = key[parent]; key[parent] = tk
+        tr = row[pos]; row[pos] = row[parent]; row[parent] = tr
+        pos = parent
+
+
+cdef void _heap_down(floating *key, int32_t *row, int64_t size) noexcept nogil:
+    cdef int64_t pos = 0, child, worst
+    cdef floating tk
+    cdef int32_t tr
+    while True:
+        child = 2 * pos + 1
+        worst = pos
+        if child < size and _worse(key[child], row[child], key[worst], row[worst]):
+            worst = child
+        if child + 1 < size and _worse(key[child + 1], row[child + 1], key[worst], row[worst]):
+            worst = child + 1
+        if worst == pos:
+            return
+        tk = key[pos]; key[pos] = key[worst]; key[worst] = tk
+        tr = row[pos]; row[pos] = row[worst]; row[worst] = tr
+        pos = worst
+
+
+cdef int _prune_block(const floating *B, int64_t n_rows, int64_t n_cols, int64_t m, bint by_abs,
+                      int64_t c0, int64_t c1, floating *keys, int32_t *rows, floating *root_key,
+                      int32_t *root_row) noexcept nogil:
+    cdef int64_t i, j, fill = m if m < n_rows else n_rows
+    cdef const floating *r
+    cdef floating v
+    cdef int bad = 0
+    for i in range(fill):
+        r = B + i * n_cols
+        for j in range(c0, c1):
+            v = _key(r[j], by_abs)
+            bad |= not (v - v == 0)  # NaN or inf
+            keys[j * m + i] = v
+            rows[j * m + i] = <int32_t>i
+            _heap_up(keys + j * m, rows + j * m, i)
+    for j in range(c0, c1):
+        root_key[j] = keys[j * m]
+    for i in range(fill, n_rows):
+        r = B + i * n_cols
+        for j in range(c0, c1):
+            v = _key(r[j], by_abs)
+            bad |= not (v - v == 0)
+            if v > root_key[j]:
+                keys[j * m] = v
+                rows[j * m] = <int32_t>i
+                _heap_down(keys + j * m, rows + j * m, m)
+                root_key[j] = keys[j * m]
+    for j in range(c0, c1):
+        root_row[j] = rows[j * m]
+    return ST_NONFINITE if bad else ST_OK
+
+
+def prune_columns(const floating[:, ::1] B, int64_t m, bint by_abs, floating[::1] out_data,
+                  int32_t[::1] out_indices, int64_t[::1] out_indptr, int num_threads):
+    """Write B pruned to its m best entries per column (1 <= m <= n_rows) as CSR; a status.
+
+    ``out_data`` / ``out_indices`` hold exactly ``m * n_cols`` entries, ``out_indptr``
+    ``n_rows + 1``; 3 means B holds NaN or inf (nothing useful was written).
+    """
+    cdef int64_t n_rows = B.shape[0], n_cols = B.shape[1]
+    cdef int64_t n_blocks = (n_cols + PRUNE_COLUMNS - 1) // PRUNE_COLUMNS
+    cdef int64_t b, c0, c1, i, j, pos
+    cdef floating v, k
+    cdef const floating *r
+    cdef floating *keys = <floating *>malloc(n_cols * m * sizeof(floating) + 1)
+    cdef int32_t *rows = <int32_t *>malloc(n_cols * m * sizeof(int32_t) + 1)
+    cdef floating *root_key = <floating *>malloc(n_cols * sizeof(floating) + 1)
+    cdef int32_t *root_row = <int32_t *>malloc(n_cols * sizeof(int32_t) + 1)
+    cdef int64_t *counts = <int64_t *>malloc((n_rows + 1) * sizeof(int64_t))
+    cdef int status = ST_OK
+    cdef int8_t[::1] block_status
+    if keys == NULL or rows == NULL or root_key == NULL or root_row == NULL or counts == NULL:
+        status = ST_MEMORY
+    if status == ST_OK and n_rows > 0 and n_cols > 0 and m > 0:
+        block_status = np.zeros(n_blocks, dtype=np.int8)
+        if num_threads > n_blocks:
+            num_threads = <int>n_blocks
+        if num_threads < 1:
+            num_threads = 1
+        with nogil:
+            for b in prange(n_blocks, schedule="dynamic", chunksize=1, num_threads=num_threads):
+                c0 = b * PRUNE_COLUMNS
+                c1 = c0 + PRUNE_COLUMNS
+                if c1 > n_cols:
+                    c1 = n_cols
+                block_status[b] = <int8_t>_prune_block(&B[0, 0], n_rows, n_cols, m, by_abs, c0, c1, keys,
+                                                       rows, root_key, root_row)
+            for b in range(n_blocks):
+                if block_status[b] != ST_OK:
+                    status = block_status[b]
+            if status == ST_OK:
+                # kept iff (key, row) ranks at or above the column's worst kept pair
+                for i in prange(n_rows, schedule="static", num_threads=num_threads):
+                    r = &B[i, 0]
+                    counts[i] = 0
+                    for j in range(n_cols):
+                        v = _key(r[j], by_abs)
+                        k = root_key[j]
+                        if v > k or (v == k and i <= root_row[j]):
+                            counts[i] += 1
+                pos = 0
+                for i in range(n_rows):
+                    out_indptr[i] = pos
+                    pos = pos + counts[i]
+                out_indptr[n_rows] = pos
+                if pos != out_indices.shape[0]:
+                    status = ST_INDEX  # cannot happen with finite keys
+                else:
+                    for i in prange(n_rows, schedule="static", num_threads=num_threads):
+                        r = &B[i, 0]
+                        pos = out_indptr[i]
+                        for j in range(n_cols):
+                            v = _key(r[j], by_abs)
+                            k = root_key[j]
+                            if v > k or (v == k and i <= root_row[j]):
+                                out_indices[pos] = <int32_t>j
+                                out_data[pos] = r[j]
+                                pos = pos + 1
+    free(keys)
+    free(rows)
+    free(root_key)
+    free(root_row)
+    free(counts)
+    return status

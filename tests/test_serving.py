@@ -1,0 +1,587 @@
+"""lae_fast.Recommender (single-user serving) and lae_fast.serving.prune."""
+import io
+import json
+import os
+import pickle
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import lae_fast
+import lae_fast.io as model_io
+import lae_fast.linalg as linalg
+from lae_fast import EASE, RDLAE, ModelFileError, Recommender
+from lae_fast.serving import SERVING_MODEL, prune
+
+
+# ---------------------------------------------------------------------------------------------
+# references
+# ---------------------------------------------------------------------------------------------
+def ref_one(B, hist, N, *, filter_items=None, items=None, filter_liked=True):
+    """Scores summed in float64 from a dense (or densified) B; score desc then id asc; padded."""
+    B = B.toarray() if sp.issparse(B) else np.asarray(B)
+    n = B.shape[0]
+    hist = np.unique(np.asarray(hist, dtype=np.int64))
+    s = B[hist].astype(np.float64).sum(axis=0).astype(np.float32) if hist.size else np.zeros(n, np.float32)
+    ok = np.zeros(n, bool)
+    ok[np.arange(n) if items is None else np.asarray(items, dtype=np.int64)] = True
+    if filter_items is not None:
+        ok[np.asarray(filter_items, dtype=np.int64)] = False
+    if filter_liked:
+        ok[hist] = False
+    cand = np.flatnonzero(ok)
+    order = cand[np.lexsort((cand, -s[cand]))][:N]
+    ids = np.full(N, -1, np.int32)
+    scores = np.full(N, -np.inf, np.float32)
+    ids[:order.size] = order
+    scores[:order.size] = s[order]
+    return ids, scores
+
+
+def ref_prune(B, m, by="abs"):
+    """Column by column: the m entries with the largest key, ties to the lower row."""
+    B = np.asarray(B)
+    out = np.zeros_like(B)
+    kept = np.zeros(B.shape, bool)
+    for j in range(B.shape[1]):
+        key = np.abs(B[:, j]) if by == "abs" else B[:, j]
+        rows = np.lexsort((np.arange(B.shape[0]), -key))[:m]
+        out[rows, j] = B[rows, j]
+        kept[rows, j] = True
+    return out, kept
+
+
+def assert_same(got, ref):
+    np.testing.assert_array_equal(got[0], ref[0])
+    np.testing.assert_array_equal(got[1], ref[1])
+    assert got[0].dtype == np.int32 and got[1].dtype == np.float32
+
+
+def random_histories(n_items, count, max_len, seed):
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        L = int(rng.integers(0, max_len + 1))
+        out.append(rng.integers(0, n_items, size=L))  # duplicates and any order on purpose
+    return out
+
+
+@pytest.fixture(scope="module")
+def dyadic_B():
+    """500 items: large enough for the chunked selection (n / 32 > N) to be exercised."""
+    rng = np.random.default_rng(3)
+    return (rng.integers(-64, 65, size=(500, 500)) / 16.0).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    rng = np.random.default_rng(0)
+    X = sp.csr_matrix((rng.random((400, 300)) < 0.05).astype(np.float32))
+    return EASE(l2=20.0).fit(X), X
+
+
+# ---------------------------------------------------------------------------------------------
+# answers
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("N", [1, 5, 20, 100, 600])
+def test_dense_matches_reference(dyadic_B, N):
+    rec = Recommender.from_matrix(dyadic_B)
+    for h in random_histories(500, 30, 40, seed=N):
+        assert_same(rec.recommend_one(h, N), ref_one(dyadic_B, h, N))
+
+
+def test_ties_really_happen(dyadic_B):
+    rec = Recommender.from_matrix(dyadic_B)
+    ids, scores = rec.recommend_one([3, 4], 100)
+    assert (np.diff(scores) == 0).any()
+    # all-zero scores (empty history): every item ties, lowest indices win
+    ids, scores = rec.recommend_one([], 7)
+    assert ids.tolist() == list(range(7)) and np.all(scores == 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_equals_model_recommend(fitted, dtype):
+    """Bit-identical to model.recommend (same accumulator, same selection)."""
+    model, X = fitted
+    model = EASE(l2=20.0, dtype=dtype).fit(X)
+    rec = Recommender(model)
+    ids, scores = model.recommend(X[:150], 20)
+    for u in range(150):
+        assert_same(rec.recommend_one(X[u].indices, 20), (ids[u], scores[u]))
+    f, w = [1, 5, 7, 250], np.arange(0, 300, 2)
+    ids, scores = model.recommend(X[:40], 7, filter_items=f, items=w)
+    for u in range(40):
+        assert_same(rec.recommend_one(X[u].indices[::-1].tolist(), 7, filter_items=f, items=w),
+                    (ids[u], scores[u]))
+    ids, scores = model.recommend(X[:40], 9, filter_already_liked_items=False)
+    for u in range(40):
+        assert_same(rec.recommend_one(X[u].indices, 9, filter_already_liked_items=False), (ids[u], scores[u]))
+
+
+def test_filters_and_whitelist(dyadic_B):
+    rec = Recommender.from_matrix(dyadic_B)
+    rng = np.random.default_rng(1)
+    for h in random_histories(500, 20, 30, seed=9):
+        f = rng.integers(0, 500, size=40)
+        w = rng.choice(500, size=60, replace=False)
+        for kw in ({"filter_items": f}, {"items": w}, {"filter_items": f, "items": w}):
+            assert_same(rec.recommend_one(h, 10, **kw), ref_one(dyadic_B, h, 10, **kw))
+            ids, _ = rec.recommend_one(h, 10, **kw)
+            assert not np.isin(ids, np.asarray(h)).any()
+
+
+def test_padding_and_everything_masked(dyadic_B):
+    rec = Recommender.from_matrix(dyadic_B)
+    ids, scores = rec.recommend_one([1, 2], 5, items=[1, 2, 3])
+    assert ids.tolist() == [3, -1, -1, -1, -1] and np.isneginf(scores[1:]).all()
+    ids, scores = rec.recommend_one([1], 3, items=[1])
+    assert ids.tolist() == [-1, -1, -1] and np.isneginf(scores).all()
+    ids, scores = rec.recommend_one(np.arange(500), 4)
+    assert ids.tolist() == [-1] * 4
+    ids, scores = rec.recommend_one([1], 0)
+    assert ids.shape == (0,) and scores.shape == (0,)
+
+
+def test_single_item_catalogue():
+    rec = Recommender.from_matrix(np.array([[2.0]], dtype=np.float32))
+    assert rec.recommend_one([], 2)[0].tolist() == [0, -1]
+    assert rec.recommend_one([0], 2)[0].tolist() == [-1, -1]
+
+
+def test_pruned_matches_reference(dyadic_B):
+    rec = Recommender.from_matrix(dyadic_B).prune(37)
+    P = prune(dyadic_B, 37)
+    assert rec.pruned and rec.m == 37
+    for N in (1, 10, 550):
+        for h in random_histories(500, 25, 60, seed=N):
+            assert_same(rec.recommend_one(h, N), ref_one(P, h, N))
+            assert_same(rec.recommend_one(h, N, filter_items=[0, 5], items=np.arange(3, 400)),
+                        ref_one(P, h, N, filter_items=[0, 5], items=np.arange(3, 400)))
+
+
+def test_from_sparse_matrix_equals_dense_of_it(dyadic_B):
+    P = prune(dyadic_B, 50)
+    a = Recommender.from_matrix(P)
+    b = Recommender.from_matrix(P.toarray())
+    for h in random_histories(500, 20, 30, seed=4):
+        assert_same(a.recommend_one(h, 12), b.recommend_one(h, 12))
+
+
+@pytest.mark.parametrize("pruned", [False, True])
+def test_batch_equals_one_by_one(dyadic_B, pruned):
+    rec = Recommender.from_matrix(dyadic_B)
+    if pruned:
+        rec = rec.prune(60)
+    hs = random_histories(500, 200, 50, seed=11)
+    kw = {"filter_items": [9, 10], "items": np.arange(2, 480)}
+    for num_threads in (1, 2):
+        ids, scores = rec.recommend_batch(hs, 15, num_threads=num_threads, **kw)
+        assert ids.shape == (200, 15)
+        for u, h in enumerate(hs):
+            assert_same((ids[u], scores[u]), rec.recommend_one(h, 15, **kw))
+    # a sparse matrix of histories gives the same as the lists
+    rows = np.repeat(np.arange(200), [len(h) for h in hs])
+    X = sp.csr_matrix((np.ones(rows.size), (rows, np.concatenate(hs))), shape=(200, 500))
+    assert_same(rec.recommend_batch(X, 15, **kw), rec.recommend_batch(hs, 15, **kw))
+    ids, scores = rec.recommend_batch([], 4)
+    assert ids.shape == (0, 4)
+
+
+# ---------------------------------------------------------------------------------------------
+# concurrency
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("pruned", [False, True])
+def test_eight_threads_give_the_serial_answers(fitted, pruned):
+    model, _ = fitted
+    rec = Recommender(model)
+    if pruned:
+        rec = rec.prune(40)
+    rng = np.random.default_rng(21)
+    queries = []
+    for _ in range(8 * 1000):
+        L = int(rng.integers(0, 60))
+        kw = {}
+        if rng.random() < 0.2:
+            kw["filter_items"] = rng.integers(0, 300, size=5)
+        if rng.random() < 0.1:
+            kw["items"] = rng.choice(300, size=100, replace=False)
+        queries.append((rng.integers(0, 300, size=L), int(rng.integers(1, 40)), kw))
+    serial = [rec.recommend_one(h, N, **kw) for h, N, kw in queries]
+    start = threading.Barrier(8)
+
+    def worker(t):
+        start.wait()
+        return [rec.recommend_one(h, N, **kw) for h, N, kw in queries[t * 1000:(t + 1) * 1000]]
+
+    with ThreadPoolExecutor(8) as pool:
+        parallel = [r for chunk in pool.map(worker, range(8)) for r in chunk]
+    assert len(parallel) == len(serial)
+    for got, ref in zip(parallel, serial):
+        assert_same(got, ref)
+
+
+@pytest.mark.parametrize("pruned", [False, True])
+def test_the_gil_is_released_during_a_call(pruned):
+    """A pure-Python thread keeps running while another thread is inside recommend_one."""
+    import time
+
+    rng = np.random.default_rng(0)
+    B = rng.standard_normal((3000, 3000), dtype=np.float32)
+    rec = Recommender.from_matrix(B)
+    if pruned:
+        rec = rec.prune(2000)
+    hist = np.arange(3000, dtype=np.int64)  # every row: ~1-10 ms per call
+    calls, ticks = [], []
+    done = threading.Event()
+
+    def worker():
+        for _ in range(30):
+            t0 = time.perf_counter()
+            rec.recommend_one(hist, 10)
+            calls.append((t0, time.perf_counter()))
+        done.set()
+
+    # no forced GIL hand-overs: the threads only swap where one lets the GIL go on its own
+    # (the kernel's nogil section, or this thread's sleep(0))
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1000.0)
+    try:
+        thread = threading.Thread(target=worker)
+        thread.start()
+        while not done.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0)
+        thread.join()
+    finally:
+        sys.setswitchinterval(old_interval)
+    ticks = np.array(ticks)
+    inside = sum(int(((ticks > a) & (ticks < b)).sum()) for a, b in calls)
+    # with the GIL held during a call, this thread could not record a single tick inside one
+    assert inside > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# original ids
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture
+def str_rec(dyadic_B):
+    ids = np.array([f"item-{i:04d}" for i in range(500)])[::-1].copy()  # not sorted
+    return Recommender.from_matrix(dyadic_B, item_ids=ids), ids
+
+
+def test_ids_round_trip(str_rec, dyadic_B):
+    rec, ids = str_rec
+    hist = [3, 17, 250]
+    got_ids, got_scores, n_unknown = rec.recommend_one_ids(ids[hist], 10)
+    ref_ids, ref_scores = ref_one(dyadic_B, hist, 10)
+    assert n_unknown == 0
+    np.testing.assert_array_equal(got_ids, ids[ref_ids])
+    np.testing.assert_array_equal(got_scores, ref_scores)
+
+
+def test_unknown_ids_ignored_and_counted_or_raise(str_rec, dyadic_B):
+    rec, ids = str_rec
+    got_ids, _, n_unknown = rec.recommend_one_ids([ids[3], "nope", ids[17], "nope"], 5)
+    assert n_unknown == 2
+    np.testing.assert_array_equal(got_ids, ids[ref_one(dyadic_B, [3, 17], 5)[0]])
+    with pytest.raises(ValueError, match="2 of item_ids are not in the model"):
+        rec.recommend_one_ids([ids[3], "nope", "nope"], 5, unknown="raise")
+    with pytest.raises(ValueError, match="unknown must be"):
+        rec.recommend_one_ids([ids[3]], 5, unknown="skip")
+    # unknown ids in filters / whitelists are harmless
+    got_ids, _, n_unknown = rec.recommend_one_ids([ids[3]], 3, filter_items=["zzz"], items=[ids[8], "zzz"])
+    assert got_ids.tolist() == [ids[8]] and n_unknown == 0  # no padding in the id form
+
+
+def test_int_ids_and_mixed_types():
+    B = np.arange(16, dtype=np.float32).reshape(4, 4)
+    rec = Recommender.from_matrix(B, item_ids=np.array([10, 20, 30, 2 ** 62]))
+    a = rec.recommend_one_ids([20], 2)
+    assert a[0].tolist() == [2 ** 62, 30] and a[2] == 0
+    for same in (["20"], np.array([20], dtype=np.uint64), [20.0], np.array([20], dtype=np.int8)):
+        b = rec.recommend_one_ids(same, 2)
+        np.testing.assert_array_equal(b[0], a[0])
+    assert rec.recommend_one_ids(np.array([2 ** 64 - 1], dtype=np.uint64), 2)[2] == 1
+    assert rec.recommend_one_ids([-20, 7], 2)[2] == 2
+    with pytest.raises(TypeError):
+        rec.recommend_one_ids([20.5], 2)
+    with pytest.raises(TypeError):
+        rec.recommend_one_ids([True], 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("hist, exc, match", [
+    (np.array([0, 500], dtype=np.int64), ValueError, "outside"),   # the fast path checks in the kernel
+    (np.array([-1], dtype=np.int64), ValueError, "outside"),
+    ([1, 2, 10 ** 6], ValueError, "outside"),
+    ([1.5], TypeError, "integer"),
+    (["a"], TypeError, "integer"),
+    ([[1, 2]], ValueError, "1-D"),
+])
+def test_bad_history(dyadic_B, hist, exc, match):
+    for rec in (Recommender.from_matrix(dyadic_B), Recommender.from_matrix(dyadic_B).prune(5)):
+        with pytest.raises(exc, match=match):
+            rec.recommend_one(hist, 3)
+        with pytest.raises(exc, match=match):
+            rec.recommend_batch([[1], hist], 3)
+
+
+@pytest.mark.parametrize("N", [-1, True, 2.0, "3", None, 2 ** 31])
+def test_bad_N(dyadic_B, N):
+    rec = Recommender.from_matrix(dyadic_B)
+    with pytest.raises(ValueError, match="N"):
+        rec.recommend_one([1], N)
+    with pytest.raises(ValueError, match="N"):
+        rec.recommend_batch([[1]], N)
+
+
+def test_bad_filters(dyadic_B):
+    rec = Recommender.from_matrix(dyadic_B)
+    with pytest.raises(ValueError, match="filter_items"):
+        rec.recommend_one([1], 3, filter_items=[500])
+    with pytest.raises(ValueError, match="items"):
+        rec.recommend_one([1], 3, items=[-1])
+
+
+def test_bad_construction(dyadic_B):
+    with pytest.raises(lae_fast.NotFittedError):
+        Recommender(EASE())
+    with pytest.raises(TypeError, match="fitted"):
+        Recommender(object())
+    with pytest.raises(ValueError, match="square"):
+        Recommender.from_matrix(np.zeros((3, 4), np.float32))
+    with pytest.raises(ValueError, match="item_ids"):
+        Recommender.from_matrix(dyadic_B, item_ids=np.arange(3))
+    with pytest.raises(TypeError, match="real numbers"):
+        Recommender.from_matrix(np.zeros((3, 3), dtype=complex))
+    with pytest.raises(ValueError, match="NaN"):
+        Recommender.from_matrix(sp.csr_matrix(np.array([[np.nan]])))
+    with pytest.raises(ValueError, match="already"):
+        Recommender.from_matrix(dyadic_B).prune(3).prune(2)
+
+
+def test_memory_preflight_for_batches(dyadic_B, monkeypatch):
+    monkeypatch.setattr(linalg, "available_memory", lambda: 50 * 1024 * 1024)
+    rec = Recommender.from_matrix(dyadic_B)
+    with pytest.raises(MemoryError, match=r"recommend_batch: the top-100000 lists of 1000 users needs 7\d\d\.\d MiB"):
+        rec.recommend_batch([[1]] * 1000, 100_000)
+    with pytest.raises(MemoryError, match="needs"):
+        rec.prune(3).recommend_batch([[1]] * 1000, 100_000)
+    with pytest.raises(MemoryError, match="top-2000000000 list needs"):
+        rec.recommend_one([1], 2_000_000_000)
+    ids, _ = rec.recommend_batch([[1]] * 1000, 10)  # small requests pass
+    assert ids.shape == (1000, 10)
+
+
+# ---------------------------------------------------------------------------------------------
+# pruning
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("by", ["abs", "value"])
+@pytest.mark.parametrize("m", [1, 3, 17, 40, 41, 100])
+def test_prune_keeps_exactly_m_per_column_like_numpy(by, m):
+    rng = np.random.default_rng(m)
+    B = (rng.integers(-6, 7, size=(41, 29)) / 4.0).astype(np.float32)  # many ties, zeros and sign pairs
+    P = prune(B, m, by=by, num_threads=2)
+    ref, kept = ref_prune(B, m, by)
+    assert isinstance(P, sp.csr_matrix) and P.dtype == np.float32 and P.shape == B.shape
+    C = P.tocsc()
+    assert (np.diff(C.indptr) == min(m, 41)).all()  # explicit zeros are stored when they are kept
+    mask = np.zeros(B.shape, bool)
+    rows = C.indices
+    cols = np.repeat(np.arange(29), np.diff(C.indptr))
+    mask[rows, cols] = True
+    np.testing.assert_array_equal(mask, kept)
+    np.testing.assert_array_equal(P.toarray(), ref)
+
+
+def test_prune_float64_and_memmap(tmp_path):
+    rng = np.random.default_rng(0)
+    B = rng.standard_normal((300, 300))
+    path = tmp_path / "b.npy"
+    np.save(path, B)
+    Bm = np.load(path, mmap_mode="r")
+    P = prune(Bm, 12)
+    assert P.dtype == np.float64
+    np.testing.assert_array_equal(P.toarray(), ref_prune(B, 12)[0])
+
+
+@pytest.mark.parametrize("B, m, kw, exc", [
+    (np.zeros((3, 3)), 0, {}, ValueError),
+    (np.zeros((3, 3)), 2.0, {}, TypeError),
+    (np.zeros((3, 3)), True, {}, TypeError),
+    (np.zeros((3, 3)), 1, {"by": "max"}, ValueError),
+    (np.zeros(3), 1, {}, ValueError),
+    (np.zeros((3, 3), dtype=int), 1, {}, TypeError),
+    (np.array([[np.nan, 0], [0, 1]]), 1, {}, ValueError),
+    (np.array([[1.0, 0], [0, -np.inf]]), 1, {}, ValueError),
+    (np.array([[1.0, 0], [0, -np.inf]]), 5, {"by": "value"}, ValueError),
+    (sp.eye(3, format="csr"), 1, {}, TypeError),
+])
+def test_prune_bad_arguments(B, m, kw, exc):
+    with pytest.raises(exc):
+        prune(B, m, **kw)
+
+
+def test_pruned_accuracy_degrades_gracefully(fitted):
+    """Keeping every entry is the dense answer; fewer entries move the lists gradually."""
+    model, X = fitted
+    dense = Recommender(model)
+    full = dense.prune(300)
+    for u in range(50):
+        a = dense.recommend_one(X[u].indices, 10)
+        b = full.recommend_one(X[u].indices, 10)
+        np.testing.assert_allclose(b[1], a[1], rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# files
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture
+def model_path(tmp_path, fitted):
+    path = tmp_path / "m.laef"
+    fitted[0].save(path)
+    return path
+
+
+def test_load_model_file_is_memory_mapped(model_path, fitted):
+    model, X = fitted
+    rec = Recommender.load(model_path)
+    assert isinstance(rec._B, np.ndarray) and not rec._B.flags.writeable
+    assert isinstance(rec._B.base, (np.memmap, memoryview)) or rec._B.base is not None
+    np.testing.assert_array_equal(rec.item_ids, model.item_ids_)
+    ids, scores = model.recommend(X[:20], 10)
+    for u in range(20):
+        assert_same(rec.recommend_one(X[u].indices, 10), (ids[u], scores[u]))
+    with open(model_path, "rb") as fh:
+        assert_same(Recommender.load(fh).recommend_one([1, 2], 5), rec.recommend_one([1, 2], 5))
+
+
+@pytest.mark.parametrize("pruned", [False, True])
+def test_serving_file_round_trip(tmp_path, fitted, pruned):
+    model, X = fitted
+    rec = Recommender(model)
+    if pruned:
+        rec = rec.prune(25, by="value")
+    path = tmp_path / "serve.laef"
+    rec.save(path)
+    again = Recommender.load(path)
+    assert again.pruned == pruned and again.n_items == 300
+    if pruned:
+        assert again.m == 25 and again.by == "value"
+    for u in range(30):
+        assert_same(again.recommend_one(X[u].indices, 8), rec.recommend_one(X[u].indices, 8))
+    buf = io.BytesIO()
+    rec.save(buf)
+    buf.seek(0)
+    assert_same(Recommender.load(buf, verify=False).recommend_one([4], 3), rec.recommend_one([4], 3))
+    with pytest.raises(ModelFileError, match="unknown model type"):
+        lae_fast.load_model(path)  # a serving file holds no model hyper-parameters
+
+
+def _payload_start(raw, array=None):
+    """Offset of the first array's bytes (or of ``array``'s), and the end of the header."""
+    hlen = model_io._PREFIX.unpack(raw[:model_io._PREFIX.size])[2]
+    header = json.loads(raw[model_io._PREFIX.size:model_io._PREFIX.size + hlen].decode())
+    offsets = {k: e["offset"] for k, e in header["arrays"].items()}
+    return (offsets[array] if array else min(offsets.values())), model_io._PREFIX.size + hlen
+
+
+@pytest.mark.parametrize("pruned", [False, True])
+def test_corrupt_truncated_foreign_pickled_files(tmp_path, fitted, pruned):
+    rec = Recommender(fitted[0])
+    if pruned:
+        rec = rec.prune(10)
+    good = tmp_path / "good.laef"
+    rec.save(good)
+    raw = good.read_bytes()
+    start, header_end = _payload_start(raw)
+    bad = tmp_path / "bad.laef"
+    flipped = bytearray(raw)
+    flipped[_payload_start(raw, "data" if pruned else "B")[0] + 5] ^= 0x10  # a weight, not the structure
+    cases = {
+        "payload flip": (bytes(flipped), "checksum"),
+        "header flip": (raw[:header_end - 3] + bytes([raw[header_end - 3] ^ 1]) + raw[header_end - 2:],
+                        "header"),
+        "truncated": (raw[:start + 7], "truncated"),
+        "empty": (b"", "too short"),
+        "pickle": (pickle.dumps({"B": np.eye(3)}), "pickle"),
+        "pickled model": (pickle.dumps(fitted[0]), "pickle"),
+        "npy": (b"\x93NUMPY" + b"\0" * 200, "not a lae-fast model"),
+        "random": (np.random.default_rng(0).bytes(5000), "not a lae-fast model"),
+    }
+    for label, (content, match) in cases.items():
+        bad.write_bytes(content)
+        with pytest.raises(ModelFileError, match=match):
+            Recommender.load(bad)
+        with pytest.raises(ModelFileError, match=match):
+            Recommender.load(io.BytesIO(content))
+    bad.write_bytes(bytes(flipped))
+    assert Recommender.load(bad, verify=False).n_items == 300  # verify=False skips the checksums
+    with pytest.raises(FileNotFoundError):
+        Recommender.load(tmp_path / "missing.laef")
+
+
+@pytest.mark.parametrize("mutate, match", [
+    (lambda a, m: a.update(indices=np.array([0] * 9 + [300] + list(a["indices"][10:]), np.int32)),
+     "inconsistent"),
+    (lambda a, m: a.update(indptr=a["indptr"][::-1].copy()), "inconsistent"),
+    (lambda a, m: a.update(indptr=a["indptr"][:-1].copy()), "wrong dtypes or shapes"),
+    (lambda a, m: a.update(data=a["data"].astype(np.float64)), "wrong dtypes or shapes"),
+    (lambda a, m: a.update(data=np.full_like(a["data"], np.nan)), "inconsistent"),
+    (lambda a, m: a.pop("item_ids"), "item_ids"),
+    (lambda a, m: m.update(n_items=301), "item_ids"),
+    (lambda a, m: m.update(kind="hologram"), "kind"),
+])
+def test_crafted_serving_files_are_refused_even_without_verify(tmp_path, fitted, mutate, match):
+    """Checksums can be recomputed by anyone: the structure is checked on every load."""
+    rec = Recommender(fitted[0]).prune(10)
+    indptr, indices, data = rec._csr
+    arrays = {"indptr": indptr.copy(), "indices": indices.copy(), "data": data.copy(), "item_ids": rec.item_ids}
+    meta = {"model": SERVING_MODEL, "n_items": 300, "kind": "pruned", "m": 10, "by": "abs", "dtype": "float32"}
+    mutate(arrays, meta)
+    path = tmp_path / "crafted.laef"
+    model_io.save_arrays(path, arrays, meta)
+    for verify in (True, False):
+        with pytest.raises(ModelFileError, match=match):
+            Recommender.load(path, verify=verify)
+
+
+def test_interrupted_fit_leaves_no_file(tmp_path, fitted, monkeypatch):
+    """fit writes nothing; save is atomic: an interrupt at any point leaves no file."""
+    from lae_fast.models import ease
+
+    _, X = fitted
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ease, "spd_inverse_inplace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        EASE(10.0).fit(X)
+    assert list(tmp_path.iterdir()) == []
+    # the CLI: interrupted during fit, nothing is written
+    from click.testing import CliRunner
+
+    from lae_fast.cli import main
+
+    data = tmp_path / "d.npz"
+    sp.save_npz(data, X)
+    out = tmp_path / "m.laef"
+    result = CliRunner().invoke(main, ["-q", "fit", str(data), "-o", str(out)])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert sorted(os.listdir(tmp_path)) == ["d.npz"]
+    monkeypatch.undo()
+    # interrupted while writing: neither the target nor a temporary file remains
+    model = RDLAE(5.0).fit(X)
+    monkeypatch.setattr(model_io.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        model.save(out)
+    with pytest.raises(KeyboardInterrupt):
+        Recommender(model).prune(5).save(out)
+    assert sorted(os.listdir(tmp_path)) == ["d.npz"]
