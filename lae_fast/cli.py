@@ -5,15 +5,13 @@ Library errors become one ``Error: ...`` line and exit status 1.
 """
 from __future__ import annotations
 
-import contextlib
-import functools
 import json
-import sys
-import time
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Optional
 
 import click
 import numpy as np
+
+from ._cli_common import Context, echo_json, library_errors, pass_ctx
 
 #: CLI model name -> the hyper-parameters it takes (CLI flags are these with - for _)
 _MODEL_OPTIONS = {"lae": ("l2",), "ease": ("l2",), "dlae": ("l2", "dropout"), "edlae": ("l2", "dropout"),
@@ -23,50 +21,6 @@ MODEL_NAMES = tuple(_MODEL_OPTIONS)
 #: models fitted on interactions plus item embeddings
 TEXT_MODELS = ("l3ae", "ease-text", "text-similarity")
 
-
-class Context:
-    def __init__(self, num_threads: Optional[int], quiet: bool):
-        self.num_threads = num_threads
-        self.quiet = quiet
-
-    @contextlib.contextmanager
-    def step(self, message: str) -> Iterator[None]:
-        """Print a step and its duration to stderr (stdout stays clean for --json)."""
-        if self.quiet:
-            yield
-            return
-        click.echo(f"{message} ...", err=True, nl=False)
-        t0 = time.perf_counter()
-        try:
-            yield
-        except BaseException:
-            click.echo(" failed", err=True)  # end the line so the error stands on its own
-            raise
-        click.echo(f" {time.perf_counter() - t0:.2f} s", err=True)
-
-
-pass_ctx = click.make_pass_decorator(Context)
-
-
-def _library_errors(func):
-    """Turn the library's documented exceptions into one clean CLI error line."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        from numpy.linalg import LinAlgError
-
-        try:
-            return func(*args, **kwargs)
-        except click.ClickException:
-            raise
-        except (ValueError, TypeError, MemoryError, LinAlgError, OSError, RuntimeError, ImportError) as exc:
-            raise click.ClickException(str(exc) or type(exc).__name__) from None
-
-    return wrapper
-
-
-def _echo_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2, default=str))
 
 
 def _data_options(func):
@@ -158,7 +112,7 @@ def _read_data(path: str, user_col, item_col, rating_col, sep, min_rating):
 
 def build_model(model_name: str, params: Dict[str, Any], dtype: str, num_threads):
     """Instantiate a model by CLI name, refusing hyper-parameters the model does not have."""
-    from .models import EASE, L3AE, MODELS, EASEText, TextSimilarity  # noqa: F401 - EASE keeps MODELS loaded
+    from .models import L3AE, MODELS, EASEText, TextSimilarity
 
     classes = {**MODELS, "l3ae": L3AE, "ease-text": EASEText, "text-similarity": TextSimilarity}
     allowed = _MODEL_OPTIONS[model_name]
@@ -208,7 +162,7 @@ def main(ctx: click.Context, num_threads: Optional[int], quiet: bool) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Model file to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @pass_ctx
-@_library_errors
+@library_errors
 def fit(obj: Context, data, model_name, l2, dropout, xi, l2_x, l2_e, l2_f, dtype, item_text, item_embeddings,
         text_template, id_field, text_field, user_col, item_col, rating_col, sep, min_rating, output, as_json):
     """Fit a model on DATA (.npz or long-format CSV/TSV) and save it.
@@ -238,7 +192,7 @@ def fit(obj: Context, data, model_name, l2, dropout, xi, l2_x, l2_e, l2_f, dtype
                "fit_seconds": getattr(model, "fit_seconds_", None)}
     summary["params"]["dtype"] = dtype
     if as_json:
-        _echo_json(summary)
+        echo_json(summary)
     else:
         click.echo(f"saved {type(model).__name__} ({inter.n_items} items) to {output}")
 
@@ -261,7 +215,7 @@ def _evaluate(obj: Context, inter, model, protocol: str, ks, seed: int, heldout:
               "protocol": protocol, "seed": seed, "fit_seconds": getattr(model, "fit_seconds_", None),
               "metrics": metrics}
     if as_json:
-        _echo_json(result)
+        echo_json(result)
     else:
         click.echo(f"{title}\n{model!r}, {protocol} generalization, test users: {metrics.get('n_users')}")
         click.echo(format_metrics(metrics))
@@ -290,7 +244,7 @@ def _parse_ks(value: str):
               help="strong: users held out per val/test set (fraction, or count if >= 1).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_ctx
-@_library_errors
+@library_errors
 def evaluate_cmd(obj: Context, data, model_name, l2, dropout, xi, l2_x, l2_e, l2_f, dtype, item_text,
                  item_embeddings, text_template, id_field, text_field, user_col, item_col, rating_col, sep,
                  min_rating, protocol, ks, seed, heldout, as_json):
@@ -326,7 +280,7 @@ def evaluate_cmd(obj: Context, data, model_name, l2, dropout, xi, l2_x, l2_e, l2
 @click.option("--user-col", default=None, help="User column of HISTORIES (default: auto-detect).")
 @click.option("--item-col", default=None, help="Item column of HISTORIES (default: auto-detect).")
 @pass_ctx
-@_library_errors
+@library_errors
 def recommend(obj: Context, model_path, histories, k, fmt, output, keep_seen, user_col, item_col):
     """Top-K items for each user in HISTORIES (a CSV of user,item with the model's item ids).
 
@@ -377,7 +331,7 @@ def recommend(obj: Context, model_path, histories, k, fmt, output, keep_seen, us
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--no-verify", is_flag=True, help="Skip the checksum (fast on huge files).")
-@_library_errors
+@library_errors
 def info(model_path, as_json, no_verify):
     """Describe a model file (type, hyper-parameters, size); verifies its checksum.
 
@@ -388,11 +342,14 @@ def info(model_path, as_json, no_verify):
     from .io import load_arrays
 
     arrays, meta = load_arrays(model_path, mmap=True, verify=not no_verify)
-    B = arrays["B"]
-    summary = {"file": model_path, **meta, "shape": list(B.shape),
+    # A pruned serving file (Recommender.save) holds B as CSR arrays, not as "B".
+    n_items = len(arrays["item_ids"]) if "item_ids" in arrays else meta.get("n_items")
+    shape = list(arrays["B"].shape) if "B" in arrays else [n_items, n_items]
+    summary = {"file": model_path, **meta, "shape": shape,
+               "arrays": {name: f"{a.dtype.name}{list(a.shape)}" for name, a in arrays.items()},
                "checksum": "skipped" if no_verify else "ok"}
     if as_json:
-        _echo_json(summary)
+        echo_json(summary)
     else:
         for key, value in summary.items():
             click.echo(f"{key:>17}: {value}")
@@ -401,7 +358,7 @@ def info(model_path, as_json, no_verify):
 @main.command()
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-@_library_errors
+@library_errors
 def demo(obj: Context, as_json):
     """MovieLens-100K, EASE (l2=50), strong generalization: the main job on a built-in default.
 
@@ -432,7 +389,7 @@ def demo(obj: Context, as_json):
 @click.option("--pooling", type=click.Choice(["mean", "cls"]), default="mean", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-@_library_errors
+@library_errors
 def embed(obj: Context, items, output, text_template, id_field, text_field, encoder_dir, batch_size, max_length,
           pooling, as_json):
     """Embed item texts with an ONNX sentence encoder (no torch needed).
@@ -461,7 +418,7 @@ def embed(obj: Context, items, output, text_template, id_field, text_field, enco
         save_embeddings(output, ids, E)
     summary = {"items": len(ids), "dim": int(E.shape[1]), "output": output, "report": str(report)}
     if as_json:
-        _echo_json(summary)
+        echo_json(summary)
     else:
         click.echo(f"wrote {len(ids)} x {E.shape[1]} embeddings to {output}")
 
@@ -471,7 +428,7 @@ def embed(obj: Context, items, output, text_template, id_field, text_field, enco
 @click.argument("output_dir", type=click.Path(file_okay=False))
 @click.option("--quantize", is_flag=True, help="Also write a per-channel int8 model (about 2x faster).")
 @click.option("--opset", type=int, default=17, show_default=True)
-@_library_errors
+@library_errors
 def export_encoder_cmd(hf_model_dir, output_dir, quantize, opset):
     """Turn a Hugging Face sentence-encoder folder into model.onnx + tokenizer.json.
 
@@ -494,3 +451,12 @@ def show_versions_cmd():
     from ._versions import show_versions
 
     show_versions()
+
+
+# Command groups living in their own modules (they import only _cli_common, so no cycle).
+from .cli_bench import bench  # noqa: E402
+from .cli_data import datasets_command, tune_command  # noqa: E402
+
+main.add_command(bench)
+main.add_command(tune_command)
+main.add_command(datasets_command)

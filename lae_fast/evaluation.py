@@ -26,7 +26,7 @@ from ._validation import check_interactions, check_scalar
 
 __all__ = [
     "EvalSet", "Split", "strong_split", "weak_split", "recall_at_k", "recall_capped_at_k",
-    "ndcg_at_k", "evaluate", "format_metrics",
+    "ndcg_at_k", "evaluate", "format_metrics", "head_items",
 ]
 
 RandomState = Union[None, int, np.random.Generator]
@@ -36,6 +36,8 @@ METRIC_DEFINITIONS = {
     "recall": "hits / |T_u|",
     "recall_capped": "hits / min(k, |T_u|)",
     "ndcg": "binary gains, 1/log2(rank+1), IDCG over min(k, |T_u|) hits",
+    "head/tail": "the same metric against T_u restricted to head (top 20% by training popularity) "
+                 "or tail items; users with no target in the group skipped",
 }
 
 
@@ -481,6 +483,54 @@ def ndcg_at_k(ranked: Any, targets: Any, k: int) -> np.ndarray:
 _METRICS = (("recall", _recall), ("recall_capped", _recall_capped), ("ndcg", _ndcg))
 
 
+# -- head and tail items --------------------------------------------------------------------------
+
+def head_items(popularity: Any, *, share: float = 0.2) -> np.ndarray:
+    """Boolean mask of the head items: the ``share`` most popular in training.
+
+    Parameters
+    ----------
+    popularity : sparse matrix (n_users, n_items) or 1-D array (n_items,)
+        The training interactions (each stored positive counts once), or a
+        count per item.
+    share : float in (0, 1), default=0.2
+        Fraction of the catalogue that is head.
+
+    Returns
+    -------
+    ndarray of bool, shape (n_items,)
+        True for the :math:`\\lceil s \\, n \\rceil` items with the largest counts
+        (:math:`s` = ``share``); ties are broken by the lower item index, so
+        the head always holds exactly that many items. The rest is the tail.
+
+    Examples
+    --------
+    >>> head_items([5, 0, 9, 1, 3], share=0.4)
+    array([ True, False,  True, False, False])
+    """
+    share = check_scalar(share, name="share", low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
+    if sp.issparse(popularity) or getattr(popularity, "matrix", None) is not None:
+        X = check_interactions(popularity, name="popularity")
+        counts = np.bincount(X.indices, minlength=X.shape[1]).astype(np.float64)
+    else:
+        counts = np.asarray(popularity, dtype=np.float64)
+        if counts.ndim != 1 or counts.size == 0:
+            raise ValueError(f"popularity must be a training matrix or a 1-D array of item counts, "
+                             f"got shape {counts.shape}")
+        if not np.all(np.isfinite(counts)):
+            raise ValueError("popularity holds NaN or infinite counts; pass finite item counts")
+    n_head = int(np.ceil(share * counts.size - 1e-9))
+    order = np.argsort(-counts, kind="stable")
+    mask = np.zeros(counts.size, dtype=bool)
+    mask[order[:n_head]] = True
+    return mask
+
+
+def _restrict_columns(targets: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
+    """``targets`` with every entry outside the ``keep`` columns dropped (same shape)."""
+    return _keep_entries(targets, keep[targets.indices])
+
+
 # -- evaluate ----------------------------------------------------------------------------------
 
 def _check_ks(ks: Iterable[int]) -> Tuple[int, ...]:
@@ -501,7 +551,8 @@ def _eval_set(split_or_evalset: Union[Split, EvalSet], on: str) -> EvalSet:
 
 
 def evaluate(model: Any, split_or_evalset: Union[Split, EvalSet], *, ks: Iterable[int] = (10, 20, 50, 100),
-             on: str = "test", batch_size: int = 10000, num_threads: Optional[int] = None
+             on: str = "test", batch_size: int = 10000, num_threads: Optional[int] = None,
+             head_tail: bool = False, head_share: float = 0.2, item_popularity: Any = None
              ) -> Dict[str, Union[float, int]]:
     """Rank the full catalogue for every evaluated user and average the metrics.
 
@@ -521,6 +572,15 @@ def evaluate(model: Any, split_or_evalset: Union[Split, EvalSet], *, ks: Iterabl
         Users ranked per ``recommend`` call (bounds memory).
     num_threads : int, optional
         Passed to ``recommend`` when given; otherwise the model's default.
+    head_tail : bool, default=False
+        Also report the long-tail metrics ``'recall_head@k'``,
+        ``'recall_tail@k'``, ``'ndcg_head@k'`` and ``'ndcg_tail@k'`` (see Notes).
+    head_share : float in (0, 1), default=0.2
+        Share of the catalogue that is head (:func:`head_items`).
+    item_popularity : sparse matrix or 1-D array, optional
+        Training interactions or per-item counts that rank items by
+        popularity. Default: the ``train`` matrix of a Split; required with
+        ``head_tail=True`` when an EvalSet is passed.
 
     Returns
     -------
@@ -528,17 +588,44 @@ def evaluate(model: Any, split_or_evalset: Union[Split, EvalSet], *, ks: Iterabl
         ``'recall@k'``, ``'recall_capped@k'`` and ``'ndcg@k'`` (float) for every k,
         and ``'n_users'`` (int): the number of users with at least one target,
         over whom the metrics are averaged. Users with no target are skipped.
+        With ``head_tail``, also the four long-tail metrics for every k and
+        ``'n_users_head'`` / ``'n_users_tail'``: the users each is averaged over.
 
     Raises
     ------
     ValueError
-        No evaluated user has a target, or bad ``ks`` / ``on`` / ``batch_size``.
+        No evaluated user has a target, or bad ``ks`` / ``on`` / ``batch_size``,
+        or ``head_tail`` without a way to know item popularity.
 
     Notes
     -----
     Inputs are masked (``filter_already_liked_items=True``), so a user's fold-in
     or train items can never be hits. Per-user definitions are those of
     :func:`recall_at_k`, :func:`recall_capped_at_k` and :func:`ndcg_at_k`.
+
+    **Long-tail metrics** (as in the RDLAE paper [1]_). The head :math:`H` is
+    the :math:`\\lceil 0.2\\,n \\rceil` items with the most training
+    interactions (:func:`head_items`), the tail :math:`T` is every other item.
+    For a group :math:`S \\in \\{H, T\\}` the metric is computed against the
+    user's targets in that group, on the *same* full ranking (the list is not
+    re-ranked within the group):
+
+    .. math::
+
+        \\mathrm{recall}_S\\mathrm{@}k(u) = \\frac{|\\mathrm{top}_k(u) \\cap T_u \\cap S|}
+                                               {|T_u \\cap S|}, \\qquad
+        \\mathrm{ndcg}_S\\mathrm{@}k(u) = \\frac{\\sum_{r \\le k} [i_r \\in T_u \\cap S] / \\log_2(r+1)}
+                                             {\\sum_{r=1}^{\\min(k, |T_u \\cap S|)} 1 / \\log_2(r+1)}
+
+    averaged over the users with :math:`T_u \\cap S \\neq \\emptyset` only (a
+    user whose targets are all tail items does not count in the head mean).
+    Hits on items of the other group are ignored: a tail hit neither helps nor
+    hurts head recall, but it does occupy a slot of the top k.
+
+    References
+    ----------
+    .. [1] J. Moon, H. Kim, J. Lee, "It's Enough: Relaxing Diagonal Constraints
+       in Linear Autoencoders for Recommendation", SIGIR 2023.
 
     Examples
     --------
@@ -562,9 +649,12 @@ def evaluate(model: Any, split_or_evalset: Union[Split, EvalSet], *, ks: Iterabl
     if rows.size == 0:
         raise ValueError(f"none of the {targets.shape[0]} evaluated users has a target item; "
                          "nothing to score (check the split's min_items or ratios)")
+    groups = _head_tail_targets(split_or_evalset, targets, head_share, item_popularity) if head_tail else {}
     max_k = ks[-1]
     extra = {} if num_threads is None else {"num_threads": num_threads}
     sums = {f"{name}@{k}": 0.0 for k in ks for name, _ in _METRICS}
+    for group in groups:
+        sums.update({f"{name}_{group}@{k}": 0.0 for k in ks for name, _ in _GROUP_METRICS})
     for start in range(0, rows.size, int(batch_size)):
         batch = rows[start:start + int(batch_size)]
         ids, _ = model.recommend(inputs[batch], N=max_k, filter_already_liked_items=True, **extra)
@@ -577,14 +667,51 @@ def evaluate(model: Any, split_or_evalset: Union[Split, EvalSet], *, ks: Iterabl
         for k in ks:
             for name, metric in _METRICS:
                 sums[f"{name}@{k}"] += float(metric(hits[:, :k], n_targets).sum())
-    result: Dict[str, Union[float, int]] = {key: total / rows.size for key, total in sums.items()}
+        for group, (group_targets, _) in groups.items():
+            g_hits, g_targets = _hits(ids, group_targets[batch], max_k)
+            for k in ks:
+                for name, metric in _GROUP_METRICS:
+                    sums[f"{name}_{group}@{k}"] += float(np.nansum(metric(g_hits[:, :k], g_targets)))
+    result: Dict[str, Union[float, int]] = {}
+    for key, total in sums.items():
+        group = key.split("@")[0].rpartition("_")[2]
+        if group in groups:
+            n_group = groups[group][1]
+            result[key] = total / n_group if n_group else float("nan")
+        else:
+            result[key] = total / rows.size
     result["n_users"] = int(rows.size)
+    for group, (_, n_group) in groups.items():
+        result[f"n_users_{group}"] = int(n_group)
     return result
+
+
+_GROUP_METRICS = (("recall", _recall), ("ndcg", _ndcg))
+
+
+def _head_tail_targets(split_or_evalset: Union[Split, EvalSet], targets: sp.csr_matrix, share: float,
+                       popularity: Any) -> Dict[str, Tuple[sp.csr_matrix, int]]:
+    """Targets restricted to head and to tail items, with the number of users having any."""
+    if popularity is None:
+        if not isinstance(split_or_evalset, Split):
+            raise ValueError("head_tail=True needs item popularity: pass a Split (its train matrix is used) "
+                             "or item_popularity= (the training matrix or per-item counts)")
+        popularity = split_or_evalset.train
+    head = head_items(popularity, share=share)
+    if head.size != targets.shape[1]:
+        raise ValueError(f"item_popularity covers {head.size} items but the targets have "
+                         f"{targets.shape[1]}; pass one count per item")
+    out = {}
+    for group, keep in (("head", head), ("tail", ~head)):
+        restricted = _restrict_columns(targets, keep)
+        out[group] = (restricted, int(np.count_nonzero(np.diff(restricted.indptr))))
+    return out
 
 
 # -- reporting ---------------------------------------------------------------------------------
 
-_KEY = re.compile(r"^(recall|recall_capped|ndcg)@(\d+)$")
+_KEY = re.compile(r"^(recall|recall_capped|ndcg|recall_head|recall_tail|ndcg_head|ndcg_tail)@(\d+)$")
+_GROUP_COLUMNS = ("recall_head", "recall_tail", "ndcg_head", "ndcg_tail")
 
 
 def format_metrics(metrics: Dict[str, Any]) -> str:
@@ -599,7 +726,9 @@ def format_metrics(metrics: Dict[str, Any]) -> str:
     -------
     str
         Columns ``recall@k``, ``recall_capped@k``, ``ndcg@k`` (a missing value
-        prints ``-``), followed by the definition of each recall variant.
+        prints ``-``), then the long-tail columns ``recall_head@k`` ...
+        ``ndcg_tail@k`` when ``metrics`` has any, followed by the definition
+        of each recall variant.
 
     Examples
     --------
@@ -615,6 +744,8 @@ def format_metrics(metrics: Dict[str, Any]) -> str:
         if match:
             values.setdefault(int(match.group(2)), {})[match.group(1)] = float(value)
     names = [name for name, _ in _METRICS]
+    if any(name in row for row in values.values() for name in _GROUP_COLUMNS):
+        names += list(_GROUP_COLUMNS)
     header = ["k"] + [f"{name}@k" for name in names]
     body = [[str(k)] + [f"{values[k][n]:.4f}" if n in values[k] else "-" for n in names]
             for k in sorted(values)]
@@ -625,4 +756,8 @@ def format_metrics(metrics: Dict[str, Any]) -> str:
               f"recall_capped = {METRIC_DEFINITIONS['recall_capped']}")
     if "n_users" in metrics:
         footer += f"; mean over {metrics['n_users']} users with >= 1 target"
+    if len(names) > len(_METRICS):
+        footer += (f"\nhead/tail: {METRIC_DEFINITIONS['head/tail']}"
+                   + (f" ({metrics['n_users_head']} / {metrics['n_users_tail']} users)"
+                      if "n_users_head" in metrics and "n_users_tail" in metrics else ""))
     return "\n".join(lines + [footer])

@@ -15,7 +15,8 @@ from click.testing import CliRunner
 import lae_fast
 from lae_fast.cli import main
 
-SUBCOMMANDS = ["fit", "evaluate", "recommend", "info", "demo", "embed", "export-encoder", "show-versions"]
+SUBCOMMANDS = ["fit", "evaluate", "recommend", "info", "demo", "embed", "export-encoder", "show-versions",
+               "tune", "datasets", "bench", "bench solvers", "bench fit"]
 
 
 @pytest.fixture()
@@ -50,7 +51,7 @@ def assert_clean_error(result, code=1, contains=None):
 
 @pytest.mark.parametrize("sub", [None] + SUBCOMMANDS)
 def test_help(runner, sub):
-    result = invoke(runner, ([sub] if sub else []) + ["--help"])
+    result = invoke(runner, (sub.split() if sub else []) + ["--help"])
     assert result.exit_code == 0
     assert "Usage:" in result.output
     if sub in ("fit", "evaluate", "recommend", "info", "embed", "export-encoder", None):

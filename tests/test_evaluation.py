@@ -342,3 +342,64 @@ def test_format_metrics_table():
     assert lines[2].split() == ["100", "0.7500", "-", "0.8750"]
     assert len({len(line) for line in lines[:3]}) == 1  # aligned
     assert "recall_capped = hits / min(k, |T_u|)" in lines[3] and "42 users" in lines[3]
+
+
+# -- long-tail metrics (head = top 20% items by training popularity) ------------------------------
+
+def head_tail_evalset():
+    # users: A (input 9; targets 8 tail, 5 head, 2 head), B (targets 2 head), C (no target),
+    # D (targets 7 and 1, both tail); DescendingModel ranks 9, 8, 7, ... skipping inputs
+    inputs = rows_to_csr([[9], [], [0], []], 10)
+    targets = rows_to_csr([[8, 5, 2], [2], [], [7, 1]], 10)
+    return EvalSet(inputs=inputs, targets=targets, users=np.arange(4))
+
+
+POPULARITY = np.array([0, 0, 10, 0, 0, 8, 0, 0, 0, 1])  # head (2 of 10 items) = {2, 5}
+
+
+def test_head_items_top_share_with_stable_ties():
+    from lae_fast.evaluation import head_items
+
+    assert np.flatnonzero(head_items(POPULARITY)).tolist() == [2, 5]
+    assert np.flatnonzero(head_items([3, 3, 3, 3, 3], share=0.4)).tolist() == [0, 1]  # ties: lower index
+    assert np.flatnonzero(head_items([1, 2, 3, 4, 5, 6], share=0.2)).tolist() == [4, 5]  # ceil(1.2) = 2 items
+    train = rows_to_csr([[0, 3], [3], [3, 1]], 4)
+    assert np.flatnonzero(head_items(train, share=0.25)).tolist() == [3]
+    with pytest.raises(ValueError, match="share"):
+        head_items(POPULARITY, share=1.0)
+
+
+def test_head_tail_metrics_hand_computed():
+    m = evaluate(DescendingModel(10), head_tail_evalset(), ks=(1, 4), head_tail=True, item_popularity=POPULARITY)
+    expected = {
+        # A: top4 = 8,7,6,5 -> head hit 5 (rank 4) of {5, 2}; tail hit 8 (rank 1) of {8}
+        # B: top4 = 9,8,7,6 -> head target 2 missed; no tail target (excluded from tail means)
+        # D: top4 = 9,8,7,6 -> tail hit 7 (rank 3) of {7, 1}; no head target (excluded from head means)
+        "recall_head@4": (1 / 2 + 0) / 2, "ndcg_head@4": ((1 / math.log2(5)) / (1 + D2) + 0) / 2,
+        "recall_tail@4": (1 + 1 / 2) / 2, "ndcg_tail@4": (1 + D3 / (1 + D2)) / 2,
+        "recall_head@1": 0.0, "ndcg_head@1": 0.0, "recall_tail@1": (1 + 0) / 2, "ndcg_tail@1": (1 + 0) / 2,
+        "recall@4": (2 / 3 + 0 + 1 / 2) / 3,
+    }
+    for key, value in expected.items():
+        assert m[key] == pytest.approx(value), key
+    assert (m["n_users"], m["n_users_head"], m["n_users_tail"]) == (3, 2, 2)
+    # the overall metrics are untouched by head_tail
+    plain = evaluate(DescendingModel(10), head_tail_evalset(), ks=(1, 4))
+    assert set(plain) | {f"{n}_{g}@{k}" for n in ("recall", "ndcg") for g in ("head", "tail") for k in (1, 4)} \
+        | {"n_users_head", "n_users_tail"} == set(m)
+    assert all(m[k] == plain[k] for k in plain)
+
+
+def test_head_tail_popularity_from_split_train_or_required():
+    es = head_tail_evalset()
+    train = sp.csr_matrix((np.ones(19), ([0] * 10 + [1] * 8 + [2], [2] * 10 + [5] * 8 + [9])), shape=(3, 10))
+    split = Split(train=train, val=es, test=es, protocol="weak")
+    from_split = evaluate(DescendingModel(10), split, ks=(4,), head_tail=True)
+    given = evaluate(DescendingModel(10), es, ks=(4,), head_tail=True, item_popularity=POPULARITY)
+    assert from_split == pytest.approx(given)
+    with pytest.raises(ValueError, match="item_popularity"):
+        evaluate(DescendingModel(10), es, ks=(4,), head_tail=True)
+    with pytest.raises(ValueError, match="covers 3 items"):
+        evaluate(DescendingModel(10), es, ks=(4,), head_tail=True, item_popularity=[1, 2, 3])
+    text = format_metrics(given)
+    assert "recall_tail@k" in text.splitlines()[0] and "head/tail" in text and "(2 / 2 users)" in text
