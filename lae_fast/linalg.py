@@ -25,6 +25,12 @@ SPD_METHODS = ("auto", "lapack", "blocked")
 #: safer default from 1536 up.
 _BLOCKED_FROM_N = {np.dtype(np.float32): 1536, np.dtype(np.float64): 1536}
 
+#: Below this n the inverse runs on one BLAS thread: the work per thread is too small to pay
+#: for waking a second one (n = 200 float32, idle 2-core machine: 1.0 ms on one thread,
+#: 8.0 ms on two; even at n = 500), and on a busy machine a spinning second thread can cost
+#: 100x (n = 500: 1.5 s against 0.02 s).
+_PARALLEL_FROM_N = 512
+
 
 def available_memory() -> Optional[int]:
     """Bytes this process can still allocate: MemAvailable, capped by a cgroup limit."""
@@ -85,6 +91,22 @@ def mirror_upper(a: np.ndarray, *, num_threads: int = 1) -> np.ndarray:
     return a
 
 
+def _check_upper_finite(a: np.ndarray, rows: int = 256) -> None:
+    """Refuse NaN/inf in the triangle the inverse reads (LAPACK would call it singular).
+
+    Row blocks keep the temporary small; one O(n²) pass beside the n³ inverse.
+    """
+    n = a.shape[0]
+    for start in range(0, n, rows):
+        block = a[start:start + rows, start:]
+        if not np.isfinite(block).all():
+            bad = np.triu(~np.isfinite(block))  # block[i, j] is a[start + i, start + j]: upper iff j >= i
+            if bad.any():
+                i, j = np.argwhere(bad)[0]
+                raise ValueError(f"the matrix holds {block[i, j]} at ({start + i}, {start + j}); "
+                                 "a Gram matrix of finite interactions never does: check the input data")
+
+
 def choose_spd_method(n: int, dtype) -> str:
     """The route ``method="auto"`` takes for an n×n matrix of this dtype.
 
@@ -109,7 +131,7 @@ def spd_inverse_inplace(a: np.ndarray, *, num_threads: Optional[int] = None,
     ----------
     a : ndarray of shape (n, n), float32 or float64, C-contiguous
     num_threads : int, optional
-        BLAS threads for the factorisation.
+        BLAS threads for the factorisation (one below n = 512, where a second thread only costs).
     mirror : bool, default=True
         Write the lower triangle too.
     method : {'auto', 'lapack', 'blocked'}, default='auto'
@@ -131,6 +153,9 @@ def spd_inverse_inplace(a: np.ndarray, *, num_threads: Optional[int] = None,
         If ``a`` is not positive definite, or so ill-conditioned that its inverse
         would be noise in this precision (LAPACK pocon estimate below machine
         epsilon); its contents are then undefined.
+    ValueError
+        If ``a`` is not square, float32/float64, C-contiguous and writeable, or
+        holds NaN or inf in its upper triangle (checked before anything is written).
     """
     if a.ndim != 2 or a.shape[0] != a.shape[1]:
         raise ValueError(f"expected a square matrix, got shape {a.shape}")
@@ -140,7 +165,8 @@ def spd_inverse_inplace(a: np.ndarray, *, num_threads: Optional[int] = None,
         raise ValueError(f"method={method!r} is not one of {', '.join(map(repr, SPD_METHODS))}")
     if method == "auto":
         method = choose_spd_method(a.shape[0], a.dtype)
-    nt = resolve_num_threads(num_threads)
+    _check_upper_finite(a)
+    nt = resolve_num_threads(num_threads) if a.shape[0] >= _PARALLEL_FROM_N else 1
     with blas_threads(nt):
         if method == "lapack":
             info, rcond = _lapack.potrf_potri_upper(a)

@@ -94,6 +94,22 @@ def test_not_positive_definite(dtype):
         spd_inverse_inplace(N)
 
 
+@pytest.mark.parametrize("method", ["lapack", "blocked"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_upper_triangle_is_named_and_nothing_written(method, bad):
+    A = random_spd(300, seed=3)
+    A[7, 260] = bad
+    before = A.copy()
+    with pytest.raises(ValueError, match=r"holds .* at \(7, 260\).*check the input data"):
+        spd_inverse_inplace(A, method=method)
+    np.testing.assert_array_equal(A, before)
+    # the lower triangle is never read: a NaN there does not matter
+    A = random_spd(300, seed=3)
+    expected = np.linalg.inv(A)
+    A[260, 7] = np.nan
+    np.testing.assert_allclose(spd_inverse_inplace(A, method=method), expected, rtol=1e-8, atol=1e-12)
+
+
 def test_empty_matrix():
     a = np.zeros((0, 0))
     assert spd_inverse_inplace(a).shape == (0, 0)
