@@ -20,7 +20,7 @@ ctypedef fused index_t:
 def gram_upper(const index_t[::1] indptr, const index_t[::1] indices,
                const floating[::1] data, bint weighted,
                const int64_t[::1] item_ptr, const index_t[::1] item_user,
-               const int64_t[::1] item_pos, const int64_t[::1] order,
+               const index_t[::1] item_pos, const int64_t[::1] order,
                floating[:, ::1] out, int num_threads):
     """Add the upper triangle (row-major, j >= i) of XᵀX into ``out``.
 

@@ -12,22 +12,35 @@ from ._validation import check_dtype, check_interactions
 from .linalg import check_fits_in_memory, mirror_upper
 
 
-def _item_major_view(X: sp.csr_matrix):
+def _item_major_view(X: sp.csr_matrix, index_dtype: np.dtype):
     """For every item: its users and the CSR position of the item in each user's row.
 
     A CSC transpose of a matrix whose values are the CSR positions 0..nnz-1
     (scipy's counting sort, O(nnz)); also the rows of G ordered heaviest first:
-    item i at position p of a row of length L costs L - p updates.
+    item i at CSR position k of user u's row costs indptr[u+1] - k updates.
+    Positions are stored in ``index_dtype`` (int32 whenever nnz < 2³¹) to keep
+    the O(nnz) temporaries small beside the n×n output.
     """
     n = X.shape[1]
-    positions = sp.csr_matrix((np.arange(X.nnz, dtype=np.int64), X.indices, X.indptr), shape=X.shape).tocsc()
-    lengths = np.diff(X.indptr)
-    pos_in_row = np.arange(X.nnz, dtype=np.int64) - np.repeat(X.indptr[:-1].astype(np.int64), lengths)
-    cost = np.bincount(X.indices, weights=np.repeat(lengths, lengths) - pos_in_row, minlength=n)
+    positions = sp.csr_matrix((np.arange(X.nnz, dtype=index_dtype), X.indices, X.indptr),
+                              shape=X.shape).tocsc()
+    row_ends = np.repeat(X.indptr[1:], np.diff(X.indptr))
+    cost = np.bincount(X.indices, weights=row_ends - np.arange(X.nnz), minlength=n)
+    del row_ends
     order = np.argsort(-cost, kind="stable").astype(np.int64)
     order = order[cost[order] > 0]
-    return (positions.indptr.astype(np.int64), positions.indices.astype(X.indices.dtype),
+    return (positions.indptr.astype(np.int64), positions.indices.astype(index_dtype, copy=False),
             positions.data, order)
+
+
+def _weights(X: sp.csr_matrix, dtype: np.dtype) -> np.ndarray:
+    """The stored values in the output's dtype; values beyond its range are refused, not made inf."""
+    with np.errstate(over="ignore"):
+        data = X.data.astype(dtype, copy=False)
+    if not np.isfinite(data).all():
+        raise ValueError(f"weights up to {float(np.abs(X.data).max()):.6g} do not fit in {np.dtype(dtype).name}; "
+                         "pass dtype=np.float64 or scale the weights down")
+    return data
 
 
 def gram_into(X: sp.csr_matrix, out: np.ndarray, *, weighted: bool, num_threads: int,
@@ -38,10 +51,13 @@ def gram_into(X: sp.csr_matrix, out: np.ndarray, *, weighted: bool, num_threads:
     which is all that the Cholesky inverse reads. Extra memory: O(nnz), never n×n.
     """
     if X.nnz:
-        indices = X.indices
-        indptr = X.indptr.astype(indices.dtype, copy=False)
-        data = X.data.astype(out.dtype, copy=False) if weighted else np.ones(1, dtype=out.dtype)
-        item_ptr, item_user, item_pos, order = _item_major_view(X)
+        # one index type for CSR indices, indptr and positions: int32 unless some value needs more
+        wide = X.indices.dtype == np.int64 or X.nnz > np.iinfo(np.int32).max
+        index_dtype = np.dtype(np.int64 if wide else np.int32)
+        indices = X.indices.astype(index_dtype, copy=False)
+        indptr = X.indptr.astype(index_dtype, copy=False)
+        data = _weights(X, out.dtype) if weighted else np.ones(1, dtype=out.dtype)
+        item_ptr, item_user, item_pos, order = _item_major_view(X, index_dtype)
         _gram.gram_upper(indptr, indices, data, bool(weighted), item_ptr, item_user, item_pos, order,
                          out, num_threads)
     if mirror:

@@ -92,7 +92,7 @@ def mirror_upper(a: np.ndarray, *, num_threads: int = 1) -> np.ndarray:
 
 
 def _check_upper_finite(a: np.ndarray, rows: int = 256) -> None:
-    """Refuse NaN/inf in the triangle the inverse reads (LAPACK would call it singular).
+    """Refuse NaN/inf in the triangle the inverse reads (LAPACK would only call it singular).
 
     Row blocks keep the temporary small; one O(n²) pass beside the n³ inverse.
     """
@@ -103,7 +103,7 @@ def _check_upper_finite(a: np.ndarray, rows: int = 256) -> None:
             bad = np.triu(~np.isfinite(block))  # block[i, j] is a[start + i, start + j]: upper iff j >= i
             if bad.any():
                 i, j = np.argwhere(bad)[0]
-                raise ValueError(f"the matrix holds {block[i, j]} at ({start + i}, {start + j}); "
+                raise np.linalg.LinAlgError(f"the matrix holds {block[i, j]} at ({start + i}, {start + j}); "
                                  "a Gram matrix of finite interactions never does: check the input data")
 
 
@@ -152,10 +152,10 @@ def spd_inverse_inplace(a: np.ndarray, *, num_threads: Optional[int] = None,
     numpy.linalg.LinAlgError
         If ``a`` is not positive definite, or so ill-conditioned that its inverse
         would be noise in this precision (LAPACK pocon estimate below machine
-        epsilon); its contents are then undefined.
+        epsilon); its contents are then undefined. Also, naming the entry, if the
+        upper triangle holds NaN or inf (checked before anything is written).
     ValueError
-        If ``a`` is not square, float32/float64, C-contiguous and writeable, or
-        holds NaN or inf in its upper triangle (checked before anything is written).
+        If ``a`` is not square, float32/float64, C-contiguous and writeable.
     """
     if a.ndim != 2 or a.shape[0] != a.shape[1]:
         raise ValueError(f"expected a square matrix, got shape {a.shape}")

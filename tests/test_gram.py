@@ -161,10 +161,12 @@ def test_upper_only_mode_leaves_lower_triangle(make_binary):
     np.testing.assert_array_equal(np.tril(out, -1), 0)
 
 
-def test_item_major_view_points_back_into_the_csr_rows(make_power_law):
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+def test_item_major_view_points_back_into_the_csr_rows(make_power_law, index_dtype):
     X = make_power_law(200, 60, seed=13)
     X.sort_indices()
-    item_ptr, item_user, item_pos, order = _item_major_view(X)
+    item_ptr, item_user, item_pos, order = _item_major_view(X, np.dtype(index_dtype))
+    assert item_user.dtype == index_dtype and item_pos.dtype == index_dtype
     counts = np.diff(X.tocsc().indptr)
     np.testing.assert_array_equal(np.diff(item_ptr), counts)
     for i in range(60):
@@ -174,6 +176,12 @@ def test_item_major_view_points_back_into_the_csr_rows(make_power_law):
         assert np.all((X.indptr[users] <= pos) & (pos < X.indptr[users + 1]))  # ... in that user's row
     # every used item is processed exactly once, unused ones are skipped
     np.testing.assert_array_equal(np.sort(order), np.flatnonzero(counts))
+    # heaviest rows of G first: item i at CSR position k of user u costs indptr[u+1] - k updates
+    cost = np.zeros(60)
+    for u in range(X.shape[0]):
+        for k in range(X.indptr[u], X.indptr[u + 1]):
+            cost[X.indices[k]] += X.indptr[u + 1] - k
+    assert np.all(np.diff(cost[order]) <= 0)
 
 
 def test_bad_arguments(make_binary):
@@ -186,3 +194,12 @@ def test_bad_arguments(make_binary):
     Xn.data[0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         lae_fast.gram(Xn)
+
+
+def test_weights_beyond_float32_are_refused_not_made_inf():
+    X = sp.csr_matrix(np.array([[1e39, 1.0], [0.0, 2.0]]))
+    with pytest.raises(ValueError, match="do not fit in float32.*dtype=np.float64"):
+        lae_fast.gram(X, weighted=True)
+    G = lae_fast.gram(X, weighted=True, dtype=np.float64)
+    np.testing.assert_array_equal(G, (X.T @ X).toarray())
+    np.testing.assert_array_equal(lae_fast.gram(X), [[1, 1], [1, 2]])  # unweighted counts are unaffected
