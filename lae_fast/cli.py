@@ -6,12 +6,14 @@ Library errors become one ``Error: ...`` line and exit status 1.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Dict, Optional
 
 import click
 import numpy as np
 
 from ._cli_common import Context, echo_json, library_errors, pass_ctx
+from .cli_distributed import SCHEDULER_HELP, fit_sharded, is_sharded_source, recommend_all_command
 
 #: CLI model name -> the hyper-parameters it takes (CLI flags are these with - for _)
 _MODEL_OPTIONS = {"lae": ("l2",), "ease": ("l2",), "dlae": ("l2", "dropout"), "edlae": ("l2", "dropout"),
@@ -156,16 +158,21 @@ def main(ctx: click.Context, num_threads: Optional[int], quiet: bool) -> None:
 
 
 @main.command()
-@click.argument("data", type=click.Path(exists=True, dir_okay=False))
+@click.argument("data", type=click.Path())
 @_model_options
 @_data_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Model file to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@click.option("--scheduler", default=None, metavar="ADDRESS", help=SCHEDULER_HELP)
 @pass_ctx
 @library_errors
 def fit(obj: Context, data, model_name, l2, dropout, xi, l2_x, l2_e, l2_f, dtype, item_text, item_embeddings,
-        text_template, id_field, text_field, user_col, item_col, rating_col, sep, min_rating, output, as_json):
-    """Fit a model on DATA (.npz or long-format CSV/TSV) and save it.
+        text_template, id_field, text_field, user_col, item_col, rating_col, sep, min_rating, output, as_json,
+        scheduler):
+    """Fit a model on DATA (.npz or long-format CSV/TSV, or user shards) and save it.
+
+    DATA may also be a directory or glob of user-partitioned npz/parquet shards:
+    the Gram is summed over them (on dask with --scheduler), the inverse runs here.
 
     \b
     Examples:
@@ -174,9 +181,17 @@ def fit(obj: Context, data, model_name, l2, dropout, xi, l2_x, l2_e, l2_f, dtype
       lae-fast fit ratings.csv --model l3ae --l2-x 300 --l2-e 100 --item-text movies.jsonl \\
           --text-template "{title} ({year}). Genres: {genres}" -o l3ae.lae
       lae-fast fit ratings.csv --model l3ae --item-embeddings emb.npz -o l3ae.lae
+      lae-fast fit shards/ --model ease --l2 500 --scheduler tcp://10.0.0.5:8786 -o ease.lae
     """
+    sharded = scheduler is not None or is_sharded_source(data)
+    if not sharded and not os.path.exists(data):
+        raise click.BadParameter(f"Path {data!r} does not exist.", param_hint="'DATA'")
+    if sharded and any(v is not None for v in (rating_col, sep, min_rating)):
+        raise click.UsageError("--rating-col/--sep/--min-rating apply to one CSV/TSV file, not to shards")
     model = _model_from_options(obj, model_name, l2, dropout, xi, l2_x, l2_e, l2_f, dtype, item_text,
                                 item_embeddings)
+    if sharded:
+        return fit_sharded(obj, model, data, scheduler, user_col, item_col, output, as_json)
     with obj.step(f"reading {data}"):
         inter = _read_data(data, user_col, item_col, rating_col, sep, min_rating)
     fit_args = ()
@@ -460,3 +475,4 @@ from .cli_data import datasets_command, tune_command  # noqa: E402
 main.add_command(bench)
 main.add_command(tune_command)
 main.add_command(datasets_command)
+main.add_command(recommend_all_command)

@@ -45,7 +45,10 @@ def _weights(X: sp.csr_matrix, dtype: np.dtype) -> np.ndarray:
 
 def gram_into(X: sp.csr_matrix, out: np.ndarray, *, weighted: bool, num_threads: int,
               mirror: bool = True) -> np.ndarray:
-    """Fill ``out`` (zeroed, C-ordered n×n) with XᵀX for a canonical CSR ``X``.
+    """Add XᵀX for a canonical CSR ``X`` into ``out`` (C-ordered n×n; zeroed for G itself).
+
+    Adding, not overwriting, lets a caller sum the Grams of user partitions in
+    one buffer (:mod:`lae_fast.distributed`).
 
     With ``mirror=False`` only the upper triangle (row-major, j >= i) is written,
     which is all that the Cholesky inverse reads. Extra memory: O(nnz), never n×n.

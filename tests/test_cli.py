@@ -16,7 +16,7 @@ import lae_fast
 from lae_fast.cli import main
 
 SUBCOMMANDS = ["fit", "evaluate", "recommend", "info", "demo", "embed", "export-encoder", "show-versions",
-               "tune", "datasets", "bench", "bench solvers", "bench fit"]
+               "tune", "datasets", "bench", "bench solvers", "bench fit", "recommend-all"]
 
 
 @pytest.fixture()

@@ -125,23 +125,73 @@ class LinearAutoencoder(ItemItemModel):
         MemoryError
             The n×n matrix cannot fit in available memory.
         """
-        l2, p, xi, dtype = self._check_params()
+        _, _, _, dtype = self._check_params()
         Xc = check_interactions(X)
         nt = resolve_num_threads(self.num_threads)
         t0 = time.perf_counter()
         A = gram_buffer(Xc, dtype, nt, what=f"fitting {type(self).__name__}")
+        self._fit_upper_gram(A, nt, gram_seconds=time.perf_counter() - t0)
+        self._set_item_ids(X, Xc.shape[1])
+        return self
+
+    def fit_gram(self, G: np.ndarray, *, item_ids: Any = None, copy: bool = True) -> "LinearAutoencoder":
+        """Fit B in closed form from a precomputed Gram matrix :math:`G = X^T X`.
+
+        What :meth:`fit` does after its Gram step, for a G built elsewhere (e.g. summed
+        over user partitions by :func:`lae_fast.distributed.distributed_gram`).
+
+        Parameters
+        ----------
+        G : ndarray of shape (n_items, n_items)
+            Binary co-occurrence counts; only the upper triangle (row-major, j >= i)
+            is read, so a full symmetric G and an upper-triangle-only buffer both work.
+        item_ids : array-like of shape (n_items,), optional
+            Original item id of each column; default ``0..n-1``.
+        copy : bool, default=True
+            With False, a C-contiguous G of the model's dtype is overwritten and
+            becomes ``B_`` (no second n×n buffer).
+
+        Returns
+        -------
+        self
+        """
+        _, _, _, dtype = self._check_params()
+        G = np.asarray(G)
+        if G.ndim != 2 or G.shape[0] != G.shape[1] or G.shape[0] == 0:
+            raise ValueError(f"G must be a non-empty square n_items x n_items matrix, got shape {G.shape}")
+        if G.dtype.kind not in "biuf":
+            raise TypeError(f"G must hold numbers, got dtype {G.dtype}")
+        n = G.shape[0]
+        self._set_item_ids(_ItemIds(item_ids), n)  # checked before the O(n³) work
+        if copy or G.dtype != dtype or not G.flags.c_contiguous or not G.flags.writeable:
+            check_fits_in_memory(n * n * dtype.itemsize,
+                                 what=f"fitting {type(self).__name__} ({n} items, one {n}x{n} {dtype.name} matrix)")
+            A = np.array(G, dtype=dtype, order="C", copy=True)
+        else:
+            A = G
+        self._fit_upper_gram(A, resolve_num_threads(self.num_threads), gram_seconds=0.0)
+        return self
+
+    def _fit_upper_gram(self, A: np.ndarray, nt: int, *, gram_seconds: float) -> None:
+        """Closed form on A holding (at least) the upper triangle of G; A becomes B_."""
+        l2, p, xi, _ = self._check_params()
+        t1 = time.perf_counter()
         counts = A.diagonal().astype(np.float64)
         gamma = l2 + (p / (1.0 - p)) * counts
-        t1 = time.perf_counter()
         invert_regularised(A, gamma, num_threads=nt,
                            hint=f"raise l2 (now {self.l2}) or use dtype=float64")
         t2 = time.perf_counter()
         self.B_ = lae_family_inplace(A, gamma, xi)
         t3 = time.perf_counter()
-        self._set_item_ids(X, Xc.shape[1])
         self.item_counts_ = counts
-        self.fit_seconds_ = {"gram": t1 - t0, "inverse": t2 - t1, "scaling": t3 - t2}
-        return self
+        self.fit_seconds_ = {"gram": gram_seconds, "inverse": t2 - t1, "scaling": t3 - t2}
+
+
+class _ItemIds:
+    """Duck-typed holder so ``fit_gram`` reuses ``_set_item_ids`` (which reads ``.item_ids``)."""
+
+    def __init__(self, item_ids: Any) -> None:
+        self.item_ids = item_ids
 
 
 @register
