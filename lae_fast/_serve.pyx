@@ -22,15 +22,7 @@ from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
 
 import numpy as np
 
-cdef extern from "topk.h" nogil:
-    void lae_heap_push(float *s, int32_t *id, int32_t *size, int32_t k, float score, int32_t item)
-    void lae_heap_finish(float *s, int32_t *id, int32_t size, int32_t k, float neg_inf)
-
-cdef extern from "score.h" nogil:
-    void lae_accumulate_f(float *acc, int64_t w, const float *B, int64_t ldb, int64_t c0,
-                          const int64_t *rows, const float *wts, int64_t L)
-    void lae_accumulate_d(double *acc, int64_t w, const double *B, int64_t ldb, int64_t c0,
-                          const int64_t *rows, const double *wts, int64_t L)
+from lae_fast._csrc cimport lae_accumulate_d, lae_accumulate_f, lae_heap_finish, lae_heap_push
 
 # Maximum of every run of LAE_CHUNK (32) scores, as float, NaN counted as -inf.
 # Written as a fixed tree of compare-and-select over 8 lanes, which compilers turn

@@ -1,0 +1,12 @@
+# Declarations of the hand-written C helpers in csrc/, shared by the ranking and serving kernels.
+from libc.stdint cimport int32_t, int64_t
+
+cdef extern from "topk.h" nogil:
+    void lae_heap_push(float *s, int32_t *id, int32_t *size, int32_t k, float score, int32_t item)
+    void lae_heap_finish(float *s, int32_t *id, int32_t size, int32_t k, float neg_inf)
+
+cdef extern from "score.h" nogil:
+    void lae_accumulate_f(float *acc, int64_t w, const float *B, int64_t ldb, int64_t c0,
+                          const int64_t *rows, const float *wts, int64_t L)
+    void lae_accumulate_d(double *acc, int64_t w, const double *B, int64_t ldb, int64_t c0,
+                          const int64_t *rows, const double *wts, int64_t L)
