@@ -118,13 +118,19 @@ def check_interactions(X: Any, *, name: str = "X", n_items: Optional[int] = None
     return X
 
 
-def as_index_array(values: Any, *, name: str, n: int) -> np.ndarray:
-    """1-D int array of item indices in [0, n); duplicates and any order allowed."""
+def as_1d(values: Any, *, name: str, what: str) -> np.ndarray:
+    """``values`` as a 1-D array (a scalar becomes one element); ``what`` names the elements in the error."""
     arr = np.asarray(values)
     if arr.ndim == 0:
         arr = arr.reshape(1)
     if arr.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D list of item indices, got shape {arr.shape}")
+        raise ValueError(f"{name} must be a 1-D list of {what}, got shape {arr.shape}")
+    return arr
+
+
+def as_index_array(values: Any, *, name: str, n: int) -> np.ndarray:
+    """1-D int array of item indices in [0, n); duplicates and any order allowed."""
+    arr = as_1d(values, name=name, what="item indices")
     if arr.size == 0:
         return arr.astype(np.int64)
     if not np.issubdtype(arr.dtype, np.integer):

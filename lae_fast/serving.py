@@ -19,7 +19,7 @@ from __future__ import annotations
 import io as _stdio
 import numbers
 import os
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from . import _serve
 from . import io as model_io
 from ._threads import resolve_num_threads
-from ._validation import as_index_array, check_interactions
+from ._validation import as_1d, as_index_array, check_interactions
 from .linalg import check_fits_in_memory
 from .ranking import _column_block, candidate_mask, topk
 
@@ -614,11 +614,7 @@ class _IdLookup:
 
     def __call__(self, values: Any, name: str) -> Tuple[np.ndarray, np.ndarray]:
         """(indices of the known ids as int64, the unknown ids)."""
-        arr = np.asarray(values)
-        if arr.ndim == 0:
-            arr = arr.reshape(1)
-        if arr.ndim != 1:
-            raise ValueError(f"{name} must be a 1-D list of item ids, got shape {arr.shape}")
+        arr = as_1d(values, name=name, what="item ids")
         if arr.size == 0:
             return np.zeros(0, dtype=np.int64), arr
         kind = arr.dtype.kind
