@@ -39,7 +39,8 @@ from ._threads import resolve_num_threads
 from ._validation import check_dtype, check_interactions, check_scalar
 from .evaluation import EvalSet, Split, evaluate, strong_split, weak_split
 from .linalg import check_fits_in_memory
-from .models.ease import MODELS, LinearAutoencoder, gram_buffer, invert_regularised, lae_family_inplace
+from .models.ease import (MODELS, LinearAutoencoder, gram_buffer, invert_regularised, lae_family_inplace,
+                          ridge_diagonal)
 
 __all__ = ["tune", "iter_solutions", "TuneResult", "Solution", "family_member", "GRID_KEYS", "TUNABLE_MODELS"]
 
@@ -178,7 +179,7 @@ def iter_solutions(X: Any, l2: Sequence[float], dropout: Sequence[float], xi: Se
     W = np.empty_like(G) if n_buffers == 3 else P
     for lam in l2:
         for p in dropout:
-            gamma = float(lam) + (float(p) / (1.0 - float(p))) * counts  # the expression of fit()
+            gamma = ridge_diagonal(float(lam), float(p), counts)  # exactly as fit() does
             t0 = time.perf_counter()
             np.copyto(P, G)
             try:

@@ -39,6 +39,11 @@ def gram_buffer(X, dtype: np.dtype, num_threads: int, what: str) -> np.ndarray:
     return gram_into(X, A, weighted=False, num_threads=num_threads, mirror=False)
 
 
+def ridge_diagonal(l2: float, dropout: float, counts: np.ndarray) -> np.ndarray:
+    """γ_j = λ + p/(1−p)·G_jj: the L2 ridge plus the dropout penalty (MATH.md §1), float64."""
+    return l2 + (dropout / (1.0 - dropout)) * counts
+
+
 def invert_regularised(A: np.ndarray, gamma: np.ndarray, *, num_threads: int, hint: str) -> np.ndarray:
     """Overwrite A (upper triangle of G) with P = (G + diag γ)⁻¹, full and symmetric."""
     A[np.diag_indices_from(A)] += gamma.astype(A.dtype)
@@ -177,7 +182,7 @@ class LinearAutoencoder(ItemItemModel):
         l2, p, xi, _ = self._check_params()
         t1 = time.perf_counter()
         counts = A.diagonal().astype(np.float64)
-        gamma = l2 + (p / (1.0 - p)) * counts
+        gamma = ridge_diagonal(l2, p, counts)
         invert_regularised(A, gamma, num_threads=nt,
                            hint=f"raise l2 (now {self.l2}) or use dtype=float64")
         t2 = time.perf_counter()
