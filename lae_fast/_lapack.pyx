@@ -6,31 +6,14 @@ symmetric matrix that is the same matrix, so we ask LAPACK for its *lower*
 triangle, which is our row-major *upper* triangle (j >= i).
 """
 from cython cimport floating
-from libc.math cimport fabs
 from libc.stdlib cimport malloc, free
 from scipy.linalg.cython_lapack cimport spotrf, spotri, spocon, dpotrf, dpotri, dpocon
+
+from lae_fast._dense cimport norm1_upper
 
 cdef extern from "symmetric.h" nogil:
     void lae_mirror_upper_f(float *a, long long n, int nthreads)
     void lae_mirror_upper_d(double *a, long long n, int nthreads)
-
-
-cdef double _norm1_upper(floating[:, ::1] a, double *colsum) noexcept nogil:
-    """1-norm of the symmetric matrix whose row-major upper triangle is stored in ``a``."""
-    cdef Py_ssize_t n = a.shape[0], i, j
-    cdef double v, best = 0
-    for j in range(n):
-        colsum[j] = 0
-    for i in range(n):
-        for j in range(i, n):
-            v = fabs(a[i, j])
-            colsum[j] += v
-            if j != i:
-                colsum[i] += v
-    for j in range(n):
-        if colsum[j] > best:
-            best = colsum[j]
-    return best
 
 
 cdef int _potrf_potri(floating[:, ::1] a, double *rcond_out) noexcept nogil:
@@ -57,7 +40,7 @@ cdef int _potrf_potri(floating[:, ::1] a, double *rcond_out) noexcept nogil:
         free(iwork)
         free(colsum)
         return -1000
-    anorm = <floating>_norm1_upper(a, colsum)
+    anorm = <floating>norm1_upper(&a[0, 0], n, colsum)
     if floating is float:
         spotrf(&uplo, &n, &a[0, 0], &lda, &info)
         if info == 0:

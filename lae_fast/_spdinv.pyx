@@ -19,11 +19,12 @@ BLAS's *lower* triangle is our row-major *upper* triangle (j >= i). The only
 scratch is pocon's O(n) work arrays.
 """
 from cython cimport floating
-from libc.math cimport fabs
 from libc.stdlib cimport malloc, free
 from scipy.linalg.cython_blas cimport strsm, dtrsm, ssyrk, dsyrk, strmm, dtrmm
 from scipy.linalg.cython_lapack cimport (spotrf, dpotrf, strtri, dtrtri, slauum, dlauum,
                                          spocon, dpocon)
+
+from lae_fast._dense cimport norm1_upper
 
 #: smallest block handed to LAPACK; below ~100 the BLAS-3 calls are too thin to pay
 DEFAULT_LEAF = 128
@@ -131,24 +132,6 @@ cdef int _lauum(floating *a, int n, int lda, int leaf) noexcept nogil:
     return info
 
 
-cdef double _norm1_upper(floating *a, Py_ssize_t n, double *colsum) noexcept nogil:
-    """1-norm of the symmetric matrix whose row-major upper triangle is stored in ``a``."""
-    cdef Py_ssize_t i, j
-    cdef double v, best = 0
-    for j in range(n):
-        colsum[j] = 0
-    for i in range(n):
-        for j in range(i, n):
-            v = fabs(a[i * n + j])
-            colsum[j] += v
-            if j != i:
-                colsum[i] += v
-    for j in range(n):
-        if colsum[j] > best:
-            best = colsum[j]
-    return best
-
-
 cdef int _spd_inverse(floating *a, int n, int leaf, double *rcond_out) noexcept nogil:
     """Cholesky, pocon, triangular inverse, LᵀL product; -1000 if scratch failed."""
     cdef char cl = b'L'
@@ -168,7 +151,7 @@ cdef int _spd_inverse(floating *a, int n, int leaf, double *rcond_out) noexcept 
         free(iwork)
         free(colsum)
         return -1000
-    anorm = <floating>_norm1_upper(a, n, colsum)
+    anorm = <floating>norm1_upper(a, n, colsum)
     info = _chol(a, n, lda, leaf)
     if info == 0:
         if floating is float:
