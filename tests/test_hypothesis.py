@@ -28,6 +28,7 @@ from lae_fast import EASE, DataFormatError, ModelFileError, Recommender
 from lae_fast._validation import check_interactions
 from lae_fast.cli import main
 from lae_fast.data import read_csv, read_npz
+from conftest import ref_topk  # the numpy reference shared with the other ranking tests
 
 DOCUMENTED = (ValueError, TypeError, np.linalg.LinAlgError, MemoryError, FileNotFoundError)
 #: LAE_FAST_HYPOTHESIS_SCALE=20 runs 20x the examples (a thorough local hunt; CI uses 1)
@@ -391,28 +392,6 @@ def test_duplicates_that_overflow_float32_are_refused():
         check_interactions(X, binarize=False)
 
 
-def topk_reference(X, B, N, filter_items, items):
-    X = sp.csr_matrix(X, dtype=np.float64)
-    X.sum_duplicates()
-    X.eliminate_zeros()
-    X.data[:] = 1
-    S = np.asarray(X @ B.astype(np.float64)).astype(np.float32)
-    n = B.shape[0]
-    ids = np.full((X.shape[0], N), -1, np.int32)
-    scores = np.full((X.shape[0], N), -np.inf, np.float32)
-    for u in range(X.shape[0]):
-        ok = np.zeros(n, bool)
-        ok[np.arange(n) if items is None else np.asarray(items, dtype=np.int64)] = True
-        if filter_items is not None:
-            ok[np.asarray(filter_items, dtype=np.int64)] = False
-        ok[X.indices[X.indptr[u]:X.indptr[u + 1]]] = False
-        cand = np.flatnonzero(ok)
-        order = cand[np.lexsort((cand, -S[u, cand]))][:N]
-        ids[u, :order.size] = order
-        scores[u, :order.size] = S[u, order]
-    return ids, scores
-
-
 index_list = st.one_of(
     st.none(),
     st.lists(st.integers(-3, 80), max_size=10),
@@ -435,7 +414,7 @@ def test_topk_and_recommender(n, m, seed, N, filter_items, items):
         assert_message(exc)
         got = None
     else:
-        ref = topk_reference(X, B, N, filter_items, items)
+        ref = ref_topk(X, B, N, filter_items=filter_items, items=items)
         np.testing.assert_array_equal(got[0], ref[0])
         np.testing.assert_array_equal(got[1], ref[1])
     rec = Recommender.from_matrix(B)
@@ -458,16 +437,16 @@ def test_recommender_dense_and_pruned_against_reference(n, seed, N, history, m):
     rng = np.random.default_rng(seed)
     B = (rng.integers(-64, 65, size=(n, n)) / 16.0).astype(np.float32)
     for rec, Bref in ((Recommender.from_matrix(B), B),):
-        ref = topk_reference(sp.csr_matrix((np.ones(len(history)), (np.zeros(len(history), int), history)),
-                                           shape=(1, n)), Bref, N, None, None)
+        ref = ref_topk(sp.csr_matrix((np.ones(len(history)), (np.zeros(len(history), int), history)),
+                                     shape=(1, n)), Bref, N)
         ids, scores = rec.recommend_one(history, N)
         np.testing.assert_array_equal(ids, ref[0][0])
         np.testing.assert_array_equal(scores, ref[1][0])
     P = lae_fast.serving.prune(B, m)
     assert (np.diff(P.tocsc().indptr) == min(m, n)).all()
     rec = Recommender.from_matrix(P)
-    ref = topk_reference(sp.csr_matrix((np.ones(len(history)), (np.zeros(len(history), int), history)),
-                                       shape=(1, n)), P.toarray(), N, None, None)
+    ref = ref_topk(sp.csr_matrix((np.ones(len(history)), (np.zeros(len(history), int), history)),
+                               shape=(1, n)), P.toarray(), N)
     ids, scores = rec.recommend_one(np.array(history, dtype=np.int64), N)
     np.testing.assert_array_equal(ids, ref[0][0])
     np.testing.assert_array_equal(scores, ref[1][0])
@@ -500,7 +479,7 @@ def test_model_recommend_random_input(small_model, spec, special, form, N, filte
         return
     Xf = np.atleast_2d(np.asarray(X, dtype=np.float64))
     assert Xf.shape[1] == 40 and np.isfinite(Xf).all() and (Xf >= 0).all()
-    ref_ids, ref_scores = topk_reference(sp.csr_matrix(Xf), small_model.B_, N, filter_items, None) if liked else \
+    ref_ids, ref_scores = ref_topk(sp.csr_matrix(Xf), small_model.B_, N, filter_items=filter_items) if liked else \
         (None, None)
     if form == "1-D":
         assert ids.ndim == 1

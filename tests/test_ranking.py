@@ -6,32 +6,7 @@ import scipy.sparse as sp
 import lae_fast
 import lae_fast.ranking as ranking
 from lae_fast import EASE, RDLAE
-
-
-def ref_topk(X, B, N, *, filter_liked=True, filter_items=None, items=None):
-    """Scores X@B in float64 cast to float32; masked items removed; score desc then id asc; padded."""
-    X = sp.csr_matrix(X, dtype=np.float64, copy=True)
-    X.sum_duplicates()
-    X.eliminate_zeros()
-    X.data[:] = 1.0
-    n = B.shape[0]
-    S = np.asarray(X @ np.asarray(B, dtype=np.float64)).astype(np.float32)
-    allowed = np.zeros(n, bool)
-    allowed[np.arange(n) if items is None else np.asarray(items, dtype=np.int64)] = True
-    if filter_items is not None:
-        allowed[np.asarray(filter_items, dtype=np.int64)] = False
-    m = X.shape[0]
-    ids = np.full((m, N), -1, dtype=np.int32)
-    scores = np.full((m, N), -np.inf, dtype=np.float32)
-    for u in range(m):
-        ok = allowed.copy()
-        if filter_liked:
-            ok[X.indices[X.indptr[u]:X.indptr[u + 1]]] = False
-        cand = np.flatnonzero(ok)
-        order = cand[np.lexsort((cand, -S[u, cand]))][:N]
-        ids[u, :order.size] = order
-        scores[u, :order.size] = S[u, order]
-    return ids, scores
+from conftest import ref_topk  # the numpy reference shared with the other ranking tests
 
 
 def assert_same(got, ref):
