@@ -86,8 +86,11 @@ def timeit(func: Callable[[], object], repeat: int) -> Tuple[float, object]:
     return statistics.median(times), result
 
 
-def alternate(funcs: dict, repeat: int) -> dict:
-    """Run competitors in turn (A, B, A, B, ...) so machine noise hits them alike."""
+def alternate(funcs: dict, repeat: int, *, verbose: bool = False) -> dict:
+    """Run competitors in turn (A, B, A, B, ...) so machine noise hits them alike.
+
+    Returns ``{name: (median seconds, last result)}``; ``verbose`` prints every time.
+    """
     times = {name: [] for name in funcs}
     results = {}
     for _ in range(repeat):
@@ -95,6 +98,8 @@ def alternate(funcs: dict, repeat: int) -> dict:
             t0 = time.perf_counter()
             results[name] = func()
             times[name].append(time.perf_counter() - t0)
+            if verbose:
+                print(f"  {name}: {times[name][-1]:.2f} s", flush=True)
     return {name: (statistics.median(t), results[name]) for name, t in times.items()}
 
 

@@ -22,24 +22,11 @@ import time
 import numpy as np
 
 import lae_fast
-from _common import command_line, environment, peak_rss_mib, powerlaw_interactions, write_section
+from _common import alternate, command_line, environment, peak_rss_mib, powerlaw_interactions, write_section
 from lae_fast import distributed as ld
 from lae_fast.data import Interactions
 
 CLUSTERS = {"1 worker x 1 thread": (1, 1), "2 workers x 1 thread": (2, 1), "1 worker x 2 threads": (1, 2)}
-
-
-def _rounds(funcs: dict, repeat: int) -> dict:
-    """Median seconds per competitor, run in turn; also the last result."""
-    times = {k: [] for k in funcs}
-    last = {}
-    for _ in range(repeat):
-        for name, func in funcs.items():
-            t0 = time.perf_counter()
-            last[name] = func()
-            times[name].append(time.perf_counter() - t0)
-            print(f"  {name}: {times[name][-1]:.2f} s", flush=True)
-    return {k: (statistics.median(v), last[k]) for k, v in times.items()}
 
 
 def main() -> None:
@@ -117,7 +104,7 @@ def main() -> None:
         model_path, rank_dir, out, N=100, client=clients["2 workers x 1 thread"], broadcast=True, overwrite=True,
         verify=False)
     print("Ranking:", flush=True)
-    rank = _rounds(rank_funcs, 1)
+    rank = alternate(rank_funcs, 1, verbose=True)
     rank_base = rank["in-process recommend(X) (no parquet)"][0]
     for client in clients.values():
         client.cluster.close()
