@@ -1,5 +1,5 @@
 """lae-fast: linear-autoencoder recommenders with a compiled core."""
-__version__ = "0.1.0"
+from ._version import __version__
 
 from ._threads import resolve_num_threads
 from ._validation import NotFittedError

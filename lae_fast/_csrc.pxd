@@ -1,9 +1,11 @@
-# Declarations of the hand-written C helpers in csrc/, shared by the ranking and serving kernels.
+# Declarations of the hand-written C helpers in csrc/, shared by the ranking, serving and pruning kernels.
 from libc.stdint cimport int32_t, int64_t
 
 cdef extern from "topk.h" nogil:
     void lae_heap_push(float *s, int32_t *id, int32_t *size, int32_t k, float score, int32_t item)
     void lae_heap_finish(float *s, int32_t *id, int32_t size, int32_t k, float neg_inf)
+    void lae_heap_push_d(double *s, int32_t *id, int32_t *size, int32_t k, double score, int32_t item)
+    void lae_heap_finish_d(double *s, int32_t *id, int32_t size, int32_t k, double neg_inf)
 
 cdef extern from "score.h" nogil:
     void lae_accumulate_f(float *acc, int64_t w, const float *B, int64_t ldb, int64_t c0,

@@ -7,10 +7,21 @@ it sits in that core's cache: it walks the users of item i (a CSC view of X
 whose entries remember their position in the CSR row) and adds w_i * w_j into
 G[i, j].  Rows are owned by one thread each: no races, no atomics.  Rows are
 handed out heaviest first so the last ones to finish are short.
+
+Also here: the tiled mirror of an upper triangle into the lower one (the Gram
+and the SPD inverse both leave only the upper triangle valid), and the build's
+OpenMP flag.
 """
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
+
+cdef extern from "symmetric.h" nogil:
+    void lae_mirror_upper_f(float *a, long long n, int nthreads)
+    void lae_mirror_upper_d(double *a, long long n, int nthreads)
+
+cdef extern from "openmp_compat.h" nogil:
+    int lae_openmp_enabled()
 
 ctypedef fused index_t:
     int
@@ -48,3 +59,20 @@ def gram_upper(const index_t[::1] indptr, const index_t[::1] indices,
             else:
                 for q in range(p, end):
                     row[indices[q]] += 1
+
+
+def mirror_upper(floating[:, ::1] a, int num_threads=1):
+    """Copy the row-major upper triangle of square ``a`` into its lower triangle."""
+    cdef long long n = a.shape[0]
+    if n == 0:
+        return
+    with nogil:
+        if floating is float:
+            lae_mirror_upper_f(&a[0, 0], n, num_threads)
+        else:
+            lae_mirror_upper_d(&a[0, 0], n, num_threads)
+
+
+def built_with_openmp():
+    """True when the kernels were compiled with OpenMP (else they run on one thread)."""
+    return bool(lae_openmp_enabled())

@@ -11,10 +11,6 @@ from scipy.linalg.cython_lapack cimport spotrf, spotri, spocon, dpotrf, dpotri, 
 
 from lae_fast._dense cimport norm1_upper
 
-cdef extern from "symmetric.h" nogil:
-    void lae_mirror_upper_f(float *a, long long n, int nthreads)
-    void lae_mirror_upper_d(double *a, long long n, int nthreads)
-
 
 cdef int _potrf_potri(floating[:, ::1] a, double *rcond_out) noexcept nogil:
     """Cholesky, reciprocal condition estimate, then inverse from the factor.
@@ -75,24 +71,3 @@ def potrf_potri_upper(floating[:, ::1] a):
     if info == -1000:
         raise MemoryError("could not allocate LAPACK scratch for the condition estimate")
     return info, rcond
-
-
-def mirror_upper(floating[:, ::1] a, int num_threads=1):
-    """Copy the row-major upper triangle of square ``a`` into its lower triangle."""
-    cdef long long n = a.shape[0]
-    if n == 0:
-        return
-    with nogil:
-        if floating is float:
-            lae_mirror_upper_f(&a[0, 0], n, num_threads)
-        else:
-            lae_mirror_upper_d(&a[0, 0], n, num_threads)
-
-
-cdef extern from "openmp_compat.h" nogil:
-    int lae_openmp_enabled()
-
-
-def built_with_openmp():
-    """True when the kernels were compiled with OpenMP (else they run on one thread)."""
-    return bool(lae_openmp_enabled())

@@ -22,7 +22,8 @@ from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
 
 import numpy as np
 
-from lae_fast._csrc cimport lae_accumulate_d, lae_accumulate_f, lae_heap_finish, lae_heap_push
+from lae_fast._csrc cimport (lae_accumulate_d, lae_accumulate_f, lae_heap_finish, lae_heap_push,
+                             lae_heap_push_d)
 
 # Maximum of every run of LAE_CHUNK (32) scores, as float, NaN counted as -inf.
 # Written as a fixed tree of compare-and-select over 8 lanes, which compilers turn
@@ -317,10 +318,6 @@ cdef enum:
 NONFINITE = ST_NONFINITE
 
 
-cdef inline bint _worse(floating ka, int32_t ra, floating kb, int32_t rb) noexcept nogil:
-    return ka < kb or (ka == kb and ra > rb)
-
-
 cdef inline floating _key(floating v, bint by_abs) noexcept nogil:
     # fabs, not a sign test: signs are random, a branch on them mispredicts half the time
     if not by_abs:
@@ -331,35 +328,13 @@ cdef inline floating _key(floating v, bint by_abs) noexcept nogil:
         return fabs(v)
 
 
-cdef void _heap_up(floating *key, int32_t *row, int64_t pos) noexcept nogil:
-    cdef int64_t parent
-    cdef floating tk
-    cdef int32_t tr
-    while pos > 0:
-        parent = (pos - 1) // 2
-        if not _worse(key[pos], row[pos], key[parent], row[parent]):
-            return
-        tk = key[pos]; key[pos] = key[parent]; key[parent] = tk
-        tr = row[pos]; row[pos] = row[parent]; row[parent] = tr
-        pos = parent
-
-
-cdef void _heap_down(floating *key, int32_t *row, int64_t size) noexcept nogil:
-    cdef int64_t pos = 0, child, worst
-    cdef floating tk
-    cdef int32_t tr
-    while True:
-        child = 2 * pos + 1
-        worst = pos
-        if child < size and _worse(key[child], row[child], key[worst], row[worst]):
-            worst = child
-        if child + 1 < size and _worse(key[child + 1], row[child + 1], key[worst], row[worst]):
-            worst = child + 1
-        if worst == pos:
-            return
-        tk = key[pos]; key[pos] = key[worst]; key[worst] = tk
-        tr = row[pos]; row[pos] = row[worst]; row[worst] = tr
-        pos = worst
+cdef inline void _heap_push(floating *key, int32_t *row, int32_t size, int64_t m, floating v,
+                            int32_t i) noexcept nogil:
+    """Offer (v, i) to a column's heap of ``size`` entries (at most m), through topk.h."""
+    if floating is float:
+        lae_heap_push(key, row, &size, <int32_t>m, v, i)
+    else:
+        lae_heap_push_d(key, row, &size, <int32_t>m, v, i)
 
 
 cdef int _prune_block(const floating *B, int64_t n_rows, int64_t n_cols, int64_t m, bint by_abs,
@@ -374,9 +349,7 @@ cdef int _prune_block(const floating *B, int64_t n_rows, int64_t n_cols, int64_t
         for j in range(c0, c1):
             v = _key(r[j], by_abs)
             bad |= not (v - v == 0)  # NaN or inf
-            keys[j * m + i] = v
-            rows[j * m + i] = <int32_t>i
-            _heap_up(keys + j * m, rows + j * m, i)
+            _heap_push(keys + j * m, rows + j * m, <int32_t>i, m, v, <int32_t>i)
     for j in range(c0, c1):
         root_key[j] = keys[j * m]
     for i in range(fill, n_rows):
@@ -384,10 +357,8 @@ cdef int _prune_block(const floating *B, int64_t n_rows, int64_t n_cols, int64_t
         for j in range(c0, c1):
             v = _key(r[j], by_abs)
             bad |= not (v - v == 0)
-            if v > root_key[j]:
-                keys[j * m] = v
-                rows[j * m] = <int32_t>i
-                _heap_down(keys + j * m, rows + j * m, m)
+            if v > root_key[j]:  # rows come in ascending order: an equal key never ranks better
+                _heap_push(keys + j * m, rows + j * m, <int32_t>m, m, v, <int32_t>i)
                 root_key[j] = keys[j * m]
     for j in range(c0, c1):
         root_row[j] = rows[j * m]

@@ -15,6 +15,29 @@ class NotFittedError(ValueError, AttributeError):
     """Raised when a model is used before ``fit`` (or ``load``)."""
 
 
+class InvalidParameterError(ValueError, TypeError):
+    """A parameter has the wrong type or value (both a ValueError and a TypeError, as in scikit-learn)."""
+
+
+def check_int(value: Any, *, name: str, low: Optional[int] = None, high: Optional[int] = None) -> int:
+    """Return ``value`` as an int after checking it is an integer (not a bool) in ``[low, high]``.
+
+    Raises
+    ------
+    InvalidParameterError
+        Not an integer (floats such as 2.0 included), or out of range; the message names
+        the parameter, the accepted range and the value received.
+    """
+    bounds = (f" in [{low}, {high}]" if low is not None and high is not None
+              else f" >= {low}" if low is not None else f" <= {high}" if high is not None else "")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise InvalidParameterError(f"{name} must be an integer{bounds}, got {value!r} ({type(value).__name__})")
+    value = int(value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise InvalidParameterError(f"{name} must be an integer{bounds}, got {value}")
+    return value
+
+
 def check_scalar(value: Any, *, name: str, low: Optional[float] = None, high: Optional[float] = None,
                  low_inclusive: bool = True, high_inclusive: bool = True) -> float:
     """Return ``value`` as a float after checking it is a finite real number in range."""
@@ -145,3 +168,42 @@ def as_index_array(values: Any, *, name: str, n: int) -> np.ndarray:
             "item indices are positions in the model's item id map"
         )
     return arr.astype(np.int64)
+
+
+def check_embeddings(E: Any, n_items: int, *, name: str = "item_embeddings") -> np.ndarray:
+    """Return item embeddings as a C-contiguous float64 (n_items, d) array after checking them.
+
+    Raises
+    ------
+    TypeError
+        Not a numeric array (sparse, object, complex or boolean values).
+    ValueError
+        Wrong shape, no dimensions, or NaN/inf values.
+    """
+    if E is None:
+        raise TypeError(f"{name} is required: pass an (n_items, d) array of item embeddings")
+    if hasattr(E, "toarray") and not isinstance(E, np.ndarray):
+        raise TypeError(f"{name} must be a dense (n_items, d) array, got {type(E).__name__}; "
+                        "call .toarray() first")
+    arr = np.asarray(E)
+    if arr.dtype == object or arr.dtype == bool or not np.issubdtype(arr.dtype, np.number) \
+            or np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_items, d), got shape {arr.shape}")
+    if arr.shape[0] != n_items:
+        raise ValueError(
+            f"{name} has {arr.shape[0]} rows but X has {n_items} items (columns); "
+            "pass one embedding row per item, in X's column order"
+        )
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name} has shape {arr.shape}: embeddings need at least one dimension")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        rows = np.flatnonzero(bad.any(axis=1))
+        raise ValueError(
+            f"{name} has {int(bad.sum())} NaN or infinite values in {rows.size} rows "
+            f"(e.g. row {rows[0]}); re-encode those items or use zero rows for items without text"
+        )
+    return arr

@@ -4,19 +4,20 @@ from __future__ import annotations
 import platform
 import sys
 
+import numpy
+import scipy
+import threadpoolctl
+
+from . import _gram
+from ._threads import available_cpus, resolve_num_threads
+from ._version import __version__
+
 
 def versions() -> dict:
-    import numpy
-    import scipy
-    import threadpoolctl
-
-    from . import __version__, _lapack
-    from ._threads import available_cpus, resolve_num_threads
-
     return {
         "lae_fast": __version__, "python": sys.version.split()[0], "platform": platform.platform(),
         "numpy": numpy.__version__, "scipy": scipy.__version__, "threadpoolctl": threadpoolctl.__version__,
-        "built_with_openmp": _lapack.built_with_openmp(), "cpus_available": available_cpus(),
+        "built_with_openmp": _gram.built_with_openmp(), "cpus_available": available_cpus(),
         "num_threads": resolve_num_threads(),
         "threadpools": threadpoolctl.threadpool_info(),
     }

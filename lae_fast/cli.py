@@ -14,16 +14,10 @@ import numpy as np
 
 from ._cli_common import Context, echo_json, library_errors, pass_ctx
 from .cli_distributed import SCHEDULER_HELP, fit_sharded, is_sharded_source, recommend_all_command
-
-#: CLI model name -> the hyper-parameters it takes (CLI flags are these with - for _)
-_MODEL_OPTIONS = {"lae": ("l2",), "ease": ("l2",), "dlae": ("l2", "dropout"), "edlae": ("l2", "dropout"),
-                  "rlae": ("l2", "xi"), "rdlae": ("l2", "dropout", "xi"),
-                  "l3ae": ("l2_x", "l2_e", "l2_f"), "ease-text": ("l2_f",), "text-similarity": ()}
-MODEL_NAMES = tuple(_MODEL_OPTIONS)
-#: models fitted on interactions plus item embeddings
-TEXT_MODELS = ("l3ae", "ease-text", "text-similarity")
-
-
+from .models.ease import EASE
+from .models.registry import MODEL_REGISTRY, hyperparameter_help, model_names
+from .models.registry import build_model as registry_build_model
+from .models.registry import takers as registry_takers
 
 def _data_options(func):
     """Options describing how to read an interactions file."""
@@ -40,17 +34,20 @@ def _data_options(func):
     return func
 
 
+def _model_help() -> str:
+    lines = "; ".join(f"{name}: {cls.summary}" for name, cls in MODEL_REGISTRY.items())
+    return f"Model ({lines}). Text models need --item-text or --item-embeddings."
+
+
 def _model_options(func):
-    opts = [
-        click.option("--model", "model_name", type=click.Choice(MODEL_NAMES), default="ease", show_default=True,
-                     help="EASE family (lae, ease, dlae, edlae, rlae, rdlae) or a text model (l3ae, ease-text, "
-                          "text-similarity: need --item-text or --item-embeddings)."),
-        click.option("--l2", type=float, default=None, help="L2 regularisation λ (default: the model's)."),
-        click.option("--dropout", type=float, default=None, help="Dropout p (dlae, edlae, rdlae)."),
-        click.option("--xi", type=float, default=None, help="Diagonal bound ξ (rlae, rdlae)."),
-        click.option("--l2-x", "l2_x", type=float, default=None, help="L3AE: λ_X (may be negative)."),
-        click.option("--l2-e", "l2_e", type=float, default=None, help="L3AE: λ_E, pull towards the text matrix."),
-        click.option("--l2-f", "l2_f", type=float, default=None, help="L3AE, ease-text: λ_F of the text phase."),
+    """--model, one flag per hyper-parameter of the catalogue, --dtype and the text inputs."""
+    opts = [click.option("--model", "model_name", type=click.Choice(model_names()), default=EASE.name,
+                         show_default=True, help=_model_help())]
+    for param, text in hyperparameter_help().items():
+        takers = ", ".join(registry_takers(param))
+        opts.append(click.option(f"--{param.replace('_', '-')}", param, type=float, default=None,
+                                 help=f"{text} Models: {takers} (default: the model's)."))
+    opts += [
         click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True),
         click.option("--item-text", type=click.Path(exists=True, dir_okay=False), default=None,
                      help="Text models: item texts (JSONL/JSON/CSV), embedded with the default encoder."),
@@ -67,11 +64,12 @@ def _model_options(func):
 
 
 def _text_options_used(model_name: str, item_text, item_embeddings) -> None:
-    if model_name in TEXT_MODELS:
+    text_models = model_names(takes_embeddings=True)
+    if model_name in text_models:
         if (item_text is None) == (item_embeddings is None):
             raise click.UsageError(f"model {model_name!r} needs exactly one of --item-text or --item-embeddings")
     elif item_text is not None or item_embeddings is not None:
-        raise click.UsageError(f"model {model_name!r} does not use item text; pick one of {', '.join(TEXT_MODELS)}")
+        raise click.UsageError(f"model {model_name!r} does not use item text; pick one of {', '.join(text_models)}")
 
 
 def _item_embeddings(obj: "Context", item_ids, item_text, item_embeddings, template, id_field, text_field):
@@ -99,39 +97,32 @@ def _item_embeddings(obj: "Context", item_ids, item_text, item_embeddings, templ
     return E
 
 
-def _read_data(path: str, user_col, item_col, rating_col, sep, min_rating):
-    from .data import load_interactions
+def _read_data(path: str, **options: Any):
+    """Read DATA with the reader its extension names, refusing flags that reader does not take."""
+    from .data import FORMATS, file_format, load_interactions
 
-    kwargs: Dict[str, Any] = {}
-    if path.endswith(".npz"):
-        if any(v is not None for v in (user_col, item_col, rating_col, sep, min_rating)):
-            raise click.UsageError("--user-col/--item-col/--rating-col/--sep/--min-rating apply to CSV/TSV files only")
-    else:
-        kwargs = {"user_col": user_col, "item_col": item_col, "rating_col": rating_col, "sep": sep,
-                  "min_rating": min_rating}
-    return load_interactions(path, **kwargs)
+    fmt = file_format(path)
+    refused = [k for k, v in options.items() if v is not None and k not in FORMATS[fmt][2]]
+    if refused:
+        flags = "/".join("--" + k.replace("_", "-") for k in refused)
+        raise click.UsageError(f"{flags} do not apply to {path} (a {fmt} file)")
+    return load_interactions(path, **options)
 
 
 def build_model(model_name: str, params: Dict[str, Any], dtype: str, num_threads):
-    """Instantiate a model by CLI name, refusing hyper-parameters the model does not have."""
-    from .models import L3AE, MODELS, EASEText, TextSimilarity
-
-    classes = {**MODELS, "l3ae": L3AE, "ease-text": EASEText, "text-similarity": TextSimilarity}
-    allowed = _MODEL_OPTIONS[model_name]
-    given = {k: v for k, v in params.items() if v is not None}
-    for name in given:
-        if name not in allowed:
-            takers = ", ".join(m for m, o in _MODEL_OPTIONS.items() if name in o)
-            flag = "--" + name.replace("_", "-")
-            raise click.BadParameter(f"model {model_name!r} has no {name}; models with it: {takers}",
-                                     param_hint=flag)
-    return classes[model_name](**given, dtype=dtype, num_threads=num_threads)
+    """Instantiate a model by catalogue name, refusing hyper-parameters the model does not have."""
+    try:
+        return registry_build_model(model_name, params, dtype=dtype, num_threads=num_threads)
+    except ValueError as exc:
+        bad = next((p for p in params if params[p] is not None and f"hyper-parameter {p!r}" in str(exc)), None)
+        if bad is None:
+            raise
+        raise click.BadParameter(str(exc), param_hint="--" + bad.replace("_", "-")) from None
 
 
-def _model_from_options(obj, model_name, l2, dropout, xi, l2_x, l2_e, l2_f, dtype, item_text, item_embeddings):
+def _model_from_options(obj, model_name: str, hyper: Dict[str, Any], dtype: str, item_text, item_embeddings):
     _text_options_used(model_name, item_text, item_embeddings)
-    params = {"l2": l2, "dropout": dropout, "xi": xi, "l2_x": l2_x, "l2_e": l2_e, "l2_f": l2_f}
-    return build_model(model_name, params, dtype, obj.num_threads)
+    return build_model(model_name, hyper, dtype, obj.num_threads)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -166,9 +157,8 @@ def main(ctx: click.Context, num_threads: Optional[int], quiet: bool) -> None:
 @click.option("--scheduler", default=None, metavar="ADDRESS", help=SCHEDULER_HELP)
 @pass_ctx
 @library_errors
-def fit(obj: Context, data, model_name, l2, dropout, xi, l2_x, l2_e, l2_f, dtype, item_text, item_embeddings,
-        text_template, id_field, text_field, user_col, item_col, rating_col, sep, min_rating, output, as_json,
-        scheduler):
+def fit(obj: Context, data, model_name, dtype, item_text, item_embeddings, text_template, id_field, text_field,
+        user_col, item_col, rating_col, sep, min_rating, output, as_json, scheduler, **hyper):
     """Fit a model on DATA (.npz or long-format CSV/TSV, or user shards) and save it.
 
     DATA may also be a directory or glob of user-partitioned npz/parquet shards:
@@ -188,21 +178,20 @@ def fit(obj: Context, data, model_name, l2, dropout, xi, l2_x, l2_e, l2_f, dtype
         raise click.BadParameter(f"Path {data!r} does not exist.", param_hint="'DATA'")
     if sharded and any(v is not None for v in (rating_col, sep, min_rating)):
         raise click.UsageError("--rating-col/--sep/--min-rating apply to one CSV/TSV file, not to shards")
-    model = _model_from_options(obj, model_name, l2, dropout, xi, l2_x, l2_e, l2_f, dtype, item_text,
-                                item_embeddings)
+    model = _model_from_options(obj, model_name, hyper, dtype, item_text, item_embeddings)
     if sharded:
         return fit_sharded(obj, model, data, scheduler, user_col, item_col, output, as_json)
     with obj.step(f"reading {data}"):
-        inter = _read_data(data, user_col, item_col, rating_col, sep, min_rating)
-    fit_args = ()
-    if model_name in TEXT_MODELS:
-        fit_args = (_item_embeddings(obj, inter.item_ids, item_text, item_embeddings, text_template, id_field,
-                                     text_field),)
+        inter = _read_data(data, user_col=user_col, item_col=item_col, rating_col=rating_col, sep=sep,
+                           min_rating=min_rating)
+    E = None
+    if model.takes_embeddings:
+        E = _item_embeddings(obj, inter.item_ids, item_text, item_embeddings, text_template, id_field, text_field)
     with obj.step(f"fitting {model!r} on {inter.n_users} users x {inter.n_items} items"):
-        model.fit(inter, *fit_args)
+        model.fit(inter, E)
     with obj.step(f"writing {output}"):
         model.save(output)
-    summary = {"model": model.model_name, "params": model.get_params(), "n_users": inter.n_users,
+    summary = {"model": model.name, "params": model.get_params(), "n_users": inter.n_users,
                "n_items": inter.n_items, "nnz": inter.nnz, "output": output,
                "fit_seconds": getattr(model, "fit_seconds_", None)}
     summary["params"]["dtype"] = dtype
@@ -213,7 +202,7 @@ def fit(obj: Context, data, model_name, l2, dropout, xi, l2_x, l2_e, l2_f, dtype
 
 
 def _evaluate(obj: Context, inter, model, protocol: str, ks, seed: int, heldout: float, as_json: bool,
-              title: str, fit_args: tuple = ()) -> Dict[str, Any]:
+              title: str, item_embeddings=None) -> Dict[str, Any]:
     from .evaluation import evaluate, format_metrics, strong_split, weak_split
 
     with obj.step(f"splitting ({protocol} generalization, seed {seed})"):
@@ -222,10 +211,10 @@ def _evaluate(obj: Context, inter, model, protocol: str, ks, seed: int, heldout:
         else:
             split = weak_split(inter, random_state=seed)
     with obj.step(f"fitting {model!r} on {split.train.shape[0]} users x {split.train.shape[1]} items"):
-        model.fit(split.train, *fit_args)
+        model.fit(split.train, item_embeddings)
     with obj.step("ranking and scoring the test users"):
         metrics = evaluate(model, split, ks=ks, on="test", num_threads=obj.num_threads)
-    result = {"title": title, "model": model.model_name, "params": {**model.get_params(),
+    result = {"title": title, "model": model.name, "params": {**model.get_params(),
               "dtype": str(getattr(model.dtype, "__name__", model.dtype))},
               "protocol": protocol, "seed": seed, "fit_seconds": getattr(model, "fit_seconds_", None),
               "metrics": metrics}
@@ -260,9 +249,9 @@ def _parse_ks(value: str):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_ctx
 @library_errors
-def evaluate_cmd(obj: Context, data, model_name, l2, dropout, xi, l2_x, l2_e, l2_f, dtype, item_text,
-                 item_embeddings, text_template, id_field, text_field, user_col, item_col, rating_col, sep,
-                 min_rating, protocol, ks, seed, heldout, as_json):
+def evaluate_cmd(obj: Context, data, model_name, dtype, item_text, item_embeddings, text_template, id_field,
+                 text_field, user_col, item_col, rating_col, sep, min_rating, protocol, ks, seed, heldout, as_json,
+                 **hyper):
     """Split DATA, fit on the training part and print test Recall/NDCG.
 
     \b
@@ -272,16 +261,15 @@ def evaluate_cmd(obj: Context, data, model_name, l2, dropout, xi, l2_x, l2_e, l2
       lae-fast evaluate ratings.csv --model l3ae --item-embeddings emb.npz --protocol weak
     """
     ks = _parse_ks(ks)
-    model = _model_from_options(obj, model_name, l2, dropout, xi, l2_x, l2_e, l2_f, dtype, item_text,
-                                item_embeddings)
+    model = _model_from_options(obj, model_name, hyper, dtype, item_text, item_embeddings)
     heldout_n = int(heldout) if heldout >= 1 else heldout
     with obj.step(f"reading {data}"):
-        inter = _read_data(data, user_col, item_col, rating_col, sep, min_rating)
-    fit_args = ()
-    if model_name in TEXT_MODELS:
-        fit_args = (_item_embeddings(obj, inter.item_ids, item_text, item_embeddings, text_template, id_field,
-                                     text_field),)
-    _evaluate(obj, inter, model, protocol, ks, seed, heldout_n, as_json, title=data, fit_args=fit_args)
+        inter = _read_data(data, user_col=user_col, item_col=item_col, rating_col=rating_col, sep=sep,
+                           min_rating=min_rating)
+    E = None
+    if model.takes_embeddings:
+        E = _item_embeddings(obj, inter.item_ids, item_text, item_embeddings, text_template, id_field, text_field)
+    _evaluate(obj, inter, model, protocol, ks, seed, heldout_n, as_json, title=data, item_embeddings=E)
 
 
 @main.command()
@@ -308,7 +296,8 @@ def recommend(obj: Context, model_path, histories, k, fmt, output, keep_seen, us
       lae-fast recommend ease.lae histories.csv --format json -o recs.json
     """
     from . import load_model
-    from .data import align_items, read_csv
+    from .data import read_csv
+    from .ids import align_items
 
     with obj.step(f"loading {model_path}"):
         model = load_model(model_path)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import click
 
 from ._cli_common import echo_json, library_errors
+from .models.ease import EASE, LinearAutoencoder
+from .models.registry import model_names
 
 __all__ = ["bench"]
 
@@ -72,8 +74,8 @@ def solvers(ctx: click.Context, sizes, n_opt, routes, repeat, l2, seed, no_memor
 
 @bench.command(name="fit")
 @click.argument("data", type=click.Path(exists=True, dir_okay=False))
-@click.option("--model", "model_name", type=click.Choice(["lae", "ease", "dlae", "edlae", "rlae", "rdlae"]),
-              default="ease", show_default=True, help="Model of the EASE family.")
+@click.option("--model", "model_name", type=click.Choice(model_names(base=LinearAutoencoder)),
+              default=EASE.name, show_default=True, help="Model of the EASE family.")
 @click.option("--l2", type=float, default=None, help="L2 regularisation λ (default: the model's).")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,

@@ -11,11 +11,15 @@ from typing import Any, Dict, List, Sequence, Tuple
 import click
 
 from ._cli_common import echo_json, library_errors, pass_ctx
+from ._memory import format_bytes
+from .models.ease import RDLAE, LinearAutoencoder
+from .models.registry import model_names
 
 __all__ = ["tune_command", "datasets_command", "parse_grid"]
 
 _GRID_ALIASES = {"l2": "l2", "lambda": "l2", "dropout": "dropout", "p": "dropout", "xi": "xi"}
-_TUNE_MODELS = ("rdlae", "rlae", "edlae", "dlae", "ease", "lae", "family")
+#: models ``lae-fast tune`` searches: the EASE family's presets and its general form
+_TUNE_MODELS = model_names(base=LinearAutoencoder)
 
 
 def parse_grid(specs: Sequence[str]) -> Dict[str, List[float]]:
@@ -87,8 +91,9 @@ def _check_output(path: str, allowed: Sequence[str], hint: str) -> None:
 
 @click.command(name="tune")
 @click.argument("data")
-@click.option("--model", "model_name", type=click.Choice(_TUNE_MODELS), default="rdlae", show_default=True,
-              help="Model to tune; 'family' tunes l2, dropout and xi together and reports each model's best.")
+@click.option("--model", "model_name", type=click.Choice(_TUNE_MODELS), default=RDLAE.name, show_default=True,
+              help=f"Model to tune; {LinearAutoencoder.name!r} tunes l2, dropout and xi together and reports "
+                   "each model's best.")
 @click.option("--grid", "grids", multiple=True, metavar="NAME=V1,V2,...",
               help="Grid values of l2, dropout or xi (repeat the option, or chain: l2=100,500,xi=0,0.5). "
                    "Missing names use the model's default.")
@@ -174,9 +179,9 @@ def tune_command(obj: Any, data, model_name, grids, protocol, metric, ks, seed, 
         return
     click.echo(f"{dataset.name}: {result.protocol} generalization, chosen on validation by {result.metric}")
     click.echo(result.summary(max_rows=15))
-    if model_name == "family":
+    if model_name == LinearAutoencoder.name:
         click.echo("best of each model (validation):")
-        for name in ("lae", "ease", "dlae", "edlae", "rlae", "rdlae"):
+        for name in _TUNE_MODELS[1:]:
             try:
                 row = result.best_for(name)
             except ValueError:
@@ -186,14 +191,6 @@ def tune_command(obj: Any, data, model_name, grids, protocol, metric, ks, seed, 
     if result.test is not None:
         click.echo(f"test set, winner refitted on train ({result.test.get('n_users')} users):")
         click.echo(format_metrics(result.test))
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"  # pragma: no cover
 
 
 @click.command(name="datasets")
@@ -229,7 +226,7 @@ def datasets_command(obj: Any, fetch, as_json):
         echo_json({"cache_dir": str(cache_dir()), "datasets": rows})
         return
     header = ["name", "cached", "size", "source", "description"]
-    body = [[r["name"], "yes" if r["cached"] else "no", _size(r["size_bytes"]) if r["cached"] else "-",
+    body = [[r["name"], "yes" if r["cached"] else "no", format_bytes(r["size_bytes"]) if r["cached"] else "-",
              r["source"], r["description"]] for r in rows]
     widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header) - 1)]
     for row in [header] + body:

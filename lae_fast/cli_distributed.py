@@ -15,6 +15,7 @@ from typing import Any, Dict, Optional
 import click
 
 from ._cli_common import Context, echo_json, library_errors, pass_ctx
+from .models.registry import model_names
 
 __all__ = ["recommend_all_command", "fit_sharded", "is_sharded_source", "SCHEDULER_HELP"]
 
@@ -37,9 +38,11 @@ def fit_sharded(obj: Context, model: Any, data: str, scheduler: Optional[str], u
     """``lae-fast fit`` on shards: Gram summed over shards (on dask when ``scheduler``), inverse here."""
     from .distributed import connect, fit_distributed, list_shards
 
-    if not hasattr(model, "fit_gram"):
-        raise click.UsageError(f"--scheduler and sharded DATA support the EASE family (lae, ease, dlae, edlae, "
-                               f"rlae, rdlae), not {model.model_name!r}")
+    if not type(model).solves_from_gram() or model.takes_embeddings:
+        usable = model_names(from_gram=True, takes_embeddings=False)
+        raise click.UsageError(f"--scheduler and sharded DATA support {', '.join(usable)}, not {model.name!r} "
+                               "(text models: lae_fast.distributed.fit_distributed with item_ids= and "
+                               "item_embeddings=)")
     n_shards = len(list_shards(data))
     with connect(scheduler) as client:
         with obj.step(f"Gram over {n_shards} shards {_scheduler_label(scheduler)}, then the inverse here"):
@@ -49,8 +52,8 @@ def fit_sharded(obj: Context, model: Any, data: str, scheduler: Optional[str], u
         model.save(output)
     n_items = int(model.B_.shape[0])
     params = model.get_params()
-    params["dtype"] = str(model._check_params()[-1])
-    summary: Dict[str, Any] = {"model": model.model_name, "params": params, "n_users": model.n_users_,
+    params["dtype"] = model.validated_params()["dtype"].name
+    summary: Dict[str, Any] = {"model": model.name, "params": params, "n_users": model.n_users_,
                                "n_items": n_items, "nnz": model.nnz_, "output": output,
                                "fit_seconds": model.fit_seconds_, "shards": n_shards, "scheduler": scheduler}
     if as_json:

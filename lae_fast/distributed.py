@@ -50,11 +50,17 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._threads import ENV_VAR, available_cpus, resolve_num_threads
-from ._validation import check_dtype, check_interactions
-from .data import DataFormatError, Interactions, _as_ids, align_items, read_npz, save_npz
+from ._validation import check_dtype, check_int
+from ._memory import check_fits_in_memory
+from .data import DataFormatError, Interactions, interactions_from_pairs, read_npz, read_parquet, save_npz
+from .data.npz import NPZ_EXTENSIONS
+from .data.parquet import PARQUET_EXTENSIONS, parquet_columns, pyarrow_modules, require_columns, write_parquet
 from .gram import gram_into
 from .io import atomic_write
-from .linalg import check_fits_in_memory, mirror_upper
+from .ids import align_items, as_ids, factorize, union_ids
+from .linalg import mirror_upper
+from .models.base import ItemItemModel
+from .models.registry import model_names
 from .ranking import topk
 
 __all__ = [
@@ -63,8 +69,8 @@ __all__ = [
 ]
 
 INSTALL_HINT = "pip install 'lae-fast[dask]'"
-NPZ_SHARD_EXTENSIONS = (".npz",)
-PARQUET_SHARD_EXTENSIONS = (".parquet", ".pq")
+NPZ_SHARD_EXTENSIONS = NPZ_EXTENSIONS
+PARQUET_SHARD_EXTENSIONS = PARQUET_EXTENSIONS
 SHARD_EXTENSIONS = NPZ_SHARD_EXTENSIONS + PARQUET_SHARD_EXTENSIONS
 #: float32 holds every integer up to this exactly: the bound for exact Gram sums
 FLOAT32_EXACT_COUNT = 2 ** 24
@@ -79,15 +85,6 @@ def _distributed():
     except ImportError as exc:
         raise ImportError(f"lae_fast.distributed needs dask.distributed ({exc}); {INSTALL_HINT}") from None
     return distributed
-
-
-def _parquet():
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError as exc:
-        raise ImportError(f"parquet shards and outputs need pyarrow ({exc}); {INSTALL_HINT}") from None
-    return pa, pq
 
 
 @contextlib.contextmanager
@@ -201,67 +198,9 @@ def list_shards(source: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]
     return paths
 
 
-def _id_values(name: str, col: str, values: np.ndarray) -> np.ndarray:
-    """A column of ids as int64 or str."""
-    kind = values.dtype.kind
-    if kind in "iu":
-        return values.astype(np.int64, copy=False)
-    if kind == "U":
-        return values
-    if kind == "O" and all(isinstance(v, str) for v in values):
-        return values.astype(str)
-    if kind == "f" and np.isfinite(values).all() and (values == np.round(values)).all():
-        return values.astype(np.int64)
-    raise DataFormatError(f"{name}: column {col!r} has dtype {values.dtype}; ids must be integers or strings")
-
-
-def _pairs_to_interactions(name: str, users: np.ndarray, items: np.ndarray, user_col: str,
-                           item_col: str) -> Interactions:
-    """``user, item`` rows as a binary Interactions (sorted unique ids; duplicates collapse)."""
-    if users.size == 0:
-        raise DataFormatError(f"{name}: has no rows; remove the empty shard, or fill it with user,item pairs")
-    uid, row = np.unique(_id_values(name, user_col, users), return_inverse=True)
-    iid, col = np.unique(_id_values(name, item_col, items), return_inverse=True)
-    X = sp.csr_matrix((np.ones(users.size, dtype=np.float32), (row.reshape(-1), col.reshape(-1))),
-                      shape=(uid.size, iid.size))
-    return Interactions._trusted(check_interactions(X, name=name), uid, iid)
-
-
-def _missing_columns(name: str, found: Sequence[str], user_col: str, item_col: str) -> None:
-    missing = [c for c in (user_col, item_col) if c not in found]
-    if missing:
-        raise DataFormatError(
-            f"{name}: missing column(s) {', '.join(map(repr, missing))} (found: {', '.join(map(str, found))}); "
-            f"shards hold one user,item pair per row: name the columns {user_col!r} and {item_col!r}, "
-            "or pass user_col= / item_col= (--user-col / --item-col)")
-
-
-def _parquet_columns(path: str, columns: Sequence[str], user_col: str, item_col: str) -> List[np.ndarray]:
-    """Some columns of a parquet shard as numpy arrays, after checking the names and for missing values."""
-    pa, pq = _parquet()
-    try:
-        _missing_columns(path, pq.read_schema(path).names, user_col, item_col)
-        table = pq.read_table(path, columns=list(columns))
-    except (pa.ArrowException, OSError) as exc:
-        raise DataFormatError(f"{path}: is not a readable parquet file ({exc}); write it again "
-                              "(e.g. pyarrow.parquet.write_table)") from None
-    out = []
-    for col in columns:
-        arr = table.column(col)
-        if arr.null_count:
-            raise DataFormatError(f"{path}: column {col!r} has {arr.null_count} missing values; drop those rows")
-        out.append(arr.to_numpy())
-    return out
-
-
-def _read_parquet(path: str, user_col: str, item_col: str) -> Interactions:
-    users, items = _parquet_columns(path, (user_col, item_col), user_col, item_col)
-    return _pairs_to_interactions(path, users, items, user_col, item_col)
-
-
 def _read_frame(frame: Any, name: str, user_col: str, item_col: str) -> Optional[Interactions]:
     """A pandas partition of a dask DataFrame; None when it has no rows (filtered frames have such)."""
-    _missing_columns(name, [str(c) for c in frame.columns], user_col, item_col)
+    require_columns(name, [str(c) for c in frame.columns], user_col, item_col)
     if len(frame) == 0:
         return None
     cols = []
@@ -271,7 +210,7 @@ def _read_frame(frame: Any, name: str, user_col: str, item_col: str) -> Optional
         if n_null:
             raise DataFormatError(f"{name}: column {col!r} has {n_null} missing values; drop those rows")
         cols.append(np.asarray(series.to_numpy()))
-    return _pairs_to_interactions(name, cols[0], cols[1], user_col, item_col)
+    return interactions_from_pairs(name, cols[0], cols[1])
 
 
 def read_shard(shard: Any, *, user_col: str = "user", item_col: str = "item",
@@ -308,7 +247,7 @@ def read_shard(shard: Any, *, user_col: str = "user", item_col: str = "item",
         if ext in PARQUET_SHARD_EXTENSIONS:
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"{path}: no such shard file")
-            return _read_parquet(path, user_col, item_col)
+            return read_parquet(path, user_col=user_col, item_col=item_col)
         raise DataFormatError(f"{path}: not a shard file; shards end in {', '.join(SHARD_EXTENSIONS)}")
     if hasattr(shard, "columns") and hasattr(shard, "__len__"):
         inter = _read_frame(shard, name or "DataFrame partition", user_col, item_col)
@@ -349,8 +288,7 @@ def save_shards(interactions: Interactions, directory: Union[str, os.PathLike], 
     if format not in ("npz", "parquet"):
         raise ValueError(f"format must be 'npz' or 'parquet', got {format!r}")
     X = interactions.matrix
-    if isinstance(n_shards, bool) or not isinstance(n_shards, (int, np.integer)) or not 1 <= n_shards <= X.shape[0]:
-        raise ValueError(f"n_shards must be an integer in [1, {X.shape[0]}] (the number of users), got {n_shards!r}")
+    n_shards = check_int(n_shards, name="n_shards (at most the number of users)", low=1, high=X.shape[0])
     directory = os.fspath(directory)
     os.makedirs(directory, exist_ok=True)
     # cut points at equal shares of the interactions, then forced strictly increasing (no empty shard)
@@ -368,17 +306,9 @@ def save_shards(interactions: Interactions, directory: Union[str, os.PathLike], 
         else:
             sub = X[lo:hi]
             users = np.repeat(interactions.user_ids[lo:hi], np.diff(sub.indptr))
-            _write_parquet(path, {"user": users, "item": interactions.item_ids[sub.indices]})
+            write_parquet(path, {"user": users, "item": interactions.item_ids[sub.indices]})
         paths.append(path)
     return paths
-
-
-def _write_parquet(path: str, columns: Dict[str, np.ndarray]) -> None:
-    """Columns as one parquet file, written atomically."""
-    pa, pq = _parquet()
-    table = pa.table({k: pa.array(v) for k, v in columns.items()})
-    with atomic_write(path) as fh:
-        pq.write_table(table, fh)
 
 
 # -- per-shard work (runs on the workers, or in the loop without a client) ------------------------
@@ -406,14 +336,14 @@ def _shard_items(data: Any, name: str, kind: str, user_col: str, item_col: str) 
             with np.load(data, allow_pickle=False) as z:
                 n_items = int(z["shape"][1])
                 ids = z["item_ids"] if "item_ids" in z.files else None
-            return _as_ids(ids, n_items, name="item_ids")
+            return as_ids(ids, n_items, name="item_ids")
         except Exception:  # let the full reader name the problem
             return read_npz(data).item_ids
     if kind == "parquet":
-        (items,) = _parquet_columns(data, (item_col,), user_col, item_col)
+        (items,) = parquet_columns(data, (item_col,), user_col, item_col)
         if items.size == 0:
             raise DataFormatError(f"{data}: has no rows; remove the empty shard, or fill it with user,item pairs")
-        return np.unique(_id_values(data, item_col, items))
+        return factorize(items, name=f"{data}: column {item_col!r}")[0]
     inter = _read_frame(data, name, user_col, item_col)
     return None if inter is None else inter.item_ids
 
@@ -432,12 +362,13 @@ def _item_space(shards: List[_Shard], found: List[Optional[np.ndarray]]) -> np.n
                     f"{shard.name}: its item ids differ from those of {shards[0].name} (same count, {ref.size}); "
                     "npz shards must share one item space, column for column")
         return ref
-    present = [ids for ids in found if ids is not None]
+    present = [(shard.name, ids) for shard, ids in zip(shards, found) if ids is not None]
     if not present:
         raise DataFormatError("every shard is empty; there are no interactions to use")
-    if len({ids.dtype.kind for ids in present}) > 1:
-        raise DataFormatError("item ids are integers in some shards and strings in others; use one type")
-    return np.unique(np.concatenate(present))
+    try:
+        return union_ids([ids for _, ids in present], names=[name for name, _ in present])
+    except ValueError as exc:
+        raise DataFormatError(str(exc)) from None
 
 
 def _to_item_space(inter: Interactions, item_ids: np.ndarray, name: str, *, strict: bool) -> Tuple[sp.csr_matrix, int]:
@@ -705,9 +636,8 @@ def distributed_gram(source: Any, *, client: Any = None, dtype: Any = np.float32
     """
     t0 = time.perf_counter()
     dt = check_dtype(dtype)
-    if shards_per_task is not None and (isinstance(shards_per_task, bool) or
-                                        not isinstance(shards_per_task, (int, np.integer)) or shards_per_task < 1):
-        raise ValueError(f"shards_per_task must be a positive integer, got {shards_per_task!r}")
+    if shards_per_task is not None:
+        shards_per_task = check_int(shards_per_task, name="shards_per_task", low=1)
     shards = _materialize(_resolve_shards(source), client)
     shares = _host_shares(client) if client is not None else {}
     if item_ids is None:
@@ -716,7 +646,7 @@ def distributed_gram(source: Any, *, client: Any = None, dtype: Any = np.float32
         given = np.asarray(item_ids)
         if given.ndim != 1 or given.size == 0:
             raise ValueError(f"item_ids must be a non-empty 1-D array of ids, got shape {given.shape}")
-        vocab = _as_ids(given, given.size, name="item_ids")
+        vocab = as_ids(given, given.size, name="item_ids")
     args = (shards[0].kind, vocab, dt, num_threads, shares, user_col, item_col, check_users)
     if client is None:  # a plain loop: every shard added into one buffer
         total = _Partial.of(_partial_gram([s.data for s in shards], [s.name for s in shards], *args))
@@ -745,15 +675,20 @@ def distributed_gram(source: Any, *, client: Any = None, dtype: Any = np.float32
     return GramResult(G, vocab, total.n_users, total.nnz, len(shards), time.perf_counter() - t0)
 
 
-def fit_distributed(model: Any, source: Any, *, client: Any = None, **gram_kwargs: Any) -> Any:
-    """Fit an EASE-family model: the Gram on the cluster, the closed form on the driver.
+def fit_distributed(model: Any, source: Any, *, client: Any = None, item_embeddings: Any = None,
+                    **gram_kwargs: Any) -> Any:
+    """Fit a model whose closed form starts from G: the Gram on the cluster, the solve on the driver.
 
     Parameters
     ----------
-    model : LinearAutoencoder
-        EASE, LAE, DLAE, EDLAE, RLAE, RDLAE or :class:`~lae_fast.LinearAutoencoder`.
+    model : ItemItemModel
+        A model that solves from a Gram matrix (``type(model).solves_from_gram()``):
+        the EASE family and L3AE.
     source, client, **gram_kwargs
         As in :func:`distributed_gram` (``dtype`` comes from the model).
+    item_embeddings : array-like of shape (n_items, d), optional
+        Text models only: one row per item of ``item_ids`` (which must then be
+        given, so that the rows and the Gram's columns are the same items).
 
     Returns
     -------
@@ -761,17 +696,18 @@ def fit_distributed(model: Any, source: Any, *, client: Any = None, **gram_kwarg
         Fitted; ``fit_seconds_["gram"]`` is the distributed Gram's wall time and
         ``n_users_``/``nnz_`` describe the data.
     """
-    if not hasattr(model, "fit_gram"):
-        raise TypeError(f"{type(model).__name__} cannot be fitted from a Gram; the distributed fit covers the "
-                        "EASE family (lae, ease, dlae, edlae, rlae, rdlae)")
+    if not type(model).solves_from_gram():
+        raise TypeError(f"{type(model).__name__} cannot be fitted from a Gram; the distributed fit covers "
+                        f"{', '.join(model_names(from_gram=True))}")
     if "dtype" in gram_kwargs or "mirror" in gram_kwargs:
         raise TypeError("dtype and mirror are set by fit_distributed (dtype is the model's)")
-    dtype = model._check_params()[-1]
+    if model.takes_embeddings and gram_kwargs.get("item_ids") is None:
+        raise TypeError(f"{type(model).__name__} needs item_embeddings aligned to the items: pass item_ids= "
+                        "(the item space) and item_embeddings= (one row per id, same order)")
+    dtype = model.validated_params()["dtype"]
     res = distributed_gram(source, client=client, dtype=dtype, mirror=False, **gram_kwargs)
-    model.fit_gram(res.G, item_ids=res.item_ids, copy=False)
-    model.fit_seconds_["gram"] = res.seconds
-    model.n_users_, model.nnz_ = res.n_users, res.nnz
-    return model
+    return model.fit_gram(res.G, item_ids=res.item_ids, item_embeddings=item_embeddings, n_users=res.n_users,
+                          nnz=res.nnz, gram_seconds=res.seconds, copy=False)
 
 
 # -- ranking --------------------------------------------------------------------------------------
@@ -789,8 +725,6 @@ class _ModelFile:
 def _resolve_B(ref: Any) -> np.ndarray:
     if not isinstance(ref, _ModelFile):
         return ref
-    from .models.base import ItemItemModel
-
     st = os.stat(ref.path)
     key = (os.path.realpath(ref.path), st.st_mtime_ns, st.st_size)
     if key not in _B_CACHE:
@@ -805,7 +739,7 @@ def _rank_shard(data: Any, name: str, kind: str, index: int, B_ref: Any, item_id
     inter = _load(data, name, kind, user_col, item_col)
     if inter is None:
         return {"shard": name, "file": None, "users": 0, "rows": 0, "unknown": 0}
-    pa, pq = _parquet()
+    pa, pq = pyarrow_modules()
     X, unknown = _to_item_space(inter, item_ids, name, strict=False)
     B = _resolve_B(B_ref)
     nt = _task_threads(num_threads, shares)
@@ -901,13 +835,9 @@ def recommend_all(model: Any, source: Any, output_dir: Union[str, os.PathLike], 
     (same kernel, same tie rule: lower item index first); padding (fewer than N
     candidates) is left out, never written as -1.
     """
-    from .models.base import ItemItemModel
-
     t0 = time.perf_counter()
-    if isinstance(N, bool) or not isinstance(N, (int, np.integer)) or N < 1:
-        raise ValueError(f"N must be a positive integer, got {N!r}")
-    if isinstance(batch_users, bool) or not isinstance(batch_users, (int, np.integer)) or batch_users < 1:
-        raise ValueError(f"batch_users must be a positive integer, got {batch_users!r}")
+    N = check_int(N, name="N", low=1)
+    batch_users = check_int(batch_users, name="batch_users", low=1)
     if isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
         loaded = ItemItemModel.load(path, mmap=True, verify=verify)

@@ -22,7 +22,7 @@ from typing import Any, Dict, Iterable, Optional, Sequence, Tuple, Union
 import numpy as np
 import scipy.sparse as sp
 
-from ._validation import check_interactions, check_scalar
+from ._validation import check_int, check_interactions, check_scalar
 
 __all__ = [
     "EvalSet", "Split", "strong_split", "weak_split", "recall_at_k", "recall_capped_at_k",
@@ -220,10 +220,7 @@ def strong_split(X: Any, *, n_heldout: Union[int, float] = 0.1, target_fraction:
     count = _n_heldout_users(n_heldout, n_users)
     target_fraction = check_scalar(target_fraction, name="target_fraction", low=0.0, high=1.0,
                                    low_inclusive=False, high_inclusive=False)
-    if isinstance(min_items, bool) or not isinstance(min_items, numbers.Integral) or min_items < 2:
-        raise ValueError(
-            f"min_items must be an integer >= 2 so every evaluated user keeps a fold-in item, got {min_items!r}"
-        )
+    min_items = check_int(min_items, name="min_items (so every evaluated user keeps a fold-in item)", low=2)
     rng = _rng(random_state)
     perm = rng.permutation(n_users)
     val_users = np.sort(perm[:count])
@@ -341,8 +338,7 @@ def _hits(ranked: Any, targets: Any, k: int) -> Tuple[np.ndarray, np.ndarray]:
     if ranked.shape[0] != n_users:
         raise ValueError(f"ranked has {ranked.shape[0]} rows but targets has {n_users}; "
                          "pass one ranked list per target row")
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    k = check_int(k, name="k", low=1)
     if k > ranked.shape[1]:
         raise ValueError(f"k={k} exceeds the {ranked.shape[1]} ranked items per user; "
                          f"rank at least {k} items (N >= k)")
@@ -535,9 +531,9 @@ def _restrict_columns(targets: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix
 
 def _check_ks(ks: Iterable[int]) -> Tuple[int, ...]:
     ks = tuple(ks)
-    if not ks or any(isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1 for k in ks):
-        raise ValueError(f"ks must be a non-empty list of integers >= 1, got {ks!r}")
-    return tuple(sorted({int(k) for k in ks}))
+    if not ks:
+        raise ValueError("ks must be a non-empty list of integers >= 1, got ()")
+    return tuple(sorted({check_int(k, name="every K in ks", low=1) for k in ks}))
 
 
 def _eval_set(split_or_evalset: Union[Split, EvalSet], on: str) -> EvalSet:
@@ -639,8 +635,7 @@ def evaluate(model: Any, split_or_evalset: Union[Split, EvalSet], *, ks: Iterabl
     """
     ks = _check_ks(ks)
     evalset = _eval_set(split_or_evalset, on)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    batch_size = check_int(batch_size, name="batch_size", low=1)
     inputs = check_interactions(evalset.inputs, name="inputs")
     targets = check_interactions(evalset.targets, name="targets")
     if inputs.shape != targets.shape:

@@ -9,7 +9,8 @@ import scipy.sparse as sp
 from . import _gram
 from ._threads import resolve_num_threads
 from ._validation import check_dtype, check_interactions
-from .linalg import check_fits_in_memory, mirror_upper
+from ._memory import zeros_checked
+from .linalg import mirror_upper
 
 
 def _item_major_view(X: sp.csr_matrix, index_dtype: np.dtype):
@@ -107,6 +108,15 @@ def gram(X: Any, *, dtype: Any = np.float32, weighted: bool = False,
     dt = check_dtype(dtype)
     X = check_interactions(X, binarize=not weighted)
     n = X.shape[1]
-    check_fits_in_memory(n * n * dt.itemsize, what=f"the {n}x{n} {dt.name} Gram matrix")
-    out = np.zeros((n, n), dtype=dt)
+    out = zeros_checked((n, n), dt, what=f"the {n}x{n} {dt.name} Gram matrix")
     return gram_into(X, out, weighted=weighted, num_threads=resolve_num_threads(num_threads))
+
+
+def gram_buffer(X: sp.csr_matrix, dtype: np.dtype, num_threads: int, *, what: str) -> np.ndarray:
+    """The one n×n buffer of a dense fit, holding the upper triangle of G = XᵀX (memory checked first).
+
+    ``X`` is canonical binary CSR (as :func:`lae_fast._validation.check_interactions` returns).
+    """
+    n = X.shape[1]
+    A = zeros_checked((n, n), dtype, what=f"{what} ({n} items, one {n}x{n} {np.dtype(dtype).name} matrix)")
+    return gram_into(X, A, weighted=False, num_threads=num_threads, mirror=False)

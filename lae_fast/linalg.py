@@ -1,16 +1,13 @@
-"""SPD inverse in place (LAPACK potrf + potri, or a recursive BLAS-3 route) and the memory preflight."""
+"""SPD inverse in place: LAPACK potrf + potri, or lae-fast's recursive BLAS-3 route."""
 from __future__ import annotations
 
-import os
 from typing import Optional
 
 import numpy as np
 
-from . import _lapack, _spdinv
+from . import _gram, _lapack, _spdinv
+from ._memory import available_memory, check_fits_in_memory  # noqa: F401 (re-exported: the old home)
 from ._threads import blas_threads, resolve_num_threads
-
-#: Share of the available memory a single request may take before we refuse it.
-MEMORY_HEADROOM = 0.9
 
 #: Routes of :func:`spd_inverse_inplace`.
 SPD_METHODS = ("auto", "lapack", "blocked")
@@ -32,62 +29,9 @@ _BLOCKED_FROM_N = {np.dtype(np.float32): 1536, np.dtype(np.float64): 1536}
 _PARALLEL_FROM_N = 512
 
 
-def available_memory() -> Optional[int]:
-    """Bytes this process can still allocate: MemAvailable, capped by a cgroup limit."""
-    avail = None
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    avail = int(line.split()[1]) * 1024
-                    break
-    except OSError:
-        pass
-    try:
-        with open("/sys/fs/cgroup/memory.max") as fh:
-            limit = fh.read().strip()
-        if limit != "max":
-            with open("/sys/fs/cgroup/memory.current") as fh:
-                used = int(fh.read().strip())
-            room = int(limit) - used
-            avail = room if avail is None else min(avail, room)
-    except (OSError, ValueError):
-        pass
-    return avail
-
-
-def _format_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
-
-def check_fits_in_memory(nbytes: int, *, what: str) -> None:
-    """Refuse an allocation that cannot fit, before trying it.
-
-    Set ``LAE_FAST_SKIP_MEMORY_CHECK=1`` to allocate anyway (e.g. with swap).
-
-    Raises
-    ------
-    MemoryError
-        With the estimate and what is available.
-    """
-    if os.environ.get("LAE_FAST_SKIP_MEMORY_CHECK") == "1":
-        return
-    avail = available_memory()
-    if avail is not None and nbytes > MEMORY_HEADROOM * avail:
-        raise MemoryError(
-            f"{what} needs {_format_bytes(nbytes)} but only {_format_bytes(avail)} is available; "
-            "use dtype=float32, fewer items (drop rare ones), or a bigger machine "
-            "(LAE_FAST_SKIP_MEMORY_CHECK=1 skips this check)"
-        )
-
-
 def mirror_upper(a: np.ndarray, *, num_threads: int = 1) -> np.ndarray:
     """Copy the upper triangle (row-major, j >= i) of square ``a`` into its lower one, in place."""
-    _lapack.mirror_upper(a, int(num_threads))
+    _gram.mirror_upper(a, int(num_threads))
     return a
 
 

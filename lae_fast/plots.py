@@ -10,6 +10,9 @@ import math
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
+from .models.ease import LinearAutoencoder
+from .models.registry import model_names
+
 __all__ = ["MissingDependencyError", "require_matplotlib", "plot_tuning", "plot_head_tail"]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -135,7 +138,7 @@ def plot_tuning(result: Any, path: PathLike, *, metric: Optional[str] = None) ->
             cur = best_rows.get(r["model"])
             if cur is None or r[metric] > cur[metric]:
                 best_rows[r["model"]] = r
-        names = [m for m in ("lae", "ease", "dlae", "edlae", "rlae", "rdlae") if m in best_rows]
+        names = [m for m in model_names(base=LinearAutoencoder) if m in best_rows]  # catalogue order
         names += sorted(set(best_rows) - set(names))
         labels = [m.upper() for m in names]
         for ax, key, color in ((axes[-2], head_key, "tab:blue"), (axes[-1], tail_key, "tab:orange")):

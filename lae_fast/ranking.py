@@ -8,7 +8,7 @@ import scipy.sparse as sp
 
 from . import _rank
 from ._threads import resolve_num_threads, sequential_blas
-from ._validation import as_index_array, check_interactions
+from ._validation import as_index_array, check_int, check_interactions
 from .linalg import check_fits_in_memory
 
 #: Users scored together against each column block of B (their heaps stay live meanwhile).
@@ -21,6 +21,11 @@ COLUMN_BLOCK = 4096
 
 def _column_block(n: int) -> int:
     return int(max(1, min(n, COLUMN_BLOCK)))
+
+
+def check_N(N: Any) -> int:
+    """The length of a top-N list: an integer in [0, 2³¹ − 1] (the kernels' k is an int32)."""
+    return check_int(N, name="N", low=0, high=np.iinfo(np.int32).max)
 
 
 def candidate_mask(n_items: int, *, filter_items: Any = None, items: Any = None) -> np.ndarray:
@@ -69,11 +74,7 @@ def topk(user_items: Any, B: np.ndarray, N: int = 10, *, filter_already_liked_it
     if B.ndim != 2 or B.shape[0] != B.shape[1]:
         raise ValueError(f"B must be square, got shape {B.shape}")
     n = B.shape[1]
-    if isinstance(N, bool) or not isinstance(N, (int, np.integer)) or N < 0:
-        raise ValueError(f"N must be a non-negative integer, got {N!r}")
-    if N > np.iinfo(np.int32).max:  # the kernel's k is an int32: a larger N would wrap around
-        raise ValueError(f"N={N} is too large; at most {np.iinfo(np.int32).max} items per list")
-    N = int(N)
+    N = check_N(N)
     X = check_interactions(user_items, name="user_items", n_items=n, binarize=binarize)
     if B.dtype not in (np.float32, np.float64):
         B = B.astype(np.float32)

@@ -17,7 +17,6 @@ MovieLens-100K is measured in ``docs/SERVING.md``.
 from __future__ import annotations
 
 import io as _stdio
-import numbers
 import os
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -27,9 +26,9 @@ import scipy.sparse as sp
 from . import _serve
 from . import io as model_io
 from ._threads import resolve_num_threads
-from ._validation import as_1d, as_index_array, check_interactions
+from ._validation import as_1d, as_index_array, check_int, check_interactions
 from .linalg import check_fits_in_memory
-from .ranking import _column_block, candidate_mask, topk
+from .ranking import _column_block, candidate_mask, check_N, topk
 
 __all__ = ["Recommender", "prune", "SERVING_MODEL"]
 
@@ -106,10 +105,7 @@ def prune(B: Any, m: int, *, by: str = "abs", num_threads: Optional[int] = None)
         raise ValueError(f"B must be 2-D, got shape {B.shape}")
     if B.dtype.kind != "f":
         raise TypeError(f"B must hold floats (float32 or float64), got dtype {B.dtype}")
-    if isinstance(m, bool) or not isinstance(m, numbers.Integral):
-        raise TypeError(f"m must be an integer number of entries per column, got {m!r}")
-    if m < 1:
-        raise ValueError(f"m must be >= 1 (entries kept per column), got {m}")
+    m = check_int(m, name="m (entries kept per column)", low=1)
     if by not in _BY:
         raise ValueError(f"by must be one of {_BY}, got {by!r}")
     n_rows, n_cols = B.shape
@@ -383,7 +379,7 @@ class Recommender:
         TypeError
             Non-integer indices.
         """
-        N = _check_N(N)
+        N = check_N(N)
         hist = self._history(item_indices, "item_indices")
         allowed = None if filter_items is None and items is None else candidate_mask(
             self.n_items, filter_items=filter_items, items=items)
@@ -478,7 +474,7 @@ class Recommender:
             The outputs (``n_users * N * 8`` bytes) and the histories cannot fit
             in available memory; the message gives the estimate.
         """
-        N = _check_N(N)
+        N = check_N(N)
         hptr, hidx = self._histories(histories)
         n_users = hptr.shape[0] - 1
         # outputs, plus the int64 CSR copy the kernels make and one score row per thread
@@ -535,14 +531,6 @@ class Recommender:
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-def _check_N(N: Any) -> int:
-    if isinstance(N, bool) or not isinstance(N, (numbers.Integral, np.integer)) or N < 0:
-        raise ValueError(f"N must be a non-negative integer, got {N!r}")
-    if N > _INT32_MAX:
-        raise ValueError(f"N={N} is too large; at most {_INT32_MAX} items per list")
-    return int(N)
-
 
 def _as_serving_dense(B: Any) -> np.ndarray:
     B = np.asarray(B)

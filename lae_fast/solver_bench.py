@@ -42,6 +42,13 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ._threads import blas_threads, resolve_num_threads
+from .data import load_interactions
+from .gram import gram
+from .linalg import choose_spd_method, spd_inverse_inplace
+from .models.ease import EASE, LinearAutoencoder
+from .models.registry import get_model_class, model_names
+
 __all__ = ["ROUTES", "Route", "powerlaw_spd", "bench_solvers", "format_solver_table", "bench_fit",
            "format_fit_report"]
 
@@ -128,7 +135,6 @@ def powerlaw_spd(n: int, *, l2: float = 500.0, interactions_per_item: int = 300,
     """
     import scipy.sparse as sp
 
-    from .gram import gram
 
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
@@ -197,8 +203,6 @@ def _scipy_inv_pos(a: np.ndarray, nt: int) -> np.ndarray:
 
 def _ours(method: str) -> Callable[[np.ndarray, int], np.ndarray]:
     def run(a: np.ndarray, nt: int) -> np.ndarray:
-        from .linalg import spd_inverse_inplace
-
         return spd_inverse_inplace(a, num_threads=nt, method=method)
     return run
 
@@ -293,8 +297,6 @@ def bench_solvers(sizes: Sequence[int], *, routes: Optional[Sequence[str]] = Non
         (peak over the route's n×n matrix), ``b_max_err``, ``p_rel_err`` and
         ``error`` (the message if the route raised).
     """
-    from ._threads import blas_threads, resolve_num_threads
-    from .linalg import choose_spd_method
 
     keys = list(ROUTES) if routes is None else list(routes)
     unknown = [k for k in keys if k not in ROUTES]
@@ -460,7 +462,7 @@ def format_solver_table(results: Sequence[Dict[str, Any]]) -> str:
 
 # -- fit ----------------------------------------------------------------------------------------
 
-def bench_fit(data: str, *, model: str = "ease", l2: Optional[float] = None, dtype: Any = "float32",
+def bench_fit(data: str, *, model: str = EASE.name, l2: Optional[float] = None, dtype: Any = "float32",
               num_threads: Optional[int] = None, output: Optional[str] = None,
               read_kwargs: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Fit one EASE-family model on an interactions file, timing every step.
@@ -496,12 +498,9 @@ def bench_fit(data: str, *, model: str = "ease", l2: Optional[float] = None, dty
         of X (the issue's memory bound for a fit) and ``within_budget`` (the
         fit step's peak against it).
     """
-    from .data import load_interactions
-    from .linalg import choose_spd_method
-    from .models.ease import MODELS
-
-    if model not in MODELS:
-        raise ValueError(f"model={model!r} is not one of {', '.join(MODELS)}")
+    family = model_names(base=LinearAutoencoder)
+    if model not in family:
+        raise ValueError(f"model={model!r} is not one of {', '.join(family)}")
     meter = PeakMeter()
     baseline = current_rss_bytes()
     peak_before = peak_rss_bytes()  # resetting the kernel's mark below resets ru_maxrss too
@@ -514,7 +513,7 @@ def bench_fit(data: str, *, model: str = "ease", l2: Optional[float] = None, dty
     kwargs: Dict[str, Any] = {"dtype": dtype, "num_threads": num_threads}
     if l2 is not None:
         kwargs["l2"] = l2
-    est = MODELS[model](**kwargs)
+    est = get_model_class(model)(**kwargs)
     meter.start()
     t0 = time.perf_counter()
     est.fit(inter)
@@ -541,7 +540,7 @@ def bench_fit(data: str, *, model: str = "ease", l2: Optional[float] = None, dty
     inv = steps.get("inverse") or 0.0
     mib = 2 ** 20
     above = {k: (None if v is None or baseline is None else max(0, v - baseline) / mib) for k, v in peaks.items()}
-    res = {"data": str(data), "model": est.model_name, "params": est.get_params(), "dtype": est.B_.dtype.name,
+    res = {"data": str(data), "model": est.name, "params": est.get_params(), "dtype": est.B_.dtype.name,
            "n_users": int(X.shape[0]), "n_items": int(n), "nnz": int(X.nnz),
            "num_threads": num_threads, "seconds": seconds,
            "inverse_method": choose_spd_method(n, est.B_.dtype),

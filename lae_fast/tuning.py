@@ -1,6 +1,6 @@
 """Grid search for the EASE family, chosen on validation only, reusing work between grid points.
 
-Every model of the family is one closed form (``docs/MATH.md`` §1):
+Every model of the family is one closed form (``docs/MODELS.md`` §1):
 
 .. math::
 
@@ -21,7 +21,6 @@ MovieLens-1M (3.5k items, float32) that is 3 × 50 MB; for ML-20M (20.7k items)
 from __future__ import annotations
 
 import csv
-import inspect
 import io
 import json
 import math
@@ -38,50 +37,61 @@ import numpy as np
 from ._threads import resolve_num_threads
 from ._validation import check_dtype, check_interactions, check_scalar
 from .evaluation import EvalSet, Split, evaluate, strong_split, weak_split
-from .linalg import check_fits_in_memory
-from .models.ease import (MODELS, LinearAutoencoder, gram_buffer, invert_regularised, lae_family_inplace,
-                          ridge_diagonal)
+from ._memory import check_fits_in_memory
+from .data import Interactions
+from .gram import gram_buffer
+from .io import atomic_write
+from .models._closed_form import invert_regularised, lae_family_inplace, ridge_diagonal
+from .models.ease import LinearAutoencoder
+from .models.registry import get_model_class, model_names
+from .ranking import topk
 
 __all__ = ["tune", "iter_solutions", "TuneResult", "Solution", "family_member", "GRID_KEYS", "TUNABLE_MODELS"]
 
-#: the hyper-parameters a grid may name
-GRID_KEYS = ("l2", "dropout", "xi")
-#: hyper-parameters each model fixes (``family``: all three free, every point labelled with its member)
-_FIXED: Dict[str, Dict[str, float]] = {
-    "lae": {"dropout": 0.0, "xi": 1.0}, "ease": {"dropout": 0.0, "xi": 0.0}, "dlae": {"xi": 1.0},
-    "edlae": {"xi": 0.0}, "rlae": {"dropout": 0.0}, "rdlae": {}, "family": {},
-}
-#: models :func:`tune` accepts
-TUNABLE_MODELS = tuple(_FIXED)
-_FAMILY_DEFAULTS = {"l2": 500.0, "dropout": 0.0, "xi": 0.0}
+#: the hyper-parameters a grid may name: the family's own
+GRID_KEYS = LinearAutoencoder.hyperparameters
+#: models :func:`tune` accepts: the family's presets and ``"family"`` (all three free)
+TUNABLE_MODELS = model_names(base=LinearAutoencoder)
 _METRIC = re.compile(r"^(recall|recall_capped|ndcg|recall_head|recall_tail|ndcg_head|ndcg_tail)@(\d+)$")
 
 
+def _canonical(dropout: float, xi: float) -> Dict[str, float]:
+    """The family values a point pins: p = 0, ξ = 0 or ξ >= 1 (free diagonal) are named; others are free."""
+    out: Dict[str, float] = {}
+    if dropout == 0:
+        out["dropout"] = 0.0
+    if xi == 0:
+        out["xi"] = 0.0
+    elif xi >= 1:
+        out["xi"] = 1.0
+    return out
+
+
 def family_member(dropout: float, xi: float) -> str:
-    """The named model a (p, ξ) point is: ``'ease'``, ``'lae'``, ``'rlae'``, ``'edlae'``, ``'dlae'`` or ``'rdlae'``.
+    """The preset a (p, ξ) point is: the class whose ``fixed`` values the point pins, e.g. ``'ease'``.
 
     Examples
     --------
     >>> family_member(0.0, 0.0), family_member(0.3, 1.0), family_member(0.2, 0.6)
     ('ease', 'dlae', 'rdlae')
     """
-    if dropout == 0:
-        return "ease" if xi == 0 else "lae" if xi >= 1 else "rlae"
-    return "edlae" if xi == 0 else "dlae" if xi >= 1 else "rdlae"
+    pinned = _canonical(dropout, xi)
+    for name in TUNABLE_MODELS:
+        cls = get_model_class(name)
+        if cls is not LinearAutoencoder and dict(cls.fixed) == pinned:
+            return name
+    raise AssertionError(f"no preset of the family pins {pinned}")  # every combination has one
 
 
 def _model_defaults(model: str) -> Dict[str, float]:
-    if model == "family":
-        return dict(_FAMILY_DEFAULTS)
-    params = inspect.signature(MODELS[model].__init__).parameters
-    out = {k: float(params[k].default) for k in GRID_KEYS if k in params}
-    out.update(_FIXED[model])
-    return out
+    """The grid values a model starts from: its defaults, with its pinned values."""
+    preset = get_model_class(model)()  # presets store the family values they pin too
+    return {k: float(getattr(preset, k)) for k in GRID_KEYS}
 
 
 def _check_grid(model: str, grid: Optional[Mapping[str, Any]]) -> Dict[str, List[float]]:
     """One sorted-as-given, de-duplicated list of floats per hyper-parameter."""
-    if model not in _FIXED:
+    if model not in TUNABLE_MODELS:
         raise ValueError(f"model must be one of {', '.join(TUNABLE_MODELS)}, got {model!r}")
     grid = dict(grid or {})
     unknown = sorted(set(grid) - set(GRID_KEYS))
@@ -90,9 +100,10 @@ def _check_grid(model: str, grid: Optional[Mapping[str, Any]]) -> Dict[str, List
                          f"a grid may name {', '.join(GRID_KEYS)}")
     out: Dict[str, List[float]] = {}
     for key, default in _model_defaults(model).items():
-        if key in grid and key in _FIXED[model]:
-            takers = ", ".join(m for m, fixed in _FIXED.items() if key not in fixed)
-            raise ValueError(f"model {model!r} has no free {key} (it is fixed at {_FIXED[model][key]:g}); "
+        fixed = get_model_class(model).fixed
+        if key in grid and key in fixed:
+            takers = ", ".join(m for m in TUNABLE_MODELS if key not in get_model_class(m).fixed)
+            raise ValueError(f"model {model!r} has no free {key} (it is fixed at {fixed[key]:g}); "
                              f"models with it: {takers}")
         values = grid.get(key, [default])
         if isinstance(values, (numbers.Real, str)):
@@ -284,8 +295,6 @@ class TuneResult:
         else:
             raise ValueError(f"{name}: results are written as .csv or .json, not {ext or '(no extension)'}; "
                              "rename the output")
-        from .io import atomic_write
-
         with atomic_write(name) as fh:
             fh.write(text.encode("utf-8"))
 
@@ -387,6 +396,15 @@ class _Progress:
 
 # -- tune --------------------------------------------------------------------------------------------
 
+class _MatrixScorer:
+    """What :func:`~lae_fast.evaluation.evaluate` needs of a model, over a B the grid loop swaps in place."""
+
+    B: Optional[np.ndarray] = None
+
+    def recommend(self, user_items: Any, N: int, **kwargs: Any) -> Tuple[np.ndarray, np.ndarray]:
+        return topk(user_items, self.B, N, binarize=True, **kwargs)
+
+
 def _as_split(data: Any, protocol: str, n_heldout: Union[int, float], random_state: Any) -> Tuple[Split, Any]:
     """The Split to tune on and the item ids of its columns (None when unknown)."""
     if isinstance(data, Split):
@@ -405,11 +423,9 @@ def _as_split(data: Any, protocol: str, n_heldout: Union[int, float], random_sta
 
 def _preset(model: str, row: Mapping[str, Any], dtype: Any, num_threads: Optional[int]) -> LinearAutoencoder:
     """The named model class of a grid point, with the hyper-parameters it takes."""
-    name = row["model"] if model == "family" else model
-    cls = MODELS[name]
-    params = inspect.signature(cls.__init__).parameters
-    kwargs = {k: row[k] for k in GRID_KEYS if k in params}
-    return cls(**kwargs, dtype=dtype, num_threads=num_threads)
+    name = row["model"] if model == LinearAutoencoder.name else model
+    cls = get_model_class(name)
+    return cls(**{k: row[k] for k in cls.hyperparameters}, dtype=dtype, num_threads=num_threads)
 
 
 def tune(data: Any, model: str = "rdlae", grid: Optional[Mapping[str, Any]] = None, *,
@@ -514,19 +530,18 @@ def tune(data: Any, model: str = "rdlae", grid: Optional[Mapping[str, Any]] = No
     timings: Dict[str, float] = {}
     rows: List[Dict[str, Any]] = []
     t_eval = 0.0
-    scorer = LinearAutoencoder(dtype=dt, num_threads=nt)
-    scorer.item_ids_ = np.arange(train.shape[1], dtype=np.int64)
+    scorer = _MatrixScorer()
     solutions = iter_solutions(train, values["l2"], values["dropout"], values["xi"], dtype=dt, num_threads=nt,
                                timings=timings)
     try:
         for sol in solutions:
             t0 = time.perf_counter()
-            name = family_member(sol.dropout, sol.xi) if model == "family" else model
+            name = family_member(sol.dropout, sol.xi) if model == LinearAutoencoder.name else model
             row: Dict[str, Any] = {"model": name, "l2": sol.l2, "dropout": sol.dropout, "xi": sol.xi}
             if sol.B is None:
                 row.update({metric: float("nan"), "error": sol.error})
             else:
-                scorer.B_ = sol.B
+                scorer.B = sol.B
                 row.update(evaluate(scorer, split, ks=ks, on=on, head_tail=head_tail, item_popularity=popularity,
                                     num_threads=nt, batch_size=batch_size))
             row["eval_seconds"] = time.perf_counter() - t0
@@ -538,19 +553,18 @@ def tune(data: Any, model: str = "rdlae", grid: Optional[Mapping[str, Any]] = No
                                   f"{metric}={row[metric]:.4f}")
     finally:
         solutions.close()  # frees the three n×n buffers before the refit
-        scorer.B_ = None
+        scorer.B = None
     timings["evaluate"] = t_eval  # ranking + scoring of every point
     best = _argmax(rows, metric)
-    free = [k for k in GRID_KEYS if k not in _FIXED[model]]
+    free = [k for k in GRID_KEYS if k not in get_model_class(model).fixed]
     on_edge = [k for k in free if len(values[k]) > 1 and best[k] in (min(values[k]), max(values[k]))]
     result = TuneResult(model=model, metric=metric, on=on, protocol=split.protocol, grid=values, rows=rows,
                         best=best, best_params={}, timings=timings, on_edge=on_edge)
     final = _preset(model, best, dt, nt)
     result.best_params = {k: float(v) for k, v in final.get_params().items() if k in GRID_KEYS}
     if refit:
-        final.fit(train)
-        if item_ids is not None and len(item_ids) == train.shape[1]:
-            final.item_ids_ = np.asarray(item_ids)
+        has_ids = item_ids is not None and len(item_ids) == train.shape[1]
+        final.fit(Interactions.from_matrix(train, item_ids=item_ids) if has_ids else train)
         result.best_model = final
         if on != "test":
             result.test = evaluate(final, split, ks=ks, on="test", head_tail=head_tail, item_popularity=popularity,

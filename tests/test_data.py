@@ -569,7 +569,7 @@ class TestLoadInteractions:
         with pytest.raises(TypeError, match="min_rating"):
             load_interactions(tmp_path / "x.npz", min_rating=4)
 
-    @pytest.mark.parametrize("name", ["data.parquet", "data.json", "data"])
+    @pytest.mark.parametrize("name", ["data.xlsx", "data.json", "data"])
     def test_unsupported_extension(self, tmp_path, name):
         path = write(tmp_path / name, "user,item\n1,2\n")
         with pytest.raises(DataFormatError) as info:

@@ -241,7 +241,7 @@ def test_csv_latin1_movies_are_tolerated(tmp_path):
 
 
 def test_csv_chunked_parsing_matches(tmp_path, monkeypatch):
-    import lae_fast.datasets as ds
+    import lae_fast.datasets._files as ds
 
     rng = np.random.default_rng(0)
     rows = [(int(u), int(i), float(r)) for u, i, r in zip(rng.integers(1, 40, 500), rng.integers(1, 60, 500),

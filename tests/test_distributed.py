@@ -187,8 +187,10 @@ def test_fit_gram_matches_fit_and_validates(inter):
         lae_fast.EASE().fit_gram(np.zeros((3, 4)))
     with pytest.raises(ValueError, match="item_ids"):
         lae_fast.EASE().fit_gram(G, item_ids=[1, 2])
-    with pytest.raises(TypeError, match="EASE family"):
+    with pytest.raises(TypeError, match="item_ids= .*item_embeddings="):
         ld.fit_distributed(lae_fast.L3AE(), "unused")
+    with pytest.raises(TypeError, match="cannot be fitted from a Gram; the distributed fit covers family, lae"):
+        ld.fit_distributed(lae_fast.TextSimilarity(), "unused")
 
 
 # -- ranking ------------------------------------------------------------------------------------

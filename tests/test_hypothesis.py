@@ -236,7 +236,7 @@ def _assert_npz_matches(inter, arrays):
 @given(arrays=npz_payload(), compressed=st.booleans())
 def test_read_npz_random_arrays(arrays, compressed):
     # as if 2 GiB were free: a declared 2**31 users must be refused here, not allocated (and OOM-killed)
-    with tempfile.TemporaryDirectory() as tmp, mock.patch.object(lae_fast.linalg, "available_memory",
+    with tempfile.TemporaryDirectory() as tmp, mock.patch.object(lae_fast._memory, "available_memory",
                                                                  return_value=2 ** 31):
         path = os.path.join(tmp, "data.npz")
         with open(path, "wb") as fh:

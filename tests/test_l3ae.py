@@ -179,12 +179,12 @@ def test_non_positive_ridge_is_a_clear_error(X, l2_x, l2_e):
 
 def test_failed_cholesky_names_the_ridge(X, monkeypatch):
     """Only round-off can make G + (l2_x + l2_e)I non-PD once the sum is > 0; the message must say what to raise."""
-    from lae_fast.models import ease
+    from lae_fast.models import _closed_form
 
     def fail(a, **kw):
         raise np.linalg.LinAlgError("the matrix is not positive definite (leading minor of order 3 failed)")
 
-    monkeypatch.setattr(ease, "spd_inverse_inplace", fail)
+    monkeypatch.setattr(_closed_form, "spd_inverse_inplace", fail)
     with pytest.raises(np.linalg.LinAlgError, match=r"raise l2_x \+ l2_e \(now -1.0 \+ 2.0 = 1.0"):
         L3AE(-1.0, 2.0, 1.0).fit(X, random_E(N_ITEMS, 4))
 
@@ -392,7 +392,7 @@ def test_load_rejects_invalid_stored_hyper_parameters(X, tmp_path):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("layout", ["C", "strided"])
 def test_add_low_rank_inplace(dtype, layout):
-    from lae_fast.models.l3ae import add_low_rank_inplace
+    from lae_fast.models._closed_form import add_low_rank_inplace
 
     rng = np.random.default_rng(0)
     n, d = 1100, 3  # more rows than one fallback chunk

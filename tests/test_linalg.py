@@ -5,7 +5,7 @@ import pytest
 import lae_fast
 import lae_fast.linalg as linalg
 from lae_fast import spd_inverse_inplace
-from lae_fast.linalg import check_fits_in_memory, mirror_upper
+from lae_fast.linalg import mirror_upper
 
 
 def random_spd(n, cond=None, seed=0):
@@ -147,49 +147,3 @@ def test_mirror_upper(n, dtype, num_threads):
     res = mirror_upper(a, num_threads=num_threads)
     assert res is a
     np.testing.assert_array_equal(a, expected)
-
-
-# ---------------------------------------------------------------------------------------------
-# memory preflight
-# ---------------------------------------------------------------------------------------------
-def test_absurd_request_is_refused_with_the_estimate(monkeypatch):
-    monkeypatch.delenv("LAE_FAST_SKIP_MEMORY_CHECK", raising=False)
-    if linalg.available_memory() is None:
-        pytest.skip("no memory information on this platform")
-    with pytest.raises(MemoryError, match="909.5 TiB") as info:
-        check_fits_in_memory(10 ** 15, what="the test buffer")
-    msg = str(info.value)
-    assert "the test buffer" in msg and "available" in msg and "LAE_FAST_SKIP_MEMORY_CHECK" in msg
-
-
-def test_preflight_with_pretend_memory(monkeypatch):
-    monkeypatch.delenv("LAE_FAST_SKIP_MEMORY_CHECK", raising=False)
-    monkeypatch.setattr(linalg, "available_memory", lambda: 8 * 2 ** 30)
-    check_fits_in_memory(7 * 2 ** 30, what="fits")          # under 90 % of 8 GiB
-    with pytest.raises(MemoryError, match=r"needs 7\.5 GiB but only 8\.0 GiB"):
-        check_fits_in_memory(int(7.5 * 2 ** 30), what="too much")
-    monkeypatch.setattr(linalg, "available_memory", lambda: None)  # unknown: allowed
-    check_fits_in_memory(10 ** 18, what="unknown")
-
-
-def test_skip_env_var(monkeypatch):
-    monkeypatch.setattr(linalg, "available_memory", lambda: 1024)
-    monkeypatch.setenv("LAE_FAST_SKIP_MEMORY_CHECK", "1")
-    check_fits_in_memory(10 ** 15, what="skipped")
-    monkeypatch.setenv("LAE_FAST_SKIP_MEMORY_CHECK", "0")
-    with pytest.raises(MemoryError):
-        check_fits_in_memory(10 ** 15, what="not skipped")
-
-
-def test_gram_refuses_absurd_size(monkeypatch):
-    monkeypatch.delenv("LAE_FAST_SKIP_MEMORY_CHECK", raising=False)
-    monkeypatch.setattr(linalg, "available_memory", lambda: 1000)
-    import scipy.sparse as sp
-
-    with pytest.raises(MemoryError, match="40x40 float32 Gram"):
-        lae_fast.gram(sp.csr_matrix((3, 40), dtype=np.float32))
-
-
-def test_available_memory_is_plausible():
-    avail = linalg.available_memory()
-    assert avail is None or avail > 0

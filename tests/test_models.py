@@ -371,7 +371,7 @@ def test_numpy_scalar_hyper_parameters_fit_and_save(X_small, tmp_path):
 
 def test_memory_preflight_refuses_before_allocating(X_small, monkeypatch):
     monkeypatch.delenv("LAE_FAST_SKIP_MEMORY_CHECK", raising=False)
-    monkeypatch.setattr(lae_fast.linalg, "available_memory", lambda: 100)
+    monkeypatch.setattr(lae_fast._memory, "available_memory", lambda: 100)
     with pytest.raises(MemoryError, match="12x12"):
         EASE(3.0).fit(X_small)
     monkeypatch.setenv("LAE_FAST_SKIP_MEMORY_CHECK", "1")

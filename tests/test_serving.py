@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 import lae_fast
 import lae_fast.io as model_io
-import lae_fast.linalg as linalg
+from lae_fast import _memory
 from lae_fast import EASE, RDLAE, ModelFileError, Recommender
 from lae_fast.serving import SERVING_MODEL, prune
 
@@ -367,7 +367,7 @@ def test_bad_construction(dyadic_B):
 
 
 def test_memory_preflight_for_batches(dyadic_B, monkeypatch):
-    monkeypatch.setattr(linalg, "available_memory", lambda: 50 * 1024 * 1024)
+    monkeypatch.setattr(_memory, "available_memory", lambda: 50 * 1024 * 1024)
     rec = Recommender.from_matrix(dyadic_B)
     with pytest.raises(MemoryError, match=r"recommend_batch: the top-100000 lists of 1000 users needs 7\d\d\.\d MiB"):
         rec.recommend_batch([[1]] * 1000, 100_000)
@@ -554,14 +554,14 @@ def test_crafted_serving_files_are_refused_even_without_verify(tmp_path, fitted,
 
 def test_interrupted_fit_leaves_no_file(tmp_path, fitted, monkeypatch):
     """fit writes nothing; save is atomic: an interrupt at any point leaves no file."""
-    from lae_fast.models import ease
+    from lae_fast.models import _closed_form
 
     _, X = fitted
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ease, "spd_inverse_inplace", interrupted)
+    monkeypatch.setattr(_closed_form, "spd_inverse_inplace", interrupted)
     with pytest.raises(KeyboardInterrupt):
         EASE(10.0).fit(X)
     assert list(tmp_path.iterdir()) == []

@@ -159,7 +159,7 @@ def test_weak_protocol_and_interactions_input():
 # -- validation of arguments, failures ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("model, grid, kwargs, exc, match", [
-    ("ease", {"xi": [0.1]}, {}, ValueError, r"model 'ease' has no free xi .*models with it: rlae, rdlae, family"),
+    ("ease", {"xi": [0.1]}, {}, ValueError, r"model 'ease' has no free xi .*models with it: family, rlae, rdlae"),
     ("lae", {"dropout": [0.1]}, {}, ValueError, "has no free dropout"),
     ("rdlae", {"lambda": [1]}, {}, ValueError, "unknown hyper-parameter"),
     ("rdlae", {"l2": []}, {}, ValueError, "empty"),

@@ -1,45 +1,259 @@
-"""What every item-item model shares: the fitted B, ranking, and model files."""
+"""The estimator contract every lae-fast model follows, and the base class that implements it.
+
+What a model class provides
+---------------------------
+1. **Catalogue entries** (class attributes, read by :mod:`lae_fast.models.registry`):
+
+   ``name``             the ``--model`` value on the command line and the name in model files;
+   ``summary``          one line for ``--help`` and the docs;
+   ``hyperparameters``  the hyper-parameters ``__init__`` takes, in order (each with a line in
+                        ``param_help``); the CLI makes one ``--flag`` per name (``_`` -> ``-``);
+   ``fixed``            for presets of a family: the family values this class pins
+                        (EASE pins ``dropout=0, xi=0``); the tuner searches the others;
+   ``takes_embeddings`` whether ``fit`` needs ``item_embeddings`` (one row per item).
+
+   Decorate the class with :func:`~lae_fast.models.registry.register`, which checks the
+   declaration against ``__init__``. Files in ``lae_fast/models/`` are imported by the
+   package, so a new model file needs no other edit to reach the CLI, tuner and tests.
+
+2. **``__init__``** storing its arguments verbatim (keyword-only after the first), no logic;
+   the common options ``dtype`` and ``num_threads`` included (see ``options``).
+
+3. **``_validate_params()``** returning the checked hyper-parameters as a dict by name
+   (``check_scalar`` / ``check_int`` from :mod:`lae_fast._validation`); the base adds the
+   options (``dtype`` as a numpy dtype, ``num_threads`` resolved) and calls it once per fit.
+
+4. **The solve**, one of:
+
+   * ``_solve_gram(A, params, timer, item_embeddings) -> dict`` for models whose closed form
+     starts from G = XᵀX: ``A`` is a C-ordered n×n buffer of ``params["dtype"]`` holding (at
+     least) the upper triangle of G, to be overwritten (it usually becomes B). The base then
+     provides ``fit`` (Gram built in that one buffer after a memory check) and ``fit_gram``
+     (G computed elsewhere, e.g. summed over user shards on Dask);
+   * ``_fit(X, params, timer, item_embeddings) -> dict`` for anything else (X is canonical CSR).
+
+   Either returns the learned attributes, at least ``{"B_": B}`` (plus e.g. ``item_counts_``).
+   ``timer("step")`` is a context manager that records a step's wall time.
+
+What the base gives every model
+-------------------------------
+``fit`` (validation once, X and embeddings checked, returns ``self``), ``fit_gram``,
+the learned attributes ``B_``, ``item_ids_``, ``n_users_``, ``nnz_`` and ``fit_seconds_``
+(set by the base alone: no other module assigns a model's attributes), ``B``,
+``n_items``, ``get_params``/``set_params``/``repr``, ``recommend`` and ``similar_items``
+(exactly N results, own items masked, ties to the lower index), ``save``/``load``
+(pickle-free, checksummed, memory-mapped), and the ``NotFittedError`` before ``fit``.
+``tests/test_contract.py`` checks all of it for every registered model.
+"""
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple, Type
+import contextlib
+import time
+from typing import Any, ClassVar, Dict, Iterator, Mapping, Optional, Tuple
 
 import numpy as np
 import scipy.sparse as sp
 
 from .. import io as model_io
-from .._validation import NotFittedError, as_index_array, check_dtype
+from .._memory import empty_checked
+from .._threads import resolve_num_threads
+from .._version import __version__
+from .._validation import NotFittedError, as_index_array, check_dtype, check_embeddings, check_interactions
+from ..gram import gram_buffer
+from ..ids import as_ids, ids_of
 from ..ranking import one_hot_rows, topk
+from .registry import MODEL_REGISTRY, class_for_file, register  # noqa: F401 (MODEL_REGISTRY: the old home)
 
-#: model name stored in files -> class, filled by ``register``
-MODEL_REGISTRY: Dict[str, Type["ItemItemModel"]] = {}
+__all__ = ["ItemItemModel", "StepTimer", "MODEL_REGISTRY", "register"]
+
+#: options every model takes besides its hyper-parameters
+COMMON_OPTIONS: Tuple[str, ...] = ("dtype", "num_threads")
 
 
-def register(cls):
-    """Class decorator: make a model loadable by the name it writes into files."""
-    MODEL_REGISTRY[cls.model_name] = cls
-    return cls
+class StepTimer:
+    """Wall time per named step of a fit: ``with timer("gram"): ...``; ``timer.seconds`` is the dict."""
+
+    def __init__(self) -> None:
+        self.seconds: Dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, step: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[step] = self.seconds.get(step, 0.0) + time.perf_counter() - t0
 
 
 class ItemItemModel:
-    """Base class: a fitted dense item-item matrix ``B_`` scored as ``x_u · B_``.
+    """Base class: a fitted item-item matrix ``B_`` scored as ``x_u · B_`` (see the module docstring)."""
 
-    Subclasses implement ``fit`` and list their hyper-parameters in ``_param_names``.
-    """
+    # -- catalogue entries (see lae_fast.models.registry) ----------------------------------------
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    hyperparameters: ClassVar[Tuple[str, ...]] = ()
+    options: ClassVar[Tuple[str, ...]] = COMMON_OPTIONS
+    param_help: ClassVar[Mapping[str, str]] = {}
+    fixed: ClassVar[Mapping[str, float]] = {}
+    takes_embeddings: ClassVar[bool] = False
 
-    model_name = "item-item"
-    _param_names: Tuple[str, ...] = ()
-
-    # -- scikit-learn style parameters ---------------------------------------------
+    # -- parameters -------------------------------------------------------------------------------
     def get_params(self) -> Dict[str, Any]:
-        """Hyper-parameters as given to ``__init__``."""
-        return {name: getattr(self, name) for name in self._param_names}
+        """Hyper-parameters and options as given to ``__init__``."""
+        return {name: getattr(self, name) for name in self.hyperparameters + self.options}
+
+    def set_params(self, **params: Any) -> "ItemItemModel":
+        """Set hyper-parameters or options by name (validated at the next ``fit``); returns self."""
+        known = self.hyperparameters + self.options
+        for key, value in params.items():
+            if key not in known:
+                raise ValueError(f"{type(self).__name__} has no parameter {key!r}; it takes {', '.join(known)}")
+            setattr(self, key, value)
+        return self
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items()
-                         if k not in ("dtype",)) if self._param_names else ""
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if k != "dtype")
         return f"{type(self).__name__}({args})"
 
-    # -- fitted state -----------------------------------------------------------------
+    def _validate_params(self) -> Dict[str, Any]:
+        """The checked hyper-parameters by name (subclasses override)."""
+        return {}
+
+    def validated_params(self) -> Dict[str, Any]:
+        """Every hyper-parameter checked, plus ``dtype`` (numpy dtype) and ``num_threads`` (resolved).
+
+        Raises
+        ------
+        ValueError, TypeError
+            A value out of range or of the wrong type (the message names it).
+        """
+        params = self._validate_params()
+        params["dtype"] = check_dtype(self.dtype)
+        params["num_threads"] = resolve_num_threads(self.num_threads)
+        return params
+
+    @classmethod
+    def solves_from_gram(cls) -> bool:
+        """True for models whose closed form starts from G = XᵀX (they support ``fit_gram``)."""
+        return getattr(cls, "_solve_gram", None) is not None
+
+    # -- fitting ----------------------------------------------------------------------------------
+    def fit(self, X: Any, item_embeddings: Any = None) -> "ItemItemModel":
+        """Fit B in closed form.
+
+        Parameters
+        ----------
+        X : sparse matrix (n_users, n_items) or :class:`lae_fast.data.Interactions`
+            Interactions; every stored positive value counts as 1. The item ids of an
+            ``Interactions`` become ``item_ids_``.
+        item_embeddings : array-like of shape (n_items, d), optional
+            Required by the text models (``takes_embeddings``), refused by the others.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError, TypeError
+            Bad hyper-parameters, interactions or embeddings.
+        numpy.linalg.LinAlgError
+            The regularised system is not positive definite (the message says what to raise).
+        MemoryError
+            The n×n matrix cannot fit in available memory (checked before allocating).
+        """
+        params = self.validated_params()
+        Xc = check_interactions(X)
+        n = Xc.shape[1]
+        item_ids = ids_of(X, n)
+        E = self._embeddings_arg(item_embeddings, n)
+        timer = StepTimer()
+        learned = self._fit(Xc, params, timer, E)
+        self._set_fitted(learned, item_ids, n_users=Xc.shape[0], nnz=Xc.nnz, seconds=timer.seconds)
+        return self
+
+    def _fit(self, X: sp.csr_matrix, params: Dict[str, Any], timer: StepTimer,
+             item_embeddings: Optional[np.ndarray]) -> Dict[str, Any]:
+        """Default for Gram models: the upper triangle of G in one checked n×n buffer, then the solve."""
+        if not self.solves_from_gram():
+            raise NotImplementedError(f"{type(self).__name__} must implement _fit or _solve_gram")
+        with timer("gram"):
+            A = gram_buffer(X, params["dtype"], params["num_threads"], what=f"fitting {type(self).__name__}")
+        return self._solve_gram(A, params, timer, item_embeddings)
+
+    def fit_gram(self, G: Any, *, item_ids: Any = None, item_embeddings: Any = None, n_users: Optional[int] = None,
+                 nnz: Optional[int] = None, gram_seconds: float = 0.0, copy: bool = True) -> "ItemItemModel":
+        """Fit B in closed form from a precomputed Gram matrix :math:`G = X^T X`.
+
+        What :meth:`fit` does after its Gram step, for a G built elsewhere (e.g. summed
+        over user partitions by :func:`lae_fast.distributed.distributed_gram`).
+
+        Parameters
+        ----------
+        G : ndarray of shape (n_items, n_items)
+            Binary co-occurrence counts; only the upper triangle (row-major, j >= i)
+            is read, so a full symmetric G and an upper-triangle-only buffer both work.
+        item_ids : array-like of shape (n_items,), optional
+            Original item id of each column; default ``0..n-1``.
+        item_embeddings : array-like of shape (n_items, d), optional
+            For the text models, as in :meth:`fit`.
+        n_users, nnz : int, optional
+            Users and interactions behind G (recorded as ``n_users_`` and ``nnz_``).
+        gram_seconds : float, default=0.0
+            Wall time of computing G elsewhere (recorded in ``fit_seconds_["gram"]``).
+        copy : bool, default=True
+            With False, a C-contiguous writeable G of the model's dtype is overwritten
+            and becomes ``B_`` (no second n×n buffer).
+
+        Returns
+        -------
+        self
+        """
+        if not self.solves_from_gram():
+            raise TypeError(f"{type(self).__name__} is not fitted from a Gram matrix; call fit(X)")
+        params = self.validated_params()
+        dtype = params["dtype"]
+        G = np.asarray(G)
+        if G.ndim != 2 or G.shape[0] != G.shape[1] or G.shape[0] == 0:
+            raise ValueError(f"G must be a non-empty square n_items x n_items matrix, got shape {G.shape}")
+        if G.dtype.kind not in "biuf":
+            raise TypeError(f"G must hold numbers, got dtype {G.dtype}")
+        n = G.shape[0]
+        ids = as_ids(item_ids, n, name="item_ids")  # checked before the O(n³) work
+        E = self._embeddings_arg(item_embeddings, n)
+        if copy or G.dtype != dtype or not G.flags.c_contiguous or not G.flags.writeable:
+            A = empty_checked((n, n), dtype, what=f"fitting {type(self).__name__} ({n} items, one {n}x{n} "
+                                                  f"{dtype.name} matrix)")
+            np.copyto(A, G, casting="unsafe")
+        else:
+            A = G
+        timer = StepTimer()
+        timer.seconds["gram"] = float(gram_seconds)
+        learned = self._solve_gram(A, params, timer, E)
+        self._set_fitted(learned, ids, n_users=n_users, nnz=nnz, seconds=timer.seconds)
+        return self
+
+    def _embeddings_arg(self, item_embeddings: Any, n_items: int) -> Optional[np.ndarray]:
+        if self.takes_embeddings:
+            return check_embeddings(item_embeddings, n_items)
+        if item_embeddings is not None:
+            raise TypeError(f"{type(self).__name__} does not use item embeddings; text models take them "
+                            f"({', '.join(_text_model_names())})")
+        return None
+
+    def _set_fitted(self, learned: Mapping[str, Any], item_ids: np.ndarray, *, n_users: Optional[int],
+                    nnz: Optional[int], seconds: Dict[str, float]) -> None:
+        """The one place where a fit's results become the model's attributes."""
+        if "B_" not in learned:
+            raise RuntimeError(f"internal error: {type(self).__name__} returned no B_")
+        for key, value in learned.items():
+            setattr(self, key, value)
+        self.item_ids_ = item_ids
+        self.n_users_ = None if n_users is None else int(n_users)
+        self.nnz_ = None if nnz is None else int(nnz)
+        self.fit_seconds_ = dict(seconds)
+
+    # -- fitted state -----------------------------------------------------------------------------
     def _check_fitted(self) -> None:
         if getattr(self, "B_", None) is None:
             raise NotFittedError(
@@ -54,17 +268,14 @@ class ItemItemModel:
 
     @property
     def n_items(self) -> int:
+        """Number of items (rows and columns of B)."""
         self._check_fitted()
         return self.B_.shape[0]
 
-    def _set_item_ids(self, X: Any, n: int) -> None:
-        ids = getattr(X, "item_ids", None)
-        ids = np.arange(n, dtype=np.int64) if ids is None else np.asarray(ids)
-        if ids.shape != (n,):
-            raise ValueError(f"item_ids has shape {ids.shape} but X has {n} items; pass one id per column")
-        self.item_ids_ = ids
+    def _threads(self, num_threads: Optional[int]) -> Optional[int]:
+        return num_threads if num_threads is not None else getattr(self, "num_threads", None)
 
-    # -- ranking ------------------------------------------------------------------------
+    # -- ranking ----------------------------------------------------------------------------------
     def recommend(self, user_items: Any, N: int = 10, *, filter_already_liked_items: bool = True,
                   filter_items: Any = None, items: Any = None,
                   num_threads: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
@@ -129,13 +340,9 @@ class ItemItemModel:
                                      items=items)
         return (ids[0], scores[0]) if scalar else (ids, scores)
 
-    def _threads(self, num_threads: Optional[int]) -> Optional[int]:
-        return num_threads if num_threads is not None else getattr(self, "num_threads", None)
-
-    # -- model files --------------------------------------------------------------------
-    def _extra_arrays(self) -> Dict[str, np.ndarray]:
-        """Arrays besides B and item ids that a subclass needs to score (none by default)."""
-        return {}
+    # -- model files ------------------------------------------------------------------------------
+    #: learned arrays besides B and the item ids that a file keeps (e.g. ``item_counts_``)
+    saved_attributes: ClassVar[Tuple[str, ...]] = ()
 
     def save(self, path: model_io.PathOrFile) -> None:
         """Write the fitted model atomically to ``path`` (or an open binary file).
@@ -147,9 +354,11 @@ class ItemItemModel:
         # numpy scalars (np.int64(500) from a grid) are not JSON serialisable: store Python numbers
         params = {k: (np.dtype(v).name if k == "dtype" else v.item() if isinstance(v, np.generic) else v)
                   for k, v in self.get_params().items()}
-        meta = {"model": self.model_name, "params": params, "dtype": self.B_.dtype.name,
-                "n_items": int(self.B_.shape[0]), "lae_fast_version": _version()}
-        arrays = {"B": self.B_, "item_ids": self.item_ids_, **self._extra_arrays()}
+        meta = {"model": self.name, "params": params, "dtype": self.B_.dtype.name,
+                "n_items": int(self.B_.shape[0]), "n_users": getattr(self, "n_users_", None),
+                "nnz": getattr(self, "nnz_", None), "lae_fast_version": __version__}
+        arrays = {"B": self.B_, "item_ids": self.item_ids_}
+        arrays.update({k: getattr(self, k) for k in self.saved_attributes if getattr(self, k, None) is not None})
         model_io.save_arrays(path, arrays, meta)
 
     @classmethod
@@ -170,43 +379,47 @@ class ItemItemModel:
             Corrupt, truncated, foreign or mismatched file.
         """
         arrays, meta = model_io.load_arrays(path, mmap=mmap, verify=verify)
-        name = getattr(path, "name", path)
-        model_name = meta.get("model")
-        target = MODEL_REGISTRY.get(model_name)
-        if target is None:
-            raise model_io.ModelFileError(f"{name}: unknown model type {model_name!r}")
+        return cls.from_arrays(arrays, meta, str(getattr(path, "name", path)))
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any],
+                    source: str = "<arrays>") -> "ItemItemModel":
+        """Build a fitted model from what :func:`lae_fast.io.load_arrays` read (checks everything).
+
+        Raises
+        ------
+        lae_fast.io.ModelFileError
+            Unknown model, missing or inconsistent arrays, invalid hyper-parameters.
+        """
+        target = class_for_file(meta, source)
         if cls is not ItemItemModel and not issubclass(target, cls):
-            raise model_io.ModelFileError(f"{name}: holds a {target.__name__}, not a {cls.__name__}")
+            raise model_io.ModelFileError(f"{source}: holds a {target.__name__}, not a {cls.__name__}")
         B = arrays.get("B")
         ids = arrays.get("item_ids")
         if B is None or ids is None:
-            raise model_io.ModelFileError(f"{name}: missing the B or item_ids array")
-        n = int(meta.get("n_items", -1))
-        if B.ndim != 2 or B.shape != (n, n) or ids.shape != (n,):
+            raise model_io.ModelFileError(f"{source}: missing the B or item_ids array")
+        n = meta.get("n_items")
+        if not isinstance(n, int) or isinstance(n, bool) or B.ndim != 2 or B.shape != (n, n) or ids.shape != (n,):
             raise model_io.ModelFileError(
-                f"{name}: shapes disagree (B {B.shape}, item_ids {ids.shape}, n_items {n})"
+                f"{source}: shapes disagree (B {B.shape}, item_ids {ids.shape}, n_items {n!r})"
             )
         if B.dtype.name != meta.get("dtype") or B.dtype not in (np.float32, np.float64):
-            raise model_io.ModelFileError(f"{name}: B has dtype {B.dtype}, header says {meta.get('dtype')}")
+            raise model_io.ModelFileError(f"{source}: B has dtype {B.dtype}, header says {meta.get('dtype')}")
         params = dict(meta.get("params") or {})
         try:
             if "dtype" in params:
                 params["dtype"] = check_dtype(params["dtype"])
             model = target(**params)
-            if hasattr(model, "_check_params"):  # __init__ only stores: validate as fit would
-                model._check_params()
+            model._validate_params()  # __init__ only stores: validate as fit would
         except (TypeError, ValueError) as exc:
-            raise model_io.ModelFileError(f"{name}: stored hyper-parameters are invalid ({exc})") from None
-        model.B_ = B
-        model.item_ids_ = ids
-        model._load_extra(arrays)
+            raise model_io.ModelFileError(f"{source}: stored hyper-parameters are invalid ({exc})") from None
+        learned = {"B_": B}
+        learned.update({k: arrays[k] for k in target.saved_attributes if k in arrays})
+        n_users, nnz = meta.get("n_users"), meta.get("nnz")
+        model._set_fitted(learned, ids, n_users=n_users if isinstance(n_users, int) else None,
+                          nnz=nnz if isinstance(nnz, int) else None, seconds={})
         return model
 
-    def _load_extra(self, arrays: Dict[str, np.ndarray]) -> None:
-        """Restore subclass arrays written by ``_extra_arrays``."""
 
-
-def _version() -> str:
-    from .. import __version__
-
-    return __version__
+def _text_model_names() -> Tuple[str, ...]:
+    return tuple(name for name, cls in MODEL_REGISTRY.items() if cls.takes_embeddings)

@@ -26,6 +26,7 @@ from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .._threads import resolve_num_threads
+from .._validation import check_int
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -429,11 +430,7 @@ class _Progress:
 
 
 def _check_positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be a positive integer, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value}")
-    return int(value)
+    return check_int(value, name=name, low=1)
 
 
 def _package_dir(name: str) -> Optional[Path]:

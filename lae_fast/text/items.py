@@ -29,6 +29,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..datasets import cache_dir as datasets_cache_dir
 from ..io import atomic_write
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -423,9 +424,7 @@ def _cache_path(cache_dir: Union[PathLike, None, bool], encoder: Any, texts: Seq
     if cache_dir is False:
         return None
     if cache_dir is None or cache_dir is True:
-        from ..datasets import cache_dir as default_root
-
-        folder = Path(default_root()) / "embeddings"
+        folder = Path(datasets_cache_dir()) / "embeddings"
     else:
         folder = Path(cache_dir)
     key = getattr(encoder, "fingerprint", None) or getattr(encoder, "sha256", None)

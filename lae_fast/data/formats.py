@@ -1,0 +1,76 @@
+"""The one table from file type to reader, used by ``load_interactions``, the CLI and the shard readers."""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Dict, Tuple
+
+from .delimited import CSV_EXTENSIONS, read_csv
+from .interactions import DataFormatError, Interactions, PathLike, check_file
+from .npz import NPZ_EXTENSIONS, read_npz
+from .parquet import PARQUET_EXTENSIONS, read_parquet
+
+__all__ = ["FORMATS", "file_format", "load_interactions"]
+
+#: format name -> (extensions, reader, the reader's options besides the path)
+FORMATS: Dict[str, Tuple[Tuple[str, ...], Callable[..., Interactions], Tuple[str, ...]]] = {
+    "npz": (NPZ_EXTENSIONS, read_npz, ("binarize",)),
+    "delimited": (CSV_EXTENSIONS, read_csv, ("user_col", "item_col", "rating_col", "timestamp_col", "sep",
+                                             "header", "min_rating", "binarize")),
+    "parquet": (PARQUET_EXTENSIONS, read_parquet, ("user_col", "item_col")),
+}
+
+
+def file_format(path: PathLike) -> str:
+    """``'npz'``, ``'delimited'`` or ``'parquet'`` from the file extension.
+
+    Raises
+    ------
+    DataFormatError
+        An extension no reader takes (the message lists those that are read).
+    """
+    name = os.fspath(path)
+    ext = os.path.splitext(name)[1].lower()
+    for fmt, (extensions, _, _) in FORMATS.items():
+        if ext in extensions:
+            return fmt
+    known = ", ".join(e for extensions, _, _ in FORMATS.values() for e in extensions)
+    raise DataFormatError(
+        f"{name}: unsupported extension {ext or '(none)'!r}; interactions files must end in {known}; "
+        "rename the file, or call read_csv / read_npz / read_parquet directly"
+    )
+
+
+def load_interactions(path: PathLike, **kwargs: Any) -> Interactions:
+    """Read an interactions file, choosing the reader by extension (see :data:`FORMATS`).
+
+    Parameters
+    ----------
+    path : str or path-like
+        ``.npz`` goes to :func:`~lae_fast.data.read_npz`; ``.csv``, ``.tsv``,
+        ``.txt``, ``.dat`` and ``.inter`` to :func:`~lae_fast.data.read_csv`;
+        ``.parquet`` and ``.pq`` to :func:`~lae_fast.data.read_parquet`.
+    **kwargs
+        Passed to the reader; options (not None) that the reader does not take are refused.
+
+    Returns
+    -------
+    Interactions
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    DataFormatError
+        Unsupported extension, or a malformed file.
+    TypeError
+        An option that this file type does not take.
+    """
+    name = check_file(path)
+    fmt = file_format(name)
+    _, reader, takes = FORMATS[fmt]
+    refused = sorted(k for k, v in kwargs.items() if v is not None and k not in takes)
+    if refused:
+        others = sorted({f for f, (_, _, t) in FORMATS.items() if any(k in t for k in refused)} - {fmt})
+        raise TypeError(f"{', '.join(refused)} do not apply to {name} (a {fmt} file); "
+                        f"they apply to {' or '.join(others) or 'no'} files; drop them")
+    return reader(name, **{k: v for k, v in kwargs.items() if v is not None})

@@ -1,0 +1,141 @@
+"""The :class:`Interactions` container: a canonical CSR matrix plus the original user and item ids."""
+from __future__ import annotations
+
+import errno
+import os
+from typing import Any, Tuple, Union
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._validation import check_interactions
+from ..ids import as_ids, dtype_label
+
+__all__ = ["DataFormatError", "Interactions", "PathLike", "check_file", "as_float32"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class DataFormatError(ValueError):
+    """An interactions file is malformed; the message names the file, the problem and the fix."""
+
+
+class Interactions:
+    """A users x items interaction matrix with the original user and item ids.
+
+    Parameters
+    ----------
+    matrix : sparse matrix or 2-D array, shape (n_users, n_items)
+        Non-negative interaction values.
+    user_ids, item_ids : array-like, optional
+        Original id of each row / column (unique; integers or strings).
+        Default ``0..n-1``.
+    binarize : bool, default=True
+        Store every positive value as 1.0.
+
+    Attributes
+    ----------
+    matrix : scipy.sparse.csr_matrix of float32
+        Canonical CSR: sorted indices, no duplicates, no stored zeros.
+    user_ids : ndarray of int64 or str, shape (n_users,)
+    item_ids : ndarray of int64 or str, shape (n_items,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = Interactions.from_matrix(np.array([[0, 3], [1, 0]]), item_ids=["a", "b"])
+    >>> X
+    Interactions(n_users=2, n_items=2, nnz=2, user_ids=int64, item_ids=<U1)
+    >>> X.matrix.toarray()
+    array([[0., 1.],
+           [1., 0.]], dtype=float32)
+    """
+
+    __slots__ = ("matrix", "user_ids", "item_ids")
+
+    def __init__(self, matrix: Any, user_ids: Any = None, item_ids: Any = None, *,
+                 binarize: bool = True) -> None:
+        X = as_float32(check_interactions(matrix, name="X", binarize=binarize), "X", ValueError)
+        self.matrix = X
+        self.user_ids = as_ids(user_ids, X.shape[0], name="user_ids")
+        self.item_ids = as_ids(item_ids, X.shape[1], name="item_ids")
+
+    @classmethod
+    def from_matrix(cls, X: Any, *, user_ids: Any = None, item_ids: Any = None,
+                    binarize: bool = True) -> "Interactions":
+        """Wrap a matrix (validated by ``check_interactions``) and optional id arrays.
+
+        Parameters
+        ----------
+        X : sparse matrix or 2-D array, shape (n_users, n_items)
+        user_ids, item_ids : array-like, optional
+            One unique id per row / column; default ``0..n-1``.
+        binarize : bool, default=True
+            Store every positive value as 1.0.
+
+        Returns
+        -------
+        Interactions
+
+        Raises
+        ------
+        ValueError
+            Negative, NaN or infinite values; id arrays of the wrong length or
+            with duplicates.
+        """
+        return cls(X, user_ids, item_ids, binarize=binarize)
+
+    @classmethod
+    def _trusted(cls, matrix: sp.csr_matrix, user_ids: np.ndarray, item_ids: np.ndarray) -> "Interactions":
+        """Build from parts the readers have already validated."""
+        obj = cls.__new__(cls)
+        obj.matrix = matrix
+        obj.user_ids = user_ids
+        obj.item_ids = item_ids
+        return obj
+
+    @property
+    def shape(self) -> Tuple[int, int]:
+        """``(n_users, n_items)``."""
+        return self.matrix.shape
+
+    @property
+    def n_users(self) -> int:
+        """Number of users (rows)."""
+        return self.matrix.shape[0]
+
+    @property
+    def n_items(self) -> int:
+        """Number of items (columns)."""
+        return self.matrix.shape[1]
+
+    @property
+    def nnz(self) -> int:
+        """Number of stored interactions."""
+        return int(self.matrix.nnz)
+
+    def __repr__(self) -> str:
+        return (f"Interactions(n_users={self.n_users}, n_items={self.n_items}, nnz={self.nnz}, "
+                f"user_ids={dtype_label(self.user_ids)}, item_ids={dtype_label(self.item_ids)})")
+
+
+def as_float32(X: sp.csr_matrix, name: str, error: type) -> sp.csr_matrix:
+    """``X`` stored as float32; values beyond float32's range are refused, not turned into inf."""
+    if X.dtype == np.float32:
+        return X
+    with np.errstate(over="ignore"):
+        out = X.astype(np.float32)
+    if out.nnz and not np.isfinite(out.data).all():
+        raise error(f"{name}: values up to {float(np.abs(X.data).max()):.6g} do not fit in float32 (at most "
+                    f"{float(np.finfo(np.float32).max):.6g}); interactions are stored as float32, scale them down")
+    return out
+
+
+def check_file(path: PathLike) -> str:
+    """The path as str; FileNotFoundError / DataFormatError when it is not a readable file."""
+    name = os.fspath(path)
+    if not os.path.exists(name):
+        raise FileNotFoundError(errno.ENOENT, "interactions file not found", name)
+    if os.path.isdir(name):
+        raise DataFormatError(f"{name}: is a directory; pass the path of an interactions file")
+    return name
