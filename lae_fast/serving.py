@@ -16,8 +16,6 @@ MovieLens-100K is measured in ``docs/SERVING.md``.
 """
 from __future__ import annotations
 
-import io as _stdio
-import os
 from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -26,8 +24,10 @@ import scipy.sparse as sp
 from . import _serve
 from . import io as model_io
 from ._threads import resolve_num_threads
-from ._validation import as_1d, as_index_array, check_int, check_interactions
-from .linalg import check_fits_in_memory
+from ._validation import as_index_array, check_int, check_interactions
+from ._memory import check_fits_in_memory
+from .ids import IdIndex, as_ids
+from .models.base import ItemItemModel
 from .ranking import _column_block, candidate_mask, check_N, topk
 
 __all__ = ["Recommender", "prune", "SERVING_MODEL"]
@@ -215,11 +215,11 @@ class Recommender:
             self._B = _as_serving_dense(B)
             n = self._B.shape[0]
         self.n_items = int(n)
-        self.item_ids = _as_item_ids(item_ids, self.n_items)
+        self.item_ids = as_ids(item_ids, self.n_items, name="item_ids")
         self.m = m
         self.by = by
         self._block = _column_block(self.n_items)
-        self._lookup = _IdLookup(self.item_ids)
+        self._index = IdIndex(self.item_ids)
 
     # -- construction from files and pruning ---------------------------------------------------
     @classmethod
@@ -247,28 +247,11 @@ class Recommender:
         FileNotFoundError
             No such file.
         """
-        if hasattr(path, "read"):
-            data = path.read()
-            if not isinstance(data, (bytes, bytearray)):
-                raise TypeError(f"{getattr(path, 'name', '<file object>')}: open the model file in binary mode ('rb')")
-            name = getattr(path, "name", "<file object>")
-            source: Any = _stdio.BytesIO(data)
-            header, _ = model_io._read_header(source, name)
-            source.seek(0)
-        else:
-            name = os.fspath(path)
-            if not os.path.isfile(name):
-                raise FileNotFoundError(f"{name}: no such model file")
-            source = name
-            with open(name, "rb") as fh:
-                header, _ = model_io._read_header(fh, name)
-        meta = header["meta"]
+        arrays, meta = model_io.load_arrays(path, mmap=True, verify=verify)
+        name = str(getattr(path, "name", path))
         if meta.get("model") != SERVING_MODEL:
-            from .models.base import ItemItemModel
-
-            return cls(ItemItemModel.load(source, mmap=True, verify=verify))
-        arrays, meta = model_io.load_arrays(source, mmap=True, verify=verify)
-        return cls._from_serving_arrays(arrays, meta, str(name))
+            return cls(ItemItemModel.from_arrays(arrays, meta, name))
+        return cls._from_serving_arrays(arrays, meta, name)
 
     @classmethod
     def _from_serving_arrays(cls, arrays: dict, meta: dict, name: str) -> "Recommender":
@@ -438,12 +421,12 @@ class Recommender:
         """
         if unknown not in _UNKNOWN:
             raise ValueError(f"unknown must be one of {_UNKNOWN}, got {unknown!r}")
-        hist, missing = self._lookup(item_ids, "item_ids")
+        hist, missing = self._index.lookup(item_ids, name="item_ids")
         if missing.size and unknown == "raise":
             raise ValueError(f"{missing.size} of item_ids are not in the model (e.g. {missing[0]!r}); "
                              "map them first, or pass unknown='ignore'")
-        fi = None if filter_items is None else self._lookup(filter_items, "filter_items")[0]
-        it = None if items is None else self._lookup(items, "items")[0]
+        fi = None if filter_items is None else self._index.lookup(filter_items, name="filter_items")[0]
+        it = None if items is None else self._index.lookup(items, name="items")[0]
         ids, scores = self.recommend_one(hist, N, filter_items=fi, items=it,
                                          filter_already_liked_items=filter_already_liked_items)
         k = int(np.count_nonzero(ids >= 0))  # padding only ever sits at the end
@@ -561,89 +544,3 @@ def _as_serving_csr(B: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise ValueError("B has NaN or infinite values; serve a finite matrix")
     return (np.ascontiguousarray(C.indptr, dtype=np.int64), np.ascontiguousarray(C.indices, dtype=np.int32),
             data)
-
-
-def _as_item_ids(item_ids: Any, n: int) -> np.ndarray:
-    if item_ids is None:
-        return np.arange(n, dtype=np.int64)
-    ids = np.asarray(item_ids)
-    if ids.shape != (n,):
-        raise ValueError(f"item_ids has shape {ids.shape} but B has {n} items; pass one id per item")
-    return ids
-
-
-class _IdLookup:
-    """Original item id -> item index, by binary search in the sorted ids (read-only after init).
-
-    Integer ids are compared exactly as integers; an int id looked up among str
-    ids (or the reverse) is compared as text.
-    """
-
-    def __init__(self, item_ids: np.ndarray) -> None:
-        ids = item_ids
-        self.is_int = ids.dtype.kind in "iu"
-        if self.is_int:
-            big = ids.dtype.kind == "u" and ids.size and ids.max() > np.iinfo(np.int64).max
-            ids = ids.astype(np.uint64 if big else np.int64, copy=False)
-        elif ids.dtype.kind != "U":
-            ids = ids.astype(str)
-        self.order = np.argsort(ids, kind="stable")
-        self.sorted = ids[self.order]
-        self._text: Optional[Tuple[np.ndarray, np.ndarray]] = None
-
-    def _text_ids(self) -> Tuple[np.ndarray, np.ndarray]:
-        text = self._text
-        if text is None:  # built on first use; racing threads build equal tuples, either may win
-            t = self.sorted.astype(str)
-            o = np.argsort(t, kind="stable")
-            text = (t[o], self.order[o])
-            self._text = text
-        return text
-
-    def __call__(self, values: Any, name: str) -> Tuple[np.ndarray, np.ndarray]:
-        """(indices of the known ids as int64, the unknown ids)."""
-        arr = as_1d(values, name=name, what="item ids")
-        if arr.size == 0:
-            return np.zeros(0, dtype=np.int64), arr
-        kind = arr.dtype.kind
-        if kind == "f" and self.is_int:
-            if not (np.isfinite(arr).all() and (arr == np.round(arr)).all()
-                    and np.abs(arr).max() < 2.0 ** 63):
-                raise TypeError(f"{name} must hold item ids (integers or strings), got non-integral floats")
-            arr = arr.astype(np.int64)
-            kind = "i"
-        elif kind == "O":
-            if not all(isinstance(v, str) for v in arr):
-                raise TypeError(f"{name} must hold item ids (integers or strings), got {arr.dtype} values")
-            arr = arr.astype(str)
-            kind = "U"
-        elif kind == "S":
-            arr = np.char.decode(arr, "utf-8", errors="replace")
-            kind = "U"
-        if kind not in "iuU":
-            raise TypeError(f"{name} must hold item ids (integers or strings), got dtype {arr.dtype}")
-        if kind in "iu" and self.is_int:
-            target = self.sorted.dtype
-            if kind == "u" and target == np.int64:
-                ok = arr <= np.uint64(np.iinfo(np.int64).max)
-            elif kind == "i" and target == np.uint64:
-                ok = arr >= 0
-            else:
-                ok = np.ones(arr.size, dtype=bool)
-            query = np.where(ok, arr, 0).astype(target)
-            pos, found = self._find(query, self.sorted)
-            found &= ok
-            return self.order[pos[found]].astype(np.int64), arr[~found]
-        if kind == "U" and not self.is_int:
-            sorted_ids, order = self.sorted, self.order
-        else:
-            sorted_ids, order = self._text_ids() if self.is_int else (self.sorted, self.order)
-            arr = arr.astype(str)
-        pos, found = self._find(arr, sorted_ids)
-        return order[pos[found]].astype(np.int64), arr[~found]
-
-    @staticmethod
-    def _find(arr: np.ndarray, sorted_ids: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        pos = np.searchsorted(sorted_ids, arr)
-        np.minimum(pos, sorted_ids.size - 1, out=pos)
-        return pos, sorted_ids[pos] == arr

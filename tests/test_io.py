@@ -11,7 +11,7 @@ import pytest
 import lae_fast
 import lae_fast.io as model_io
 from lae_fast import DLAE, EASE, EDLAE, LAE, RDLAE, RLAE, LinearAutoencoder, ModelFileError
-from lae_fast.models import ItemItemModel
+from lae_fast.models import ItemItemModel, get_model_class, model_names
 
 
 @pytest.fixture
@@ -69,9 +69,9 @@ def test_round_trip_path(tmp_path, X_small, interactions_like, dtype, mmap, ids)
     assert type(ItemItemModel.load(path)) is RLAE
 
 
-@pytest.mark.parametrize("cls", [LAE, EASE, DLAE, EDLAE, RLAE, RDLAE, LinearAutoencoder])
-def test_round_trip_file_object_every_model(X_small, cls):
-    model = cls(2.0).fit(X_small)
+@pytest.mark.parametrize("name", model_names(base=LinearAutoencoder))
+def test_round_trip_file_object_every_model(X_small, name):
+    model = get_model_class(name)(2.0).fit(X_small)
     buf = io.BytesIO()
     model.save(buf)
     buf.seek(0)
@@ -308,3 +308,27 @@ def test_failed_rename_or_interrupt_cleans_up(tmp_path, fitted, monkeypatch):
 def test_save_into_missing_directory(tmp_path, fitted):
     with pytest.raises(FileNotFoundError):
         fitted.save(tmp_path / "no-such-dir" / "m.laef")
+
+
+@pytest.mark.parametrize("old_name, params, cls", [
+    ("lae", {"l2": 2.0, "dropout": 0.1, "xi": 0.3}, LinearAutoencoder),   # 0.1.x: 'lae' was the general form
+    ("lae-l2", {"l2": 2.0}, LAE),                                          # 0.1.x: 'lae-l2' was LAE
+    ("ease", {"l2": 2.0}, EASE),
+])
+def test_files_of_lae_fast_0_1_load_as_the_same_class(X_small, tmp_path, old_name, params, cls):
+    ref = cls(**params).fit(X_small)
+    meta = {"model": old_name, "params": {**params, "dtype": "float32", "num_threads": None}, "dtype": "float32",
+            "n_items": int(ref.B_.shape[0]), "lae_fast_version": "0.1.0"}
+    path = tmp_path / "old.lae"
+    model_io.save_arrays(path, {"B": ref.B_, "item_ids": ref.item_ids_}, meta)
+    loaded = lae_fast.load_model(path)
+    assert type(loaded) is cls and loaded.get_params()["l2"] == 2.0
+    np.testing.assert_array_equal(loaded.B, ref.B_)
+
+
+def test_new_files_name_the_class_by_its_catalogue_name(X_small, tmp_path):
+    for model in (LAE(2.0).fit(X_small), LinearAutoencoder(2.0).fit(X_small)):
+        model.save(tmp_path / "m.lae")
+        _, meta = model_io.load_arrays(tmp_path / "m.lae")
+        assert meta["model"] == model.name and meta["lae_fast_version"] == lae_fast.__version__
+        assert type(lae_fast.load_model(tmp_path / "m.lae")) is type(model)

@@ -14,6 +14,7 @@ from lae_fast import EASE, RDLAE, LinearAutoencoder
 from lae_fast.cli import Context
 from lae_fast.cli_data import datasets_command, parse_grid, tune_command
 from lae_fast.evaluation import EvalSet, Split, evaluate, strong_split, weak_split
+from lae_fast.models import model_names
 from lae_fast.tuning import family_member, iter_solutions, tune
 
 try:
@@ -23,7 +24,7 @@ except ImportError:
 else:
     HAS_MPL = True
 
-FAMILY = ("lae", "ease", "dlae", "edlae", "rlae", "rdlae")
+FAMILY = tuple(n for n in model_names(base=LinearAutoencoder) if n != LinearAutoencoder.name)
 
 
 def power_law(n_users=300, n_items=50, mean_len=8, alpha=1.1, seed=0, empty_items=()):

@@ -9,10 +9,9 @@ import zlib
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import scipy.sparse as sp
 
 from .._validation import check_scalar
-from ..data import DataFormatError, Interactions
+from ..data import DataFormatError
 from ..data.interactions import PathLike
 
 
@@ -198,15 +197,6 @@ def _read_table(files: _Files, member: str, *, sep: str, encoding: str, skip_hea
         raise DataFormatError(f"{label}: none of its {n_rows} ratings is >= min_rating={min_rating:g}; "
                               "lower min_rating (or pass min_rating=None to keep every rating)")
     return u, np.concatenate(items)
-
-
-def _interactions(users: np.ndarray, items: np.ndarray) -> Interactions:
-    """Binary interactions from id pairs; users and items numbered in sorted id order."""
-    user_ids, rows = np.unique(users, return_inverse=True)
-    item_ids, cols = np.unique(items, return_inverse=True)
-    X = sp.csr_matrix((np.ones(rows.size, dtype=np.float32), (rows.reshape(-1), cols.reshape(-1))),
-                      shape=(user_ids.size, item_ids.size))
-    return Interactions(X, user_ids, item_ids)
 
 
 def _movie_text(title: str, genres: Sequence[str]) -> str:

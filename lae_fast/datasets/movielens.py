@@ -7,10 +7,10 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..data import DataFormatError, Interactions, read_csv
+from ..data import DataFormatError, Interactions, interactions_from_pairs, read_csv
 from ..data.interactions import PathLike
 from ._fetch import MOVIELENS_100K, MOVIELENS_1M, fetch_files
-from ._files import (_ML100K_FIX, ML100K_GENRES, _check_min_rating, _Files, _guess_sep, _interactions, _movie_text,
+from ._files import (_ML100K_FIX, ML100K_GENRES, _check_min_rating, _Files, _guess_sep, _movie_text,
                      _parse_int, _read_table)
 
 
@@ -109,7 +109,7 @@ def read_movielens_100k(path: PathLike, *, min_rating: Optional[float] = 4.0
         genre_file = files.find("u.genre")
         genres = _read_ml100k_genres(files, genre_file) if genre_file else list(ML100K_GENRES)
         texts = _read_ml100k_items(files, movies, genres)
-    return _interactions(users, items), texts
+    return interactions_from_pairs(str(path), users, items), texts
 
 
 def _read_ml100k_genres(files: _Files, member: str) -> List[str]:
@@ -210,7 +210,7 @@ def read_movielens_dat(path: PathLike, *, min_rating: Optional[float] = 4.0
                         f"(MovieID::Title::Genres): {text[:80]!r}{_guess_sep(text, '::')}; fix or remove that line")
                 movie = _parse_int(label, lineno, fields[0], "MovieID", text)
                 texts[movie] = _movie_text(fields[1], fields[2].split("|"))
-    return _interactions(users, items), texts
+    return interactions_from_pairs(str(path), users, items), texts
 
 
 # -- MovieLens-20M / 25M / 32M / latest (csv) ------------------------------------------------------
@@ -263,7 +263,7 @@ def read_movielens_csv(path: PathLike, *, min_rating: Optional[float] = 4.0
         users, items = _read_table(files, ratings, sep=",", encoding="utf-8-sig", skip_header=True,
                                    layout=header, cols=cols, min_rating=min_rating)  # type: ignore[arg-type]
         texts = _read_movies_csv(files, movies)
-    return _interactions(users, items), texts
+    return interactions_from_pairs(str(path), users, items), texts
 
 
 def _csv_header(files: _Files, member: str) -> List[str]:

@@ -30,6 +30,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from ..datasets import cache_dir as datasets_cache_dir
+from ..ids import IdIndex
 from ..io import atomic_write
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -516,18 +517,13 @@ def align_rows(item_ids: Sequence[Any], source_ids: Sequence[Any],
     Ids match as in :func:`align_texts`. Items absent from ``source_ids`` get a
     zero row and are listed in ``missing``.
     """
-    index: Dict[Any, int] = {}
-    for row, item in enumerate(np.asarray(source_ids).tolist()):
-        key = _key(item)
-        if key in index:
-            raise ValueError(f"embeddings list item {item!r} twice; keep one row per item")
-        index[key] = row
-    out = np.zeros((len(item_ids), vectors.shape[1]), dtype=np.float32)
-    missing: List[Any] = []
-    for j, item in enumerate(np.asarray(item_ids).tolist()):
-        row = index.get(_key(item))
-        if row is None:
-            missing.append(item)
-        else:
-            out[j] = vectors[row]
-    return out, missing
+    source = np.array([str(_key(item)) for item in np.asarray(source_ids).tolist()], dtype=str)
+    keys, counts = np.unique(source, return_counts=True)
+    if (counts > 1).any():
+        raise ValueError(f"embeddings list item {keys[counts > 1][0]!r} twice; keep one row per item")
+    wanted = np.asarray(item_ids).tolist()
+    rows = IdIndex(source).positions(np.array([str(_key(item)) for item in wanted], dtype=str))
+    out = np.zeros((len(wanted), vectors.shape[1]), dtype=np.float32)
+    found = rows >= 0
+    out[found] = vectors[rows[found]]
+    return out, [item for item, ok in zip(wanted, found) if not ok]
