@@ -69,8 +69,6 @@ class BuildExtWithOpenMP(build_ext):
         for ext in self.extensions:
             ext.extra_compile_args = opt + cflags + ext.extra_compile_args
             ext.extra_link_args = ldflags + ext.extra_link_args
-            # _openmp.h reads this to tell show_versions() how the build went.
-            ext.define_macros.append(("LAE_FAST_OPENMP", "1" if cflags else "0"))
         super().build_extensions()
 
 

@@ -1,11 +1,11 @@
 """L3AE fit: lae_fast (one n×n buffer, low-rank text term) vs the literal two-inverse formulation.
 
 Competitors, fed the same X (power-law synthetic) and the same random unit-norm embeddings:
-  - reference: MATH.md §2 as the authors' formulation computes it, all float64 —
+  - reference: docs/MODELS.md §2 as the authors' formulation computes it, all float64 —
     G = (XᵀX).toarray(), P_F = inv(FᵀF + λ_F I), S = I − P_F·diag(1/diag P_F),
     P = inv(G + (λ_X+λ_E) I), P·S (an n×n×n product), then B;
   - lae_fast.L3AE (float32, and float64 for a tight agreement check): Gram kernel, one
-    in-place Cholesky inverse, M = (FFᵀ + λ_F I_d)⁻¹ and two n×n×d products (MATH.md §2).
+    in-place Cholesky inverse, M = (FFᵀ + λ_F I_d)⁻¹ and two n×n×d products (docs/MODELS.md §2).
 
 Both timings include the Gram matrix. Peak memory is traced (tracemalloc) in one extra,
 untimed call of each.

@@ -1,6 +1,6 @@
 """Offline evaluation: seeded train/validation/test splits, ranking metrics, ``evaluate``.
 
-Two protocols are supported (see ``docs/MATH.md`` section 3):
+Two protocols are supported (see ``docs/MODELS.md`` §3):
 
 * **strong generalization** (:func:`strong_split`): whole users are held out; the
   model never sees them while fitting and is scored on how well it completes a

@@ -58,6 +58,15 @@ def _sha256(buf) -> str:
     return h.hexdigest()
 
 
+def sha256_file(path: Union[str, os.PathLike]) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks (for pinned downloads and caches)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def _write(fh: BinaryIO, arrays: Dict[str, np.ndarray], meta: Dict[str, Any]) -> None:
     arrays = {k: _check_array(k, v) for k, v in arrays.items()}
     entries = {}

@@ -42,7 +42,7 @@ from .data import Interactions
 from .gram import gram_buffer
 from .io import atomic_write
 from .models._closed_form import invert_regularised, lae_family_inplace, ridge_diagonal
-from .models.ease import LinearAutoencoder
+from .models.ease import RDLAE, LinearAutoencoder
 from .models.registry import get_model_class, model_names
 from .ranking import topk
 
@@ -428,7 +428,7 @@ def _preset(model: str, row: Mapping[str, Any], dtype: Any, num_threads: Optiona
     return cls(**{k: row[k] for k in cls.hyperparameters}, dtype=dtype, num_threads=num_threads)
 
 
-def tune(data: Any, model: str = "rdlae", grid: Optional[Mapping[str, Any]] = None, *,
+def tune(data: Any, model: str = RDLAE.name, grid: Optional[Mapping[str, Any]] = None, *,
          protocol: str = "strong", ks: Sequence[int] = (20, 100), metric: str = "ndcg@20", on: str = "val",
          head_tail: bool = True, n_heldout: Union[int, float] = 0.1, random_state: Any = 0,
          dtype: Any = np.float32, num_threads: Optional[int] = None, refit: bool = True,

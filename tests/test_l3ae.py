@@ -1,4 +1,4 @@
-"""L3AE and the text-only baselines (MATH.md §2) against literal and brute-force references."""
+"""L3AE and the text-only baselines (docs/MODELS.md §2) against literal and brute-force references."""
 import tracemalloc
 
 import numpy as np
@@ -25,7 +25,7 @@ def reference_S(E, l2_f):
 
 
 def reference_B(X, E, l2_x, l2_e, l2_f):
-    """MATH.md §2 literally, as the authors' formulation: two n×n inverses and P @ S in float64."""
+    """docs/MODELS.md §2 literally, as the authors' formulation: two n×n inverses and P @ S in float64."""
     G = dense(X).T @ dense(X)
     n = G.shape[0]
     S = reference_S(E, l2_f)

@@ -1,4 +1,4 @@
-"""The EASE family (MATH.md §1) against an independent brute-force solve, plus the estimator contract."""
+"""The EASE family (docs/MODELS.md §1) against an independent brute-force solve, plus the estimator contract."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -39,7 +39,7 @@ def brute_force_B(X, l2, dropout, xi):
 
 
 def closed_form_B(X, l2, dropout, xi):
-    """MATH.md §1 with numpy's float64 inverse."""
+    """docs/MODELS.md §1 with numpy's float64 inverse."""
     Xd = (X.toarray() != 0).astype(np.float64)
     G = Xd.T @ Xd
     gamma = l2 + dropout / (1.0 - dropout) * np.diag(G)

