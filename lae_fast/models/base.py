@@ -356,8 +356,9 @@ class ItemItemModel:
                   for k, v in self.get_params().items()}
         meta = {"model": self.name, "params": params, "dtype": self.B_.dtype.name,
                 "n_items": int(self.B_.shape[0]), "n_users": getattr(self, "n_users_", None),
-                "nnz": getattr(self, "nnz_", None), "lae_fast_version": __version__}
-        arrays = {"B": self.B_, "item_ids": self.item_ids_}
+                "nnz": getattr(self, "nnz_", None), "lae_fast_version": __version__,
+                "B_format": "csr" if sp.issparse(self.B_) else "dense"}
+        arrays = {**weights_to_arrays(self.B_), "item_ids": self.item_ids_}
         arrays.update({k: getattr(self, k) for k in self.saved_attributes if getattr(self, k, None) is not None})
         model_io.save_arrays(path, arrays, meta)
 
@@ -394,17 +395,7 @@ class ItemItemModel:
         target = class_for_file(meta, source)
         if cls is not ItemItemModel and not issubclass(target, cls):
             raise model_io.ModelFileError(f"{source}: holds a {target.__name__}, not a {cls.__name__}")
-        B = arrays.get("B")
-        ids = arrays.get("item_ids")
-        if B is None or ids is None:
-            raise model_io.ModelFileError(f"{source}: missing the B or item_ids array")
-        n = meta.get("n_items")
-        if not isinstance(n, int) or isinstance(n, bool) or B.ndim != 2 or B.shape != (n, n) or ids.shape != (n,):
-            raise model_io.ModelFileError(
-                f"{source}: shapes disagree (B {B.shape}, item_ids {ids.shape}, n_items {n!r})"
-            )
-        if B.dtype.name != meta.get("dtype") or B.dtype not in (np.float32, np.float64):
-            raise model_io.ModelFileError(f"{source}: B has dtype {B.dtype}, header says {meta.get('dtype')}")
+        B, ids = weights_from_arrays(arrays, meta, source)
         params = dict(meta.get("params") or {})
         try:
             if "dtype" in params:
@@ -423,3 +414,48 @@ class ItemItemModel:
 
 def _text_model_names() -> Tuple[str, ...]:
     return tuple(name for name, cls in MODEL_REGISTRY.items() if cls.takes_embeddings)
+
+
+def weights_to_arrays(B: Any) -> Dict[str, np.ndarray]:
+    """The arrays a model file stores for B: ``B`` (dense) or ``B_indptr/B_indices/B_data`` (CSR rows)."""
+    if not sp.issparse(B):
+        return {"B": B}
+    C = sp.csr_matrix(B)
+    return {"B_indptr": C.indptr.astype(np.int64, copy=False), "B_indices": C.indices.astype(np.int32, copy=False),
+            "B_data": C.data}
+
+
+def weights_from_arrays(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any],
+                        source: str) -> Tuple[Any, np.ndarray]:
+    """B (dense, or CSR on the file's memory-mapped arrays) and the item ids, after checking every shape.
+
+    Raises
+    ------
+    lae_fast.io.ModelFileError
+        A missing array, shapes or dtypes that disagree with the header, or a CSR structure that is
+        not one (indptr not monotonic, an index out of range).
+    """
+    ids = arrays.get("item_ids")
+    n = meta.get("n_items")
+    if ids is None or not isinstance(n, int) or isinstance(n, bool) or n < 1 or ids.shape != (n,):
+        raise model_io.ModelFileError(f"{source}: shapes disagree or arrays are missing (item_ids "
+                                      f"{getattr(ids, 'shape', None)}, n_items {n!r})")
+    dtype = meta.get("dtype")
+    if meta.get("B_format", "dense") == "csr":
+        indptr, indices, data = (arrays.get(k) for k in ("B_indptr", "B_indices", "B_data"))
+        if (indptr is None or indices is None or data is None or indptr.dtype != np.int64
+                or indices.dtype != np.int32 or data.dtype.name != dtype or data.dtype not in (np.float32, np.float64)
+                or indptr.shape != (n + 1,) or indices.ndim != 1 or indices.shape != data.shape):
+            raise model_io.ModelFileError(f"{source}: the sparse B arrays are missing or have wrong dtypes or shapes")
+        nnz = indices.shape[0]
+        if (indptr[0] != 0 or indptr[-1] != nnz or (np.diff(indptr) < 0).any()
+                or (nnz and (indices.min() < 0 or indices.max() >= n))):
+            raise model_io.ModelFileError(f"{source}: the sparse B is inconsistent (indptr or indices)")
+        return sp.csr_matrix((data, indices, indptr), shape=(n, n)), ids
+    B = arrays.get("B")
+    if B is None or B.ndim != 2 or B.shape != (n, n):
+        raise model_io.ModelFileError(f"{source}: shapes disagree or B is missing (B {getattr(B, 'shape', None)}, "
+                                      f"n_items {n})")
+    if B.dtype.name != dtype or B.dtype not in (np.float32, np.float64):
+        raise model_io.ModelFileError(f"{source}: B has dtype {B.dtype}, header says {dtype}")
+    return B, ids
