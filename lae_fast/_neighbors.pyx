@@ -56,32 +56,89 @@ MODE_L3AE = M_L3AE
 
 # -- candidate selection ---------------------------------------------------------------------------
 
-cdef inline void _offer_cosine(float *hs, int32_t *hi, int32_t *size, int32_t k, double g,
-                               double ci, double cj, int64_t j) noexcept nogil:
-    """Offer item j with cosine g / sqrt(ci·cj), rounded once to float (the heap's key)."""
-    lae_heap_push(hs, hi, size, k, <float>(g / sqrt(ci * cj)), <int32_t>j)
+cdef inline bint _better_at(const float *s, const int32_t *ids, int64_t a, int64_t b) noexcept nogil:
+    return lae_better(s[a], ids[a], s[b], ids[b])
+
+
+cdef inline void _swap(float *s, int32_t *ids, int64_t a, int64_t b) noexcept nogil:
+    cdef float ts = s[a]
+    cdef int32_t ti = ids[a]
+    s[a] = s[b]
+    ids[a] = ids[b]
+    s[b] = ts
+    ids[b] = ti
+
+
+cdef void _partial_select(float *s, int32_t *ids, int64_t n, int64_t k) noexcept nogil:
+    """Reorder (s, ids)[0:n] so that its k best pairs (topk.h order) come first, in any order.
+
+    Quickselect (median-of-three pivot, Lomuto partition), O(n) expected; ids are
+    distinct, so the order is total and ties in score cannot stall it.
+    """
+    cdef int64_t lo = 0, hi = n - 1, mid, i, store
+    while lo < hi:
+        mid = lo + (hi - lo) // 2
+        if _better_at(s, ids, mid, lo):
+            _swap(s, ids, mid, lo)
+        if _better_at(s, ids, hi, lo):
+            _swap(s, ids, hi, lo)
+        if _better_at(s, ids, hi, mid):
+            _swap(s, ids, hi, mid)
+        _swap(s, ids, mid, hi)  # the median of the three is the pivot, kept at hi
+        store = lo
+        for i in range(lo, hi):
+            if _better_at(s, ids, i, hi):
+                _swap(s, ids, i, store)
+                store += 1
+        _swap(s, ids, store, hi)  # [lo, store) beat the pivot, now at store; (store, hi] do not
+        if store == k or store == k - 1:
+            return
+        if store < k:
+            lo = store + 1
+        else:
+            hi = store - 1
+
+
+cdef void _best_k(float *s, int32_t *ids, int64_t n, int32_t k, float *hs, int32_t *out) noexcept nogil:
+    """The k best of (s, ids)[0:n] (scratch, reordered) into (hs, out), best first, padded
+    with (-inf, -1). Offering all n to the bounded heap costs up to n log k when good
+    scores come late; selecting first leaves it exactly min(n, k) pushes."""
+    cdef int32_t size = 0
+    cdef int64_t t
+    if n > k:
+        _partial_select(s, ids, n, k)
+        n = k
+    for t in range(n):
+        lae_heap_push(hs, out, &size, k, s[t], ids[t])
+    lae_heap_finish(hs, out, size, k, -INFINITY)
+
+
+cdef inline float _cosine(double g, double ci, double cj) noexcept nogil:
+    """G_ij / sqrt(G_ii G_jj), rounded once to float (the selection key)."""
+    return <float>(g / sqrt(ci * cj))
 
 
 cdef void _cooc_row(int64_t i, const int64_t *indptr, const int32_t *indices, const int64_t *item_ptr,
                     const int32_t *item_user, int32_t k, int32_t *ids, float *cnt,
-                    int32_t *acc, int32_t *touched, float *hs) noexcept nogil:
-    cdef int64_t e, q, t, j, nt = 0
-    cdef int32_t size = 0
+                    int32_t *acc, int32_t *touched, float *sc, int32_t *sid, float *hs) noexcept nogil:
+    cdef int64_t e, q, t, j, nt = 0, c = 0
     cdef double ci = <double>(item_ptr[i + 1] - item_ptr[i])
     for e in range(item_ptr[i], item_ptr[i + 1]):
         for q in range(indptr[item_user[e]], indptr[item_user[e] + 1]):
             j = indices[q]
-            if acc[j] == 0:
-                touched[nt] = <int32_t>j
-                nt += 1
+            touched[nt] = <int32_t>j  # kept only on the first visit: no branch to mispredict
+            nt += acc[j] == 0
             acc[j] += 1
     for t in range(nt):
         j = touched[t]
         if j != i:
-            _offer_cosine(hs, ids, &size, k, acc[j], ci, <double>(item_ptr[j + 1] - item_ptr[j]), j)
-    lae_heap_finish(hs, ids, size, k, -INFINITY)
-    for t in range(size):
-        cnt[t] = <float>acc[ids[t]]
+            sc[c] = _cosine(acc[j], ci, <double>(item_ptr[j + 1] - item_ptr[j]))
+            sid[c] = <int32_t>j
+            c += 1
+    _best_k(sc, sid, c, k, hs, ids)
+    for t in range(k):
+        if ids[t] >= 0:
+            cnt[t] = <float>acc[ids[t]]
     for t in range(nt):  # reset only what this row touched
         acc[touched[t]] = 0
 
@@ -95,7 +152,7 @@ def cooc_topk(const int64_t[::1] indptr, const int32_t[::1] indices, const int64
     (the users of each item). Row i of the outputs gets item i's best k items j != i
     with G_ij > 0, best first (cosine, then lower index), and their counts G_ij; rows
     of items not in ``order`` and the tail of short rows are left untouched (the
-    caller pre-fills -1 / 0). Work sum_u |x_u|^2, scratch 2n int32 + k floats a thread.
+    caller pre-fills -1 / 0). Work sum_u |x_u|^2, scratch 4n + k words a thread.
     """
     cdef int64_t n = out_idx.shape[0]
     cdef int32_t k = <int32_t>out_idx.shape[1]
@@ -103,6 +160,8 @@ def cooc_topk(const int64_t[::1] indptr, const int32_t[::1] indices, const int64
     cdef int64_t t
     cdef int32_t *acc
     cdef int32_t *touched
+    cdef int32_t *sid
+    cdef float *sc
     cdef float *hs
     cdef int failed[1]  # one-element array: shared inside the parallel block
     failed[0] = 0
@@ -112,16 +171,20 @@ def cooc_topk(const int64_t[::1] indptr, const int32_t[::1] indices, const int64
         num_threads = <int>n_rows
     with nogil, parallel(num_threads=num_threads):
         acc = <int32_t *>calloc(n, sizeof(int32_t))
-        touched = <int32_t *>malloc(n * sizeof(int32_t))
+        touched = <int32_t *>malloc((n + 1) * sizeof(int32_t))  # +1: the branchless append
+        sc = <float *>malloc(n * sizeof(float))
+        sid = <int32_t *>malloc(n * sizeof(int32_t))
         hs = <float *>malloc(k * sizeof(float))
-        if acc == NULL or touched == NULL or hs == NULL:
+        if acc == NULL or touched == NULL or sc == NULL or sid == NULL or hs == NULL:
             failed[0] = 1
         for t in prange(n_rows, schedule="dynamic", chunksize=1):
-            if acc != NULL and touched != NULL and hs != NULL:
+            if not failed[0]:
                 _cooc_row(order[t], &indptr[0], &indices[0], &item_ptr[0], &item_user[0], k,
-                          &out_idx[order[t], 0], &out_cnt[order[t], 0], acc, touched, hs)
+                          &out_idx[order[t], 0], &out_cnt[order[t], 0], acc, touched, sc, sid, hs)
         free(acc)
         free(touched)
+        free(sc)
+        free(sid)
         free(hs)
     return ST_MEMORY if failed[0] else ST_OK
 
@@ -131,53 +194,69 @@ def gram_topk(const floating[:, ::1] G, const double[::1] counts, int32_t[:, ::1
     """``cooc_topk``'s rule on the rows of a dense G (counts = diag G); returns a status."""
     cdef int64_t n = G.shape[0]
     cdef int32_t k = <int32_t>out_idx.shape[1]
-    cdef int64_t i, j, t
-    cdef int32_t size
+    cdef int64_t i, j, t, c
+    cdef float *sc
+    cdef int32_t *sid
     cdef float *hs
     cdef int failed[1]
     failed[0] = 0
     if n == 0 or k == 0:
         return ST_OK
     with nogil, parallel(num_threads=num_threads):
+        sc = <float *>malloc(n * sizeof(float))
+        sid = <int32_t *>malloc(n * sizeof(int32_t))
         hs = <float *>malloc(k * sizeof(float))
-        if hs == NULL:
+        if sc == NULL or sid == NULL or hs == NULL:
             failed[0] = 1
         for i in prange(n, schedule="dynamic", chunksize=16):
-            if hs != NULL:
-                size = 0
+            if not failed[0]:
+                c = 0
                 for j in range(n):
                     if G[i, j] > 0 and j != i:
-                        _offer_cosine(hs, &out_idx[i, 0], &size, k, G[i, j], counts[i], counts[j], j)
-                lae_heap_finish(hs, &out_idx[i, 0], size, k, -INFINITY)
-                for t in range(size):
-                    out_cnt[i, t] = <float>G[i, out_idx[i, t]]
-                for t in range(size, k):
-                    out_cnt[i, t] = 0
+                        sc[c] = _cosine(G[i, j], counts[i], counts[j])
+                        sid[c] = <int32_t>j
+                        c = c + 1
+                _best_k(sc, sid, c, k, hs, &out_idx[i, 0])
+                for t in range(k):
+                    out_cnt[i, t] = <float>G[i, out_idx[i, t]] if out_idx[i, t] >= 0 else 0
+        free(sc)
+        free(sid)
         free(hs)
     return ST_MEMORY if failed[0] else ST_OK
 
 
 def rows_topk(const floating[:, ::1] S, const int64_t[::1] skip, int32_t[:, ::1] out_idx,
               float[:, ::1] out_val, int num_threads):
-    """Row r: its k largest entries (as float; ties to the lower column), column skip[r] left out.
-
-    NaN entries are never selected; short rows are padded with -1 / -inf.
-    """
+    """Row r: its k largest entries (as float; ties to the lower column), column skip[r] left out;
+    a status. NaN entries are never selected; short rows are padded with -1 / -inf."""
     cdef int64_t rows = S.shape[0], n = S.shape[1]
     cdef int32_t k = <int32_t>out_idx.shape[1]
-    cdef int64_t r, j
-    cdef int32_t size
+    cdef int64_t r, j, c
     cdef float v
+    cdef float *sc
+    cdef int32_t *sid
+    cdef int failed[1]
+    failed[0] = 0
     if rows == 0 or k == 0:
         return ST_OK
-    for r in prange(rows, nogil=True, schedule="static", num_threads=num_threads):
-        size = 0
-        for j in range(n):
-            v = <float>S[r, j]
-            if j != skip[r] and v == v:
-                lae_heap_push(&out_val[r, 0], &out_idx[r, 0], &size, k, v, <int32_t>j)
-        lae_heap_finish(&out_val[r, 0], &out_idx[r, 0], size, k, -INFINITY)
-    return ST_OK
+    with nogil, parallel(num_threads=num_threads):
+        sc = <float *>malloc(n * sizeof(float))
+        sid = <int32_t *>malloc(n * sizeof(int32_t))
+        if sc == NULL or sid == NULL:
+            failed[0] = 1
+        for r in prange(rows, schedule="static"):
+            if not failed[0]:
+                c = 0
+                for j in range(n):
+                    v = <float>S[r, j]
+                    if j != skip[r] and v == v:
+                        sc[c] = v
+                        sid[c] = <int32_t>j
+                        c = c + 1
+                _best_k(sc, sid, c, k, &out_val[r, 0], &out_idx[r, 0])
+        free(sc)
+        free(sid)
+    return ST_MEMORY if failed[0] else ST_OK
 
 
 # -- per-column solves -----------------------------------------------------------------------------
