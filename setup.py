@@ -20,7 +20,7 @@ DIRECTIVES = {
     "nonecheck": _DEBUG,
     "cdivision": True,
 }
-KERNELS = ["_gram", "_rank", "_lapack", "_spdinv", "_serve"]
+KERNELS = ["_gram", "_rank", "_lapack", "_spdinv", "_serve", "_neighbors"]
 
 
 def _openmp_flags(compiler_type: str):

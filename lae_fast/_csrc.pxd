@@ -12,3 +12,6 @@ cdef extern from "score.h" nogil:
                           const int64_t *rows, const float *wts, int64_t L)
     void lae_accumulate_d(double *acc, int64_t w, const double *B, int64_t ldb, int64_t c0,
                           const int64_t *rows, const double *wts, int64_t L)
+
+cdef extern from "topk.h" nogil:
+    int lae_better(float sa, int32_t ia, float sb, int32_t ib)

@@ -1,0 +1,541 @@
+# cython: language_level=3
+"""Kernels of the neighbourhood (sparse-support) linear autoencoders, without n×n memory.
+
+* ``cooc_topk``: every item's exact co-occurrence row, built from X in a per-thread
+  dense accumulator with a touched list, reduced to its top-k items by cosine
+  G_ij / sqrt(G_ii G_jj); ``gram_topk`` is the same rule on the rows of a dense G;
+  ``rows_topk`` keeps the k largest entries of each row of a dense block.
+* ``solve_block``: one small SPD solve per column j on its support S_j: G_SS is
+  gathered from a dense G or looked up in the candidate lists, factored with
+  ?potrf and solved with ?potrs (EASE family: RHS e_j; L3AE: RHS e_j and the
+  text column s restricted to S_j).
+* ``rank_sparse``: batch top-N of x_u·B for a CSR B, with the zero scores of the
+  items a history does not reach competing exactly as in the dense ranking.
+
+Each kernel releases the GIL, shares items / columns / users out dynamically,
+allocates its per-thread scratch inside the parallel block and reports failure
+through status codes (``ERR_*`` below) that ``lae_fast.neighbors`` raises.
+Buffers are C-ordered; LAPACK reads them column-major, i.e. transposed, so
+LAPACK's *lower* triangle ('L') is our row-major *upper* triangle (b >= a).
+"""
+from cython cimport floating
+from cython.parallel cimport prange, parallel
+from libc.stdlib cimport malloc, calloc, free
+from libc.string cimport memset
+from libc.math cimport INFINITY, pow, sqrt
+from libc.float cimport DBL_EPSILON, FLT_EPSILON
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
+from scipy.linalg.cython_lapack cimport spotrf, spotrs, dpotrf, dpotrs
+
+from lae_fast._csrc cimport lae_better, lae_heap_finish, lae_heap_push
+
+cdef enum:
+    ST_OK = 0
+    ST_MEMORY = 1
+    ST_NOT_PD = 2
+    # A failed Cholesky is retried with the ridge raised by
+    # delta_t = 10**(t - 1 - RETRY_FIRST_EXP) * max(1, max_a A_aa), t = 1, 2, ..., MAX_RETRIES.
+    # Co-occurrence counts have |G_ab| <= min(G_aa, G_bb), so once delta_t >= |S|·max A_aa the
+    # matrix is strictly diagonally dominant and cannot fail in exact arithmetic.
+    RETRY_FIRST_EXP = 4
+    MAX_RETRIES = 16
+    # solve_block modes
+    M_EASE = 0
+    M_L3AE = 1
+
+# status codes and the retry rule, for the Python side
+OK = ST_OK
+ERR_MEMORY = ST_MEMORY
+ERR_NOT_PD = ST_NOT_PD
+RETRY_FIRST_EXPONENT = RETRY_FIRST_EXP
+RETRY_LIMIT = MAX_RETRIES
+
+MODE_EASE = M_EASE
+MODE_L3AE = M_L3AE
+
+
+# -- candidate selection ---------------------------------------------------------------------------
+
+cdef inline bint _better_at(const float *s, const int32_t *ids, int64_t a, int64_t b) noexcept nogil:
+    return lae_better(s[a], ids[a], s[b], ids[b])
+
+
+cdef inline void _swap(float *s, int32_t *ids, int64_t a, int64_t b) noexcept nogil:
+    cdef float ts = s[a]
+    cdef int32_t ti = ids[a]
+    s[a] = s[b]
+    ids[a] = ids[b]
+    s[b] = ts
+    ids[b] = ti
+
+
+cdef void _partial_select(float *s, int32_t *ids, int64_t n, int64_t k) noexcept nogil:
+    """Reorder (s, ids)[0:n] so that its k best pairs (topk.h order) come first, in any order.
+
+    Quickselect (median-of-three pivot, Lomuto partition), O(n) expected; ids are
+    distinct, so the order is total and ties in score cannot stall it.
+    """
+    cdef int64_t lo = 0, hi = n - 1, mid, i, store
+    while lo < hi:
+        mid = lo + (hi - lo) // 2
+        if _better_at(s, ids, mid, lo):
+            _swap(s, ids, mid, lo)
+        if _better_at(s, ids, hi, lo):
+            _swap(s, ids, hi, lo)
+        if _better_at(s, ids, hi, mid):
+            _swap(s, ids, hi, mid)
+        _swap(s, ids, mid, hi)  # the median of the three is the pivot, kept at hi
+        store = lo
+        for i in range(lo, hi):
+            if _better_at(s, ids, i, hi):
+                _swap(s, ids, i, store)
+                store += 1
+        _swap(s, ids, store, hi)  # [lo, store) beat the pivot, now at store; (store, hi] do not
+        if store == k or store == k - 1:
+            return
+        if store < k:
+            lo = store + 1
+        else:
+            hi = store - 1
+
+
+cdef void _best_k(float *s, int32_t *ids, int64_t n, int32_t k, float *hs, int32_t *out) noexcept nogil:
+    """The k best of (s, ids)[0:n] (scratch, reordered) into (hs, out), best first, padded
+    with (-inf, -1). Offering all n to the bounded heap costs up to n log k when good
+    scores come late; selecting first leaves it exactly min(n, k) pushes."""
+    cdef int32_t size = 0
+    cdef int64_t t
+    if n > k:
+        _partial_select(s, ids, n, k)
+        n = k
+    for t in range(n):
+        lae_heap_push(hs, out, &size, k, s[t], ids[t])
+    lae_heap_finish(hs, out, size, k, -INFINITY)
+
+
+cdef inline float _cosine(double g, double ci, double cj) noexcept nogil:
+    """G_ij / sqrt(G_ii G_jj), rounded once to float (the selection key)."""
+    return <float>(g / sqrt(ci * cj))
+
+
+cdef void _cooc_row(int64_t i, const int64_t *indptr, const int32_t *indices, const int64_t *item_ptr,
+                    const int32_t *item_user, int32_t k, int32_t *ids, float *cnt,
+                    int32_t *acc, int32_t *touched, float *sc, int32_t *sid, float *hs) noexcept nogil:
+    cdef int64_t e, q, t, j, nt = 0, c = 0
+    cdef double ci = <double>(item_ptr[i + 1] - item_ptr[i])
+    for e in range(item_ptr[i], item_ptr[i + 1]):
+        for q in range(indptr[item_user[e]], indptr[item_user[e] + 1]):
+            j = indices[q]
+            touched[nt] = <int32_t>j  # kept only on the first visit: no branch to mispredict
+            nt += acc[j] == 0
+            acc[j] += 1
+    for t in range(nt):
+        j = touched[t]
+        if j != i:
+            sc[c] = _cosine(acc[j], ci, <double>(item_ptr[j + 1] - item_ptr[j]))
+            sid[c] = <int32_t>j
+            c += 1
+    _best_k(sc, sid, c, k, hs, ids)
+    for t in range(k):
+        if ids[t] >= 0:
+            cnt[t] = <float>acc[ids[t]]
+    for t in range(nt):  # reset only what this row touched
+        acc[touched[t]] = 0
+
+
+def cooc_topk(const int64_t[::1] indptr, const int32_t[::1] indices, const int64_t[::1] item_ptr,
+              const int32_t[::1] item_user, const int64_t[::1] order,
+              int32_t[:, ::1] out_idx, float[:, ::1] out_cnt, int num_threads):
+    """Top-k co-occurring items by cosine for the items in ``order``; returns a status.
+
+    X is the binary CSR (indptr, indices); (item_ptr, item_user) its item-major view
+    (the users of each item). Row i of the outputs gets item i's best k items j != i
+    with G_ij > 0, best first (cosine, then lower index), and their counts G_ij; rows
+    of items not in ``order`` and the tail of short rows are left untouched (the
+    caller pre-fills -1 / 0). Work sum_u |x_u|^2, scratch 4n + k words a thread.
+    """
+    cdef int64_t n = out_idx.shape[0]
+    cdef int32_t k = <int32_t>out_idx.shape[1]
+    cdef int64_t n_rows = order.shape[0]
+    cdef int64_t t
+    cdef int32_t *acc
+    cdef int32_t *touched
+    cdef int32_t *sid
+    cdef float *sc
+    cdef float *hs
+    cdef int failed[1]  # one-element array: shared inside the parallel block
+    failed[0] = 0
+    if n_rows == 0 or k == 0:
+        return ST_OK
+    if num_threads > n_rows:
+        num_threads = <int>n_rows
+    with nogil, parallel(num_threads=num_threads):
+        acc = <int32_t *>calloc(n, sizeof(int32_t))
+        touched = <int32_t *>malloc((n + 1) * sizeof(int32_t))  # +1: the branchless append
+        sc = <float *>malloc(n * sizeof(float))
+        sid = <int32_t *>malloc(n * sizeof(int32_t))
+        hs = <float *>malloc(k * sizeof(float))
+        if acc == NULL or touched == NULL or sc == NULL or sid == NULL or hs == NULL:
+            failed[0] = 1
+        for t in prange(n_rows, schedule="dynamic", chunksize=1):
+            if not failed[0]:
+                _cooc_row(order[t], &indptr[0], &indices[0], &item_ptr[0], &item_user[0], k,
+                          &out_idx[order[t], 0], &out_cnt[order[t], 0], acc, touched, sc, sid, hs)
+        free(acc)
+        free(touched)
+        free(sc)
+        free(sid)
+        free(hs)
+    return ST_MEMORY if failed[0] else ST_OK
+
+
+def gram_topk(const floating[:, ::1] G, const double[::1] counts, int32_t[:, ::1] out_idx,
+              float[:, ::1] out_cnt, int num_threads):
+    """``cooc_topk``'s rule on the rows of a dense G (counts = diag G); returns a status."""
+    cdef int64_t n = G.shape[0]
+    cdef int32_t k = <int32_t>out_idx.shape[1]
+    cdef int64_t i, j, t, c
+    cdef float *sc
+    cdef int32_t *sid
+    cdef float *hs
+    cdef int failed[1]
+    failed[0] = 0
+    if n == 0 or k == 0:
+        return ST_OK
+    with nogil, parallel(num_threads=num_threads):
+        sc = <float *>malloc(n * sizeof(float))
+        sid = <int32_t *>malloc(n * sizeof(int32_t))
+        hs = <float *>malloc(k * sizeof(float))
+        if sc == NULL or sid == NULL or hs == NULL:
+            failed[0] = 1
+        for i in prange(n, schedule="dynamic", chunksize=16):
+            if not failed[0]:
+                c = 0
+                for j in range(n):
+                    if G[i, j] > 0 and j != i:
+                        sc[c] = _cosine(G[i, j], counts[i], counts[j])
+                        sid[c] = <int32_t>j
+                        c = c + 1
+                _best_k(sc, sid, c, k, hs, &out_idx[i, 0])
+                for t in range(k):
+                    out_cnt[i, t] = <float>G[i, out_idx[i, t]] if out_idx[i, t] >= 0 else 0
+        free(sc)
+        free(sid)
+        free(hs)
+    return ST_MEMORY if failed[0] else ST_OK
+
+
+def rows_topk(const floating[:, ::1] S, const int64_t[::1] skip, int32_t[:, ::1] out_idx,
+              float[:, ::1] out_val, int num_threads):
+    """Row r: its k largest entries (as float; ties to the lower column), column skip[r] left out;
+    a status. NaN entries are never selected; short rows are padded with -1 / -inf."""
+    cdef int64_t rows = S.shape[0], n = S.shape[1]
+    cdef int32_t k = <int32_t>out_idx.shape[1]
+    cdef int64_t r, j, c
+    cdef float v
+    cdef float *sc
+    cdef int32_t *sid
+    cdef int failed[1]
+    failed[0] = 0
+    if rows == 0 or k == 0:
+        return ST_OK
+    with nogil, parallel(num_threads=num_threads):
+        sc = <float *>malloc(n * sizeof(float))
+        sid = <int32_t *>malloc(n * sizeof(int32_t))
+        if sc == NULL or sid == NULL:
+            failed[0] = 1
+        for r in prange(rows, schedule="static"):
+            if not failed[0]:
+                c = 0
+                for j in range(n):
+                    v = <float>S[r, j]
+                    if j != skip[r] and v == v:
+                        sc[c] = v
+                        sid[c] = <int32_t>j
+                        c = c + 1
+                _best_k(sc, sid, c, k, &out_val[r, 0], &out_idx[r, 0])
+        free(sc)
+        free(sid)
+    return ST_MEMORY if failed[0] else ST_OK
+
+
+# -- per-column solves -----------------------------------------------------------------------------
+
+cdef struct Source:
+    # dense G (n×n, C order, full) or NULL; else the candidate lists (n×kc) and diag G
+    const void *G
+    const int32_t *cand
+    const float *cnt
+    int64_t kc
+    const double *diag
+    int64_t n
+
+
+cdef struct Text:
+    # L3AE: text column s_ij = (E[i]·H[j]) · inv[j] (i != j), s_jj = 0
+    const double *E
+    const double *H
+    const double *inv
+    int64_t d
+    double l2_e
+
+
+cdef void _build(floating *A, const int32_t *S, int64_t s, const Source *src, const double *ridge,
+                 double delta, int32_t *pos) noexcept nogil:
+    """Row-major upper triangle of A = Ĝ_SS + diag(ridge_S + delta).
+
+    From a dense G the entries are exact. From the candidate lists, G_ab is known
+    when b is in a's list or a in b's (both give the same count); every other
+    off-diagonal entry is taken as 0. ``pos`` (n int32, all -1 on entry and on
+    return) marks where each item of S sits.
+    """
+    cdef int64_t pa, pb, t, b
+    cdef const floating *G = <const floating *>src.G
+    cdef const floating *row
+    cdef const int32_t *cand
+    cdef const float *cnt
+    if G != NULL:
+        for pa in range(s):
+            row = G + <int64_t>S[pa] * src.n
+            for pb in range(pa, s):
+                A[pa * s + pb] = row[S[pb]]
+            A[pa * s + pa] = <floating>(<double>row[S[pa]] + ridge[S[pa]] + delta)
+        return
+    memset(A, 0, s * s * sizeof(floating))
+    for pa in range(s):
+        pos[S[pa]] = <int32_t>pa
+    for pa in range(s):
+        cand = src.cand + <int64_t>S[pa] * src.kc
+        cnt = src.cnt + <int64_t>S[pa] * src.kc
+        for t in range(src.kc):
+            b = cand[t]
+            if b < 0:  # lists are padded at the end
+                break
+            pb = pos[b]
+            if pb > pa:
+                A[pa * s + pb] = cnt[t]
+            elif pb >= 0 and pb != pa:
+                A[pb * s + pa] = cnt[t]
+        A[pa * s + pa] = <floating>(src.diag[S[pa]] + ridge[S[pa]] + delta)
+    for pa in range(s):
+        pos[S[pa]] = -1
+
+
+cdef int _factor_solve(floating *A, floating *rhs, int s, int nrhs) noexcept nogil:
+    """Cholesky of A (row-major upper = LAPACK lower) and rhs <- A⁻¹ rhs; LAPACK's info."""
+    cdef char uplo = b'L'
+    cdef int info = 0
+    if floating is float:
+        spotrf(&uplo, &s, A, &s, &info)
+        if info == 0:
+            spotrs(&uplo, &s, &nrhs, A, &s, rhs, &s, &info)
+    else:
+        dpotrf(&uplo, &s, A, &s, &info)
+        if info == 0:
+            dpotrs(&uplo, &s, &nrhs, A, &s, rhs, &s, &info)
+    return info
+
+
+cdef int _solve_column(int64_t j, const int32_t *S, int64_t s, int64_t jp, const Source *src,
+                       const double *ridge, int mode, double xi, const Text *txt,
+                       floating *A, floating *rhs, int32_t *pos, floating *out,
+                       int8_t *retries) noexcept nogil:
+    """Column j of B on its support S (j = S[jp]) into out[0:s]; a status."""
+    cdef int64_t p, c
+    cdef int t = 0, nrhs = 2 if mode == M_L3AE else 1
+    cdef double delta = 0, scale, bound, gamma, pjj, dot, base = 1, eps
+    cdef floating *x = rhs
+    cdef floating *y = rhs + s
+    cdef const double *hj = txt.H + j * txt.d
+    while True:
+        _build(A, S, s, src, ridge, delta, pos)
+        if t == 0:
+            for p in range(s):
+                if A[p * s + p] > base:
+                    base = A[p * s + p]
+        memset(rhs, 0, nrhs * s * sizeof(floating))
+        x[jp] = 1
+        if mode == M_L3AE:
+            for p in range(s):
+                if p != jp:
+                    dot = 0
+                    for c in range(txt.d):
+                        dot = dot + txt.E[<int64_t>S[p] * txt.d + c] * hj[c]
+                    y[p] = <floating>(dot * txt.inv[j])
+        if _factor_solve(A, rhs, <int>s, nrhs) == 0:
+            break
+        if t == MAX_RETRIES:
+            retries[0] = <int8_t>t
+            return ST_NOT_PD
+        t += 1
+        delta = base * pow(10.0, t - 1 - RETRY_FIRST_EXP)
+    retries[0] = <int8_t>t
+    pjj = x[jp]
+    if mode == M_L3AE:
+        # b = λ_E P s − P e_j (1 + λ_E (P s)_j) / P_jj, then b_j = 0
+        scale = (1.0 + txt.l2_e * y[jp]) / pjj
+        for p in range(s):
+            out[p] = <floating>(txt.l2_e * y[p] - scale * x[p])
+        out[jp] = 0
+        return ST_OK
+    # b = e_j − P e_j · max(γ_j, (1 − ξ)/P_jj); a retry's δ counts as part of the ridge γ
+    gamma = ridge[j] + delta
+    bound = (1.0 - xi) / pjj
+    scale = gamma if gamma > bound else bound
+    for p in range(s):
+        out[p] = <floating>(-scale * x[p])
+    out[jp] += 1
+    # where the bound is active b_jj = ξ by construction: store it exactly, as the dense fit does
+    if floating is float:
+        eps = FLT_EPSILON
+    else:
+        eps = DBL_EPSILON
+    if bound >= gamma * (1.0 - 4 * eps):
+        out[jp] = <floating>xi
+    return ST_OK
+
+
+def solve_block(const int64_t[::1] cols, const int64_t[::1] sup_ptr, const int32_t[::1] sup_idx,
+                const int64_t[::1] jpos, bint dense, const floating[:, ::1] G, const int32_t[:, ::1] cand,
+                const float[:, ::1] cnt, const double[::1] diag, const double[::1] ridge,
+                int mode, double xi, const double[:, ::1] E, const double[:, ::1] H,
+                const double[::1] inv, double l2_e, floating[::1] out, int8_t[::1] retries,
+                int8_t[::1] status, int num_threads):
+    """Solve the columns ``cols`` of B on their supports; values into ``out`` in support order.
+
+    Column c: support ``sup_idx[sup_ptr[c]:sup_ptr[c+1]]`` (item indices, column cols[c]
+    at offset jpos[c]), its values into the same slice of ``out``. Source of G_SS: the
+    dense ``G`` (n×n, full) if ``dense``, else the candidate lists (``cand``, ``cnt``) with
+    ``diag`` = G_aa. ``ridge`` is γ per item. ``mode`` MODE_EASE uses ``xi``;
+    MODE_L3AE uses E, H (n×d, float64), inv = 1/(1 − q) and ``l2_e``. Per column:
+    ``retries`` (raised-ridge attempts needed, see RETRY_FIRST_EXPONENT) and ``status``.
+    """
+    cdef int64_t nb = cols.shape[0]
+    cdef int64_t n = ridge.shape[0]
+    cdef int64_t c, smax = 1, s
+    cdef Source src
+    cdef Text txt
+    cdef floating *A
+    cdef floating *rhs
+    cdef int32_t *pos
+    cdef bint use_lists = not dense
+    cdef int64_t a
+    if nb == 0:
+        return
+    for c in range(nb):
+        s = sup_ptr[c + 1] - sup_ptr[c]
+        if s > smax:
+            smax = s
+    src.G = NULL
+    src.cand = &cand[0, 0]
+    src.cnt = &cnt[0, 0]
+    if not use_lists:
+        src.G = &G[0, 0]
+    src.kc = cand.shape[1]
+    src.diag = &diag[0]
+    src.n = n
+    txt.E = &E[0, 0]
+    txt.H = &H[0, 0]
+    txt.inv = &inv[0]
+    txt.d = E.shape[1]
+    txt.l2_e = l2_e
+    if num_threads > nb:
+        num_threads = <int>nb
+    with nogil, parallel(num_threads=num_threads):
+        A = <floating *>malloc(smax * smax * sizeof(floating))
+        rhs = <floating *>malloc(2 * smax * sizeof(floating))
+        pos = <int32_t *>malloc(n * sizeof(int32_t)) if use_lists else NULL
+        if pos != NULL:
+            for a in range(n):
+                pos[a] = -1
+        for c in prange(nb, schedule="dynamic", chunksize=1):
+            if A == NULL or rhs == NULL or (use_lists and pos == NULL):
+                status[c] = ST_MEMORY
+            else:
+                status[c] = <int8_t>_solve_column(
+                    cols[c], &sup_idx[sup_ptr[c]], sup_ptr[c + 1] - sup_ptr[c], jpos[c], &src,
+                    &ridge[0], mode, xi, &txt, A, rhs, pos, &out[sup_ptr[c]], &retries[c])
+        free(A)
+        free(rhs)
+        free(pos)
+
+
+# -- batch ranking against a sparse B --------------------------------------------------------------
+
+cdef void _rank_user(int64_t u, const int64_t *hptr, const int32_t *hidx, const int64_t *bptr,
+                     const int32_t *bidx, const floating *bval, int64_t n, const uint8_t *allowed,
+                     bint mask_history, int32_t k, float *s, int32_t *ids, floating *acc,
+                     uint8_t *mark, int32_t *touched) noexcept nogil:
+    # mark: 0 untouched (score exactly 0), 1 reached by the history, 2 masked
+    cdef int64_t p, q, i, j, nt = 0
+    cdef int32_t size = 0
+    for p in range(hptr[u], hptr[u + 1]):
+        i = hidx[p]
+        for q in range(bptr[i], bptr[i + 1]):
+            j = bidx[q]
+            if mark[j] == 0:
+                mark[j] = 1
+                touched[nt] = <int32_t>j
+                nt += 1
+            acc[j] += bval[q]
+    if mask_history:
+        for p in range(hptr[u], hptr[u + 1]):
+            i = hidx[p]
+            if mark[i] == 0:
+                touched[nt] = <int32_t>i
+                nt += 1
+            mark[i] = 2
+    for p in range(nt):
+        j = touched[p]
+        if mark[j] == 1 and allowed[j]:
+            lae_heap_push(s, ids, &size, k, <float>acc[j], <int32_t>j)
+    # untouched items all score 0: offer them by index until one can no longer enter
+    # (every later one then loses the tie against the same heap root)
+    for j in range(n):
+        if mark[j] == 0 and allowed[j]:
+            if size == k and not lae_better(0.0, <int32_t>j, s[0], ids[0]):
+                break
+            lae_heap_push(s, ids, &size, k, 0.0, <int32_t>j)
+    lae_heap_finish(s, ids, size, k, -INFINITY)
+    for p in range(nt):
+        acc[touched[p]] = 0
+        mark[touched[p]] = 0
+
+
+def rank_sparse(const int64_t[::1] hptr, const int32_t[::1] hidx, const int64_t[::1] bptr,
+                const int32_t[::1] bidx, const floating[::1] bval, const uint8_t[::1] allowed,
+                bint mask_history, int32_t[:, ::1] out_ids, float[:, ::1] out_scores, int num_threads):
+    """Top-k (k = out_ids.shape[1]) of x_u·B for every user row of the binary CSR history
+    (hptr, hidx), B a canonical CSR (bptr, bidx, bval) whose rows are history items; a status.
+
+    Same contract as ``_rank.rank_topk``: score desc, ties to the lower index,
+    ``allowed[j] == 0`` never returned, own items masked with ``mask_history``,
+    padding -1 / -inf. Scratch per thread: n scores, n marks, n int32.
+    """
+    cdef int64_t n_users = hptr.shape[0] - 1
+    cdef int64_t n = allowed.shape[0]
+    cdef int32_t k = <int32_t>out_ids.shape[1]
+    cdef int64_t u
+    cdef floating *acc
+    cdef uint8_t *mark
+    cdef int32_t *touched
+    cdef int failed[1]
+    failed[0] = 0
+    if n_users <= 0 or k == 0 or n == 0:
+        return ST_OK
+    if num_threads > n_users:
+        num_threads = <int>n_users
+    with nogil, parallel(num_threads=num_threads):
+        acc = <floating *>calloc(n, sizeof(floating))
+        mark = <uint8_t *>calloc(n, sizeof(uint8_t))
+        touched = <int32_t *>malloc(n * sizeof(int32_t))
+        if acc == NULL or mark == NULL or touched == NULL:
+            failed[0] = 1
+        for u in prange(n_users, schedule="dynamic", chunksize=16):
+            if acc != NULL and mark != NULL and touched != NULL:
+                _rank_user(u, &hptr[0], &hidx[0], &bptr[0], &bidx[0], &bval[0], n, &allowed[0],
+                           mask_history, k, &out_scores[u, 0], &out_ids[u, 0], acc, mark, touched)
+        free(acc)
+        free(mark)
+        free(touched)
+    return ST_MEMORY if failed[0] else ST_OK

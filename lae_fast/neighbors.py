@@ -1,0 +1,659 @@
+"""Neighbourhood linear autoencoders: every column of B solved on a small support, never n×n.
+
+The EASE-family objective separates over the columns of B. Restricting column j
+to a support :math:`S_j \\ni j` (zero elsewhere) leaves one small SPD system per
+column, with :math:`P_S = (G_{SS} + \\mathrm{diag}\\,\\gamma_S)^{-1}` and
+:math:`\\gamma_j = \\lambda + \\frac{p}{1-p} G_{jj}`:
+
+.. math::
+
+    b_S = e_j - P_S e_j \\cdot \\max\\big(\\gamma_j, (1 - \\xi) / (P_S)_{jj}\\big)
+
+and for L3AE, with :math:`\\alpha = \\lambda_X + \\lambda_E`,
+:math:`P_S = (G_{SS} + \\alpha I)^{-1}` and s the text column j restricted to S,
+
+.. math::
+
+    b_S = \\lambda_E P_S s - P_S e_j \\frac{1 + \\lambda_E (P_S s)_j}{(P_S)_{jj}}, \\qquad b_j = 0.
+
+The text column never needs n×n memory (Woodbury): with M = (λ_F I_d + EᵀE)⁻¹,
+h_j = M e_j (row j of H = E M) and q_j = e_jᵀ h_j, :math:`s_{ij} = e_i^\\top h_j / (1 - q_j)`
+for i ≠ j and s_jj = 0. With S_j = all items these are the dense models exactly.
+
+Supports come from co-occurrence candidates: the top-K items by cosine
+:math:`G_{ij} / \\sqrt{G_{ii} G_{jj}}`, found from X without G
+(:func:`cooccurrence_candidates`). ``refine=True`` solves on the top-K first,
+keeps the m largest :math:`|b_{ij}|` (i ≠ j) and solves again on those m (+ j).
+
+Typical use::
+
+    cands = cooccurrence_candidates(X, 512)
+    B = solve_columns(cands, l2=500.0, m=256, refine=True).B     # CSC, n×n
+    ids, scores = topk_sparse(X, ranking_csr(B), 20)
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import _neighbors
+from ._threads import blas_threads, resolve_num_threads, sequential_blas
+from ._validation import check_interactions
+from .linalg import check_fits_in_memory
+from .models.ease import LinearAutoencoder, ridge_diagonal
+from .models.l3ae import L3AE, check_embeddings, text_factors
+from .ranking import candidate_mask
+
+#: Columns handed to the solve kernel at once (their supports and values are the only
+#: per-block memory; the output grows block by block).
+BLOCK_SIZE = 2048
+#: Size of the float64 score block behind :func:`text_candidates` (entries).
+_TEXT_BLOCK_ENTRIES = 1 << 22
+
+Progress = Callable[[int, int], None]
+
+
+# -- candidate lists -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CandidateLists:
+    """Each item's top-K co-occurring items by cosine, best first.
+
+    Attributes
+    ----------
+    indices : ndarray of int32, shape (n_items, K)
+        Row i: items j ≠ i with G_ij > 0, by cosine G_ij / sqrt(G_ii G_jj) descending,
+        ties to the lower index; padded with -1.
+    counts : ndarray of float32, shape (n_items, K)
+        The co-occurrence counts G_ij of those items; padded with 0.
+    item_counts : ndarray of float64, shape (n_items,)
+        G_ii, the number of users of each item.
+    """
+
+    indices: np.ndarray
+    counts: np.ndarray
+    item_counts: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.indices.ndim != 2 or self.indices.dtype != np.int32:
+            raise ValueError(f"indices must be a 2-D int32 array, got {self.indices.dtype} {self.indices.shape}")
+        if self.counts.shape != self.indices.shape or self.counts.dtype != np.float32:
+            raise ValueError(f"counts must be float32 of shape {self.indices.shape}, "
+                             f"got {self.counts.dtype} {self.counts.shape}")
+        if self.item_counts.shape != (self.indices.shape[0],):
+            raise ValueError(f"item_counts must have shape ({self.indices.shape[0]},), got {self.item_counts.shape}")
+
+    @property
+    def n_items(self) -> int:
+        return self.indices.shape[0]
+
+    @property
+    def k(self) -> int:
+        return self.indices.shape[1]
+
+
+def _check_k(k: Any, name: str = "k") -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {k!r}")
+    if k > np.iinfo(np.int32).max:
+        raise ValueError(f"{name}={k} is too large; at most {np.iinfo(np.int32).max}")
+    return int(k)
+
+
+def _raise_status(status: int, what: str) -> None:
+    if status == _neighbors.ERR_MEMORY:
+        raise MemoryError(f"could not allocate the per-thread scratch of {what}")
+    if status != _neighbors.OK:
+        raise RuntimeError(f"{what} failed with status {status}")
+
+
+def _empty_lists(n: int, k: int) -> Tuple[np.ndarray, np.ndarray]:
+    check_fits_in_memory(n * k * 8, what=f"the top-{k} candidate lists of {n} items")
+    return np.full((n, k), -1, dtype=np.int32), np.zeros((n, k), dtype=np.float32)
+
+
+def cooccurrence_candidates(X: Any, k: int, *, num_threads: Optional[int] = None) -> CandidateLists:
+    """Top-``k`` co-occurring items of every item by cosine, straight from X (no n×n).
+
+    Parameters
+    ----------
+    X : sparse matrix or array-like, shape (n_users, n_items)
+        Interactions; every stored positive value counts as 1.
+    k : int
+        Candidates per item (more than exist is fine: the rest is padding).
+    num_threads : int, optional
+
+    Returns
+    -------
+    CandidateLists
+
+    Notes
+    -----
+    Row i of G = XᵀX is accumulated exactly, per thread, in a dense length-n
+    counter plus a list of the entries it touched (only those are reset), from the
+    users of item i; the best k entries j ≠ i with G_ij > 0 by
+    :math:`c_{ij} = G_{ij} / \\sqrt{G_{ii} G_{jj}}` (rounded to float32, ties to the
+    lower index) are kept in a bounded heap. Work :math:`\\sum_u |x_u|^2`, memory
+    O(n·k + nnz); the items are processed heaviest first.
+    """
+    k = _check_k(k)
+    X = check_interactions(X)
+    n = X.shape[1]
+    if X.shape[0] > np.iinfo(np.int32).max:
+        raise ValueError(f"X has {X.shape[0]} users; at most {np.iinfo(np.int32).max}")
+    check_fits_in_memory(n * k * 8 + X.nnz * 24, what=f"the top-{k} co-occurrence candidates of {n} items")
+    indices, counts = _empty_lists(n, k)
+    C = X.tocsc()
+    item_counts = np.diff(C.indptr).astype(np.float64)
+    if X.nnz:
+        lengths = np.diff(X.indptr)
+        # item i costs the summed history lengths of its users
+        cost = np.bincount(X.indices, weights=np.repeat(lengths, lengths).astype(np.float64), minlength=n)
+        order = np.argsort(-cost, kind="stable").astype(np.int64)
+        order = order[cost[order] > 0]
+        status = _neighbors.cooc_topk(X.indptr.astype(np.int64), X.indices.astype(np.int32),
+                                      C.indptr.astype(np.int64), C.indices.astype(np.int32), order,
+                                      indices, counts, resolve_num_threads(num_threads))
+        _raise_status(status, "the co-occurrence candidates")
+    return CandidateLists(indices, counts, item_counts)
+
+
+def _check_gram(G: Any, dtype: Optional[np.dtype] = None) -> np.ndarray:
+    """A square, finite G as a C-ordered float array (of ``dtype`` if given; copies only if needed)."""
+    G = np.asarray(G)
+    if G.ndim != 2 or G.shape[0] != G.shape[1] or G.shape[0] == 0:
+        raise ValueError(f"G must be a non-empty square n_items x n_items matrix, got shape {G.shape}")
+    if G.dtype.kind not in "biuf":
+        raise TypeError(f"G must hold real numbers, got dtype {G.dtype}")
+    target = dtype if dtype is not None else (G.dtype if G.dtype in (np.float32, np.float64) else np.float64)
+    if G.dtype != target or not G.flags.c_contiguous:
+        check_fits_in_memory(G.size * np.dtype(target).itemsize, what=f"a {np.dtype(target).name} copy of G")
+        G = np.ascontiguousarray(G, dtype=target)
+    if not np.isfinite(G).all():
+        raise ValueError("G holds NaN or infinite values; a Gram matrix of finite interactions never does")
+    return G
+
+
+def candidates_from_dense(G: Any, k: int, *, num_threads: Optional[int] = None) -> CandidateLists:
+    """:func:`cooccurrence_candidates` for a dense symmetric G = XᵀX that already exists.
+
+    Same selection rule (cosine on the counts of G, ties to the lower index, only
+    G_ij > 0), so for G = XᵀX both give identical lists.
+
+    Parameters
+    ----------
+    G : ndarray of shape (n_items, n_items)
+        Full symmetric co-occurrence counts.
+    k : int
+    num_threads : int, optional
+
+    Returns
+    -------
+    CandidateLists
+    """
+    k = _check_k(k)
+    G = _check_gram(G)
+    n = G.shape[0]
+    indices, counts = _empty_lists(n, k)
+    item_counts = G.diagonal().astype(np.float64)
+    _raise_status(_neighbors.gram_topk(G, item_counts, indices, counts, resolve_num_threads(num_threads)),
+                  "the dense candidate selection")
+    return CandidateLists(indices, counts, item_counts)
+
+
+def text_candidates(E: Any, H: Any, inv_one_minus_q: Any, k: int, *,
+                    num_threads: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """For every item j, the ``k`` items i ≠ j with the largest text weight s_ij.
+
+    :math:`s_{ij} = e_i^\\top h_j / (1 - q_j)`, the off-diagonal of the phase-1
+    text matrix S of L3AE (see :func:`lae_fast.models.l3ae.text_factors`, which
+    returns H = E M and 1/(1 − q)). Computed for blocks of columns with one GEMM
+    each (n × block × d), selected with a bounded heap; never n×n.
+
+    Parameters
+    ----------
+    E : ndarray of shape (n_items, d)
+        Item embeddings.
+    H : ndarray of shape (n_items, d)
+        E M, row j = h_j.
+    inv_one_minus_q : ndarray of shape (n_items,)
+        1 / (1 − q_j).
+    k : int
+    num_threads : int, optional
+
+    Returns
+    -------
+    indices : ndarray of int32, shape (n_items, k)
+        Row j: the items i, by s_ij descending (as float32), ties to the lower index.
+    scores : ndarray of float32, shape (n_items, k)
+        Their s_ij.
+    """
+    k = _check_k(k)
+    n = np.shape(E)[0] if np.ndim(E) >= 1 else 0
+    E = check_embeddings(E, n, name="E")
+    H = check_embeddings(H, n, name="H")
+    if H.shape != E.shape:
+        raise ValueError(f"H must have the shape of E {E.shape}, got {H.shape}")
+    inv = np.ascontiguousarray(inv_one_minus_q, dtype=np.float64)
+    if inv.shape != (n,) or not np.isfinite(inv).all():
+        raise ValueError(f"inv_one_minus_q must be {n} finite values, got shape {inv.shape}")
+    nt = resolve_num_threads(num_threads)
+    check_fits_in_memory(n * k * 8 + _TEXT_BLOCK_ENTRIES * 8, what=f"the top-{k} text candidates of {n} items")
+    indices = np.empty((n, k), dtype=np.int32)
+    scores = np.empty((n, k), dtype=np.float32)
+    step = max(1, min(n, _TEXT_BLOCK_ENTRIES // n))
+    for c0 in range(0, n, step):
+        cols = np.arange(c0, min(n, c0 + step), dtype=np.int64)
+        with blas_threads(nt):
+            block = H[cols] @ E.T                      # row r: e_iᵀ h_j for j = cols[r]
+        block *= inv[cols, None]
+        rows = slice(c0, c0 + cols.size)
+        _raise_status(_neighbors.rows_topk(block, cols, indices[rows], scores[rows], nt), "text candidates")
+    return indices, scores
+
+
+# -- supports --------------------------------------------------------------------------------------
+def _rows_to_supports(cols: np.ndarray, parts: Sequence[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+    """Flat supports (ptr, idx) of the columns ``cols``: j and the items of its rows in ``parts``
+    (each (len(cols), w), -1 = none), sorted, without duplicates."""
+    rows = np.concatenate([cols[:, None].astype(np.int64)] + [np.asarray(p, dtype=np.int64) for p in parts],
+                          axis=1)
+    rows.sort(axis=1)
+    keep = rows >= 0
+    keep[:, 1:] &= rows[:, 1:] != rows[:, :-1]
+    ptr = np.zeros(cols.size + 1, dtype=np.int64)
+    np.cumsum(keep.sum(axis=1), out=ptr[1:])
+    return ptr, rows[keep].astype(np.int32)
+
+
+def _jpos(cols: np.ndarray, ptr: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Offset of column j within its (sorted) support."""
+    owner = np.repeat(np.arange(cols.size), np.diff(ptr))
+    return np.bincount(owner, weights=idx < cols[owner], minlength=cols.size).astype(np.int64)
+
+
+def _largest_abs(cols: np.ndarray, ptr: np.ndarray, idx: np.ndarray, values: np.ndarray, m: int) -> np.ndarray:
+    """Per column: the m items i ≠ j of its support with the largest |b_ij| (ties to the lower i),
+    as a (len(cols), m) array padded with -1."""
+    lengths = np.diff(ptr)
+    width = int(lengths.max()) if cols.size else 0
+    owner = np.repeat(np.arange(cols.size), lengths)
+    slot = np.arange(idx.size) - ptr[owner]
+    key = np.full((cols.size, width), -np.inf)
+    items = np.full((cols.size, width), -1, dtype=np.int64)
+    key[owner, slot] = np.abs(values.astype(np.float64))
+    items[owner, slot] = idx
+    key[items == cols[:, None]] = -np.inf
+    # supports are sorted by item, so a stable sort on -|b| breaks ties towards the lower index
+    order = np.argsort(-key, axis=1, kind="stable")[:, :m]
+    best = np.take_along_axis(items, order, axis=1)
+    best[np.take_along_axis(key, order, axis=1) == -np.inf] = -1
+    return best
+
+
+def _explicit_supports(supports: Any, n: int) -> sp.csc_matrix:
+    """Column j's stored rows, plus j itself, as a canonical CSC pattern."""
+    P = sp.csc_matrix(supports)
+    if P.shape != (n, n):
+        raise ValueError(f"supports must be an n_items x n_items pattern ({n}x{n}), got shape {P.shape}")
+    P = sp.csc_matrix((np.ones(P.nnz), P.indices, P.indptr), shape=P.shape) + sp.identity(n, format="csc")
+    P.sum_duplicates()
+    P.sort_indices()
+    return P
+
+
+# -- per-column solves -----------------------------------------------------------------------------
+@dataclass
+class ColumnSolution:
+    """The result of :func:`solve_columns` / :func:`solve_columns_l3ae`.
+
+    Attributes
+    ----------
+    B : scipy.sparse.csc_matrix, shape (n_items, n_items)
+        Column j holds exactly the entries of its final support S_j (explicit zeros
+        included), except a diagonal entry that is exactly 0 (EASE, L3AE), which is
+        left out. Scores are x_u·B; see :func:`ranking_csr` for ranking.
+    retried_columns : ndarray of int64
+        Columns whose Cholesky failed and that were solved with a raised ridge
+        (see :func:`solve_columns`, Notes).
+    seconds : dict
+        Wall time of each step.
+    """
+
+    B: sp.csc_matrix
+    retried_columns: np.ndarray
+    seconds: Dict[str, float] = field(default_factory=dict)
+
+    @property
+    def n_retried(self) -> int:
+        return int(self.retried_columns.size)
+
+
+class _Solver:
+    """The fixed arguments of ``_neighbors.solve_block`` for one fit; called per block of columns."""
+
+    def __init__(self, source: Union[CandidateLists, np.ndarray], ridge: np.ndarray, dtype: np.dtype,
+                 num_threads: int, *, xi: float = 0.0, text: Optional[Tuple] = None, l2_e: float = 0.0):
+        one = np.zeros((1, 1), dtype=np.float64)
+        self.dense = not isinstance(source, CandidateLists)
+        if not self.dense:
+            self.G = np.zeros((1, 1), dtype=dtype)
+            self.cand, self.cnt, self.diag = source.indices, source.counts, source.item_counts
+        else:
+            self.G = source
+            self.cand, self.cnt = np.zeros((1, 1), np.int32), np.zeros((1, 1), np.float32)
+            self.diag = source.diagonal().astype(np.float64)
+        self.ridge = np.ascontiguousarray(ridge, dtype=np.float64)
+        self.dtype, self.nt, self.xi, self.l2_e = dtype, num_threads, xi, l2_e
+        self.mode = _neighbors.MODE_EASE if text is None else _neighbors.MODE_L3AE
+        self.E, self.H, self.inv = text if text is not None else (one, one, np.zeros(1))
+        self.retried: List[np.ndarray] = []
+
+    def __call__(self, cols: np.ndarray, ptr: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        out = np.empty(idx.size, dtype=self.dtype)
+        retries = np.zeros(cols.size, dtype=np.int8)
+        status = np.zeros(cols.size, dtype=np.int8)
+        with sequential_blas():  # one LAPACK thread inside each OpenMP thread
+            _neighbors.solve_block(cols, ptr, idx, _jpos(cols, ptr, idx), self.dense, self.G, self.cand, self.cnt,
+                                   self.diag, self.ridge, self.mode, self.xi, self.E, self.H, self.inv,
+                                   self.l2_e, out, retries, status, self.nt)
+        if (status == _neighbors.ERR_MEMORY).any():
+            raise MemoryError("could not allocate the per-thread scratch of the column solves")
+        bad = cols[status == _neighbors.ERR_NOT_PD]
+        if bad.size:
+            raise np.linalg.LinAlgError(
+                f"{bad.size} columns (e.g. {bad[0]}) stayed not positive definite after "
+                f"{_neighbors.RETRY_LIMIT} raised ridges; check G and the regularisation")
+        self.retried.append(cols[retries > 0])
+        return out
+
+
+def _run(n: int, solver: _Solver, supports_of: Callable[[np.ndarray], Tuple[np.ndarray, np.ndarray]],
+         refine_m: Optional[int], nnz_per_column: int, block_size: int,
+         progress: Optional[Progress]) -> ColumnSolution:
+    """Solve every column block by block (twice with refinement) and assemble the CSC B."""
+    block_size = _check_k(block_size, "block_size")
+    itemsize = np.dtype(solver.dtype).itemsize
+    # the per-block pieces and their concatenation coexist once
+    check_fits_in_memory(2 * n * nnz_per_column * (itemsize + 4),
+                         what=f"the sparse B ({n} columns, up to {nnz_per_column} entries each)")
+    lengths, indices, values = [], [], []
+    t_first = t_second = 0.0
+    for c0 in range(0, n, block_size):
+        cols = np.arange(c0, min(n, c0 + block_size), dtype=np.int64)
+        t0 = time.perf_counter()
+        ptr, idx = supports_of(cols)
+        vals = solver(cols, ptr, idx)
+        t1 = time.perf_counter()
+        t_first += t1 - t0
+        if refine_m is not None:
+            ptr, idx = _rows_to_supports(cols, [_largest_abs(cols, ptr, idx, vals, refine_m)])
+            vals = solver(cols, ptr, idx)
+            t_second += time.perf_counter() - t1
+        lengths.append(np.diff(ptr))
+        indices.append(idx)
+        values.append(vals)
+        if progress is not None:
+            progress(int(cols[-1]) + 1, n)
+    lengths = np.concatenate(lengths)
+    idx = np.concatenate(indices)
+    vals = np.concatenate(values)
+    del indices, values
+    owner = np.repeat(np.arange(n), lengths)
+    keep = (idx != owner) | (vals != 0)  # an exactly-zero diagonal is not stored
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(owner[keep], minlength=n), out=ptr[1:])
+    B = sp.csc_matrix((vals[keep], idx[keep], ptr), shape=(n, n))
+    B.has_sorted_indices = True
+    retried = np.unique(np.concatenate(solver.retried)) if solver.retried else np.zeros(0, np.int64)
+    seconds = {"solve": t_first} if refine_m is None else {"first_pass": t_first, "refine": t_second}
+    return ColumnSolution(B, retried.astype(np.int64), seconds)
+
+
+def _prepare(source: Any, dtype: np.dtype, *, m: Optional[int], refine: bool, k: Optional[int],
+             supports: Any, extra: Sequence[np.ndarray] = (), num_threads: int
+             ) -> Tuple[Union[CandidateLists, np.ndarray], Callable, Optional[int], int, np.ndarray, float]:
+    """Checked source, the support builder of a block, the refine width, the bound on entries per
+    column, diag G and the seconds spent choosing candidates."""
+    t0 = time.perf_counter()
+    if isinstance(source, CandidateLists):
+        n = source.n_items
+    else:
+        source = _check_gram(source, dtype)
+        n = source.shape[0]
+    counts = source.item_counts if isinstance(source, CandidateLists) else source.diagonal().astype(np.float64)
+    extra = [np.asarray(e) for e in extra]
+    if supports is not None:
+        if m is not None or refine or k is not None:
+            raise ValueError("pass either supports or m (with refine / k), not both")
+        pattern = _explicit_supports(supports, n)
+        per_column = int(np.diff(pattern.indptr).max())
+
+        def supports_of(cols):
+            ptr = pattern.indptr[cols[0]:cols[-1] + 2].astype(np.int64)
+            return ptr - ptr[0], pattern.indices[ptr[0]:ptr[-1]].astype(np.int32)
+
+        return source, supports_of, None, per_column, counts, time.perf_counter() - t0
+    if m is None:
+        raise ValueError("pass m (neighbours per column) or explicit supports")
+    m = _check_k(m, "m")
+    width = (_check_k(k, "k") if k is not None else 2 * m) if refine else m
+    if refine and width < m:
+        raise ValueError(f"refinement solves on k >= m candidates first, got k={width} < m={m}")
+    lists = source if isinstance(source, CandidateLists) else candidates_from_dense(source, width,
+                                                                                   num_threads=num_threads)
+    if lists.k < width:
+        raise ValueError(f"the candidate lists hold {lists.k} items per column but {width} are needed; "
+                         f"build them with k >= {width}")
+
+    def supports_of(cols):
+        return _rows_to_supports(cols, [lists.indices[cols, :width]] + [e[cols] for e in extra])
+
+    per_column = 1 + (m if refine else width + sum(e.shape[1] for e in extra))
+    return source, supports_of, (m if refine else None), per_column, counts, time.perf_counter() - t0
+
+
+def solve_columns(source: Union[CandidateLists, np.ndarray], *, l2: float, dropout: float = 0.0,
+                  xi: float = 0.0, m: Optional[int] = None, refine: bool = False, k: Optional[int] = None,
+                  supports: Any = None, dtype: Any = np.float32, block_size: int = BLOCK_SIZE,
+                  progress: Optional[Progress] = None, num_threads: Optional[int] = None) -> ColumnSolution:
+    """EASE-family B with every column restricted to a small support.
+
+    Column j is the exact minimiser of the model's objective with b zero outside
+    S_j (module docstring):
+    :math:`b_S = e_j - P_S e_j \\max(\\gamma_j, (1-\\xi)/(P_S)_{jj})` with
+    :math:`P_S = (G_{SS} + \\mathrm{diag}\\,\\gamma_S)^{-1}`,
+    :math:`\\gamma = \\lambda + \\frac{p}{1-p}\\mathrm{diag}\\,G`; one ?potrf and one
+    ?potrs per column.
+
+    Parameters
+    ----------
+    source : CandidateLists or ndarray of shape (n_items, n_items)
+        Where G_SS comes from and, with ``m``, the neighbour choice: the candidate
+        lists of :func:`cooccurrence_candidates` (no n×n memory; see Notes) or a
+        dense symmetric G (exact; candidates then from :func:`candidates_from_dense`).
+    l2, dropout, xi : float
+        λ, p and ξ, as in :class:`lae_fast.LinearAutoencoder`.
+    m : int, optional
+        Neighbours per column: S_j = j plus its top-m candidates by cosine, or with
+        ``refine`` the m largest |b_ij| of a first solve on the top-k.
+    refine : bool, default=False
+    k : int, optional
+        Width of the first, refining solve (default 2m).
+    supports : sparse matrix or array of shape (n_items, n_items), optional
+        Explicit supports instead of ``m``: column j's nonzero pattern is S_j
+        (j is always added).
+    dtype : {np.float32, np.float64}, default=np.float32
+        Precision of the solves and of B.
+    block_size : int, default=2048
+        Columns per kernel call.
+    progress : callable, optional
+        ``progress(done, total)`` after each block of columns.
+    num_threads : int, optional
+
+    Returns
+    -------
+    ColumnSolution
+        ``.B`` as scipy CSC; ``.retried_columns``; ``.seconds``.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        A column stayed not positive definite after every retry.
+
+    Notes
+    -----
+    From candidate lists, G_ab is known when b is in a's list or a in b's; any
+    other off-diagonal entry of G_SS is taken as 0. Column j's own row and
+    column of G_SS are exact (its support is drawn from its own list), but the
+    entries between two neighbours may be missing, so the column is the solution
+    of a slightly different system, and G_SS with zeros may even be indefinite. A
+    column whose Cholesky fails is solved again with the ridge raised for every
+    item of S_j by :math:`\\delta_t = 10^{t-5} \\max(1, \\max_a A_{aa})`,
+    t = 1, 2, … until it succeeds (γ_j + δ then also enters the max above); those
+    columns are listed in ``retried_columns``.
+    """
+    l2, p, xi, dt = LinearAutoencoder(l2, dropout=dropout, xi=xi, dtype=dtype)._check_params()
+    nt = resolve_num_threads(num_threads)
+    source, supports_of, refine_m, per_column, counts, t_cand = _prepare(
+        source, dt, m=m, refine=refine, k=k, supports=supports, num_threads=nt)
+    solver = _Solver(source, ridge_diagonal(l2, p, counts), dt, nt, xi=xi)
+    result = _run(counts.size, solver, supports_of, refine_m, per_column, block_size, progress)
+    result.seconds["candidates"] = t_cand
+    return result
+
+
+def solve_columns_l3ae(source: Union[CandidateLists, np.ndarray], item_embeddings: Any, *, l2_x: float,
+                       l2_e: float, l2_f: float, m: Optional[int] = None, text_k: int = 0,
+                       refine: bool = False, k: Optional[int] = None, supports: Any = None,
+                       dtype: Any = np.float32, block_size: int = BLOCK_SIZE,
+                       progress: Optional[Progress] = None, num_threads: Optional[int] = None
+                       ) -> ColumnSolution:
+    """L3AE with every column restricted to a small support.
+
+    :math:`b_S = \\lambda_E P_S s - P_S e_j (1 + \\lambda_E (P_S s)_j)/(P_S)_{jj}`,
+    then b_j = 0, with :math:`P_S = (G_{SS} + (\\lambda_X + \\lambda_E) I)^{-1}` and
+    s the text column of item j restricted to S_j, :math:`s_{ij} = e_i^\\top h_j / (1 - q_j)`
+    (computed in the kernel, O(d) per entry). One factorisation, two right-hand sides.
+
+    Parameters
+    ----------
+    source : CandidateLists or ndarray of shape (n_items, n_items)
+        As in :func:`solve_columns`.
+    item_embeddings : array-like of shape (n_items, d)
+    l2_x, l2_e, l2_f : float
+        λ_X, λ_E, λ_F, as in :class:`lae_fast.L3AE`.
+    m, refine, k, supports, dtype, block_size, progress, num_threads
+        As in :func:`solve_columns`.
+    text_k : int, default=0
+        Also put item j's ``text_k`` largest-s_ij items (:func:`text_candidates`)
+        into S_j (before refinement, if any). G_ij of a text neighbour that is in
+        neither candidate list is taken as 0.
+
+    Returns
+    -------
+    ColumnSolution
+    """
+    l2_x, l2_e, l2_f, dt = L3AE(l2_x, l2_e, l2_f, dtype=dtype)._check_params()
+    nt = resolve_num_threads(num_threads)
+    n = source.n_items if isinstance(source, CandidateLists) else np.shape(source)[0]
+    E = check_embeddings(item_embeddings, n)
+    t0 = time.perf_counter()
+    with blas_threads(nt):
+        H, inv = text_factors(E, l2_f)
+    extra = []
+    if text_k:
+        if supports is not None:
+            raise ValueError("text_k adds to the m-neighbour supports; with explicit supports pass text_k=0")
+        extra.append(text_candidates(E, H, inv, text_k, num_threads=nt)[0])
+    t_text = time.perf_counter() - t0
+    source, supports_of, refine_m, per_column, counts, t_cand = _prepare(
+        source, dt, m=m, refine=refine, k=k, supports=supports, extra=extra, num_threads=nt)
+    solver = _Solver(source, np.full(counts.size, l2_x + l2_e), dt, nt, text=(E, H, inv), l2_e=l2_e)
+    result = _run(counts.size, solver, supports_of, refine_m, per_column, block_size, progress)
+    result.seconds.update(candidates=t_cand, text=t_text)
+    return result
+
+
+# -- ranking ---------------------------------------------------------------------------------------
+def ranking_csr(B: Any) -> sp.csr_matrix:
+    """A sparse B (e.g. ``ColumnSolution.B``) as the canonical CSR :func:`topk_sparse` reads.
+
+    Rows are history items: int64 indptr, int32 indices sorted per row without
+    duplicates (summed), float32 or float64 values (other types become float32).
+    The input is never modified.
+    """
+    if not sp.issparse(B):
+        raise TypeError(f"B must be a scipy sparse matrix, got {type(B).__name__}; use lae_fast.topk for dense B")
+    if B.ndim != 2 or B.shape[0] != B.shape[1]:
+        raise ValueError(f"B must be square, got shape {B.shape}")
+    dtype = B.dtype if B.dtype in (np.float32, np.float64) else np.float32
+    C = sp.csr_matrix(B, dtype=dtype, copy=True)
+    C.sum_duplicates()
+    C.sort_indices()
+    C.indices = C.indices.astype(np.int32, copy=False)
+    C.indptr = C.indptr.astype(np.int64, copy=False)
+    return C
+
+
+def topk_sparse(user_items: Any, B_csr: Any, N: int = 10, *, filter_already_liked_items: bool = True,
+                filter_items: Any = None, items: Any = None,
+                num_threads: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """Best ``N`` items for each user by :math:`x_u B`, for a sparse B.
+
+    Same contract as :func:`lae_fast.topk` on ``B_csr.toarray()``: higher score
+    first, ties to the lower index, own items masked with
+    ``filter_already_liked_items``, ``filter_items`` removed, ``items`` a whitelist,
+    exactly N columns padded with id -1 / score -inf. Items a history does not reach
+    score exactly 0 and compete like any other.
+
+    Parameters
+    ----------
+    user_items : sparse matrix, shape (n_users, n_items)
+        One history row per user; every stored entry counts as 1.
+    B_csr : scipy sparse matrix, shape (n_items, n_items)
+        Passed through :func:`ranking_csr` (no copy of the values beyond that).
+    N : int, default=10
+    filter_already_liked_items : bool, default=True
+    filter_items, items : array-like of int, optional
+    num_threads : int, optional
+
+    Returns
+    -------
+    ids : ndarray of int32, shape (n_users, N)
+    scores : ndarray of float32, shape (n_users, N)
+
+    Notes
+    -----
+    Per user, the rows of B of the history items are scattered into a dense
+    per-thread accumulator with a touched list; after the touched items, the
+    untouched allowed items are offered with score 0 in index order until one can
+    no longer enter the heap. Work O(Σ nnz of the history rows + N log N) per user.
+    """
+    B = ranking_csr(B_csr)
+    n = B.shape[0]
+    if isinstance(N, bool) or not isinstance(N, (int, np.integer)) or N < 0:
+        raise ValueError(f"N must be a non-negative integer, got {N!r}")
+    if N > np.iinfo(np.int32).max:
+        raise ValueError(f"N={N} is too large; at most {np.iinfo(np.int32).max} items per list")
+    X = check_interactions(user_items, name="user_items", n_items=n)
+    allowed = candidate_mask(n, filter_items=filter_items, items=items)
+    n_users = X.shape[0]
+    check_fits_in_memory(n_users * int(N) * 8, what=f"the top-{N} lists of {n_users} users")
+    ids = np.empty((n_users, int(N)), dtype=np.int32)
+    scores = np.empty((n_users, int(N)), dtype=np.float32)
+    if n_users == 0 or N == 0:
+        return ids, scores
+
+    def nonempty(a: np.ndarray, dtype) -> np.ndarray:  # the kernel takes &a[0]
+        return a.astype(dtype, copy=False) if a.size else np.zeros(1, dtype=dtype)
+
+    status = _neighbors.rank_sparse(X.indptr.astype(np.int64), nonempty(X.indices, np.int32), B.indptr,
+                                    nonempty(B.indices, np.int32), nonempty(B.data, B.dtype), allowed,
+                                    bool(filter_already_liked_items), ids, scores,
+                                    resolve_num_threads(num_threads))
+    _raise_status(status, "the sparse ranking")
+    return ids, scores

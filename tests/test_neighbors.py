@@ -1,0 +1,459 @@
+"""lae_fast.neighbors (sparse-support EASE family / L3AE) against numpy brute-force references."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import lae_fast
+from lae_fast import neighbors as nb
+from conftest import dyadic_matrix, power_law, random_binary, rel_err
+
+
+# ---------------------------------------------------------------------------------------------
+# references (numpy, written from the definitions)
+# ---------------------------------------------------------------------------------------------
+def dense_gram(X):
+    Xd = (sp.csr_matrix(X).toarray() != 0).astype(np.float64)
+    return Xd.T @ Xd
+
+
+def ref_candidates(G, k):
+    """Top-k j != i with G_ij > 0 by float32(G_ij / sqrt(G_ii G_jj)) desc, then j asc."""
+    n = G.shape[0]
+    c = np.diag(G).astype(np.float64)
+    idx = np.full((n, k), -1, np.int32)
+    cnt = np.zeros((n, k), np.float32)
+    for i in range(n):
+        js = np.flatnonzero((G[i] > 0) & (np.arange(n) != i))
+        cos = (G[i, js] / np.sqrt(c[i] * c[js])).astype(np.float32)
+        best = js[np.lexsort((js, -cos))][:k]
+        idx[i, :best.size] = best
+        cnt[i, :best.size] = G[i, best]
+    return idx, cnt
+
+
+def lists_gram(G, lists):
+    """The G the candidate-list source sees: G_ab kept iff b in a's list or a in b's (and the diagonal)."""
+    n = G.shape[0]
+    known = np.eye(n, dtype=bool)
+    for a in range(n):
+        row = lists.indices[a][lists.indices[a] >= 0]
+        known[a, row] = known[row, a] = True
+    return np.where(known, G, 0.0)
+
+
+def ref_column(G, gamma, xi, S, j, *, text=None, l2_e=0.0):
+    """Column j restricted to S: the normal equations of the restricted ridge problem, solved with
+    np.linalg.solve. EASE family: diag free (xi >= 1), or fixed at ξ when the free value exceeds ξ.
+    L3AE (text = column j of the text matrix): b_j = 0 and the pull λ_E ||b − s||²."""
+    S = np.asarray(S)
+    A = G[np.ix_(S, S)] + np.diag(gamma[S])
+    r = G[S, j].copy()
+    jp = int(np.flatnonzero(S == j)[0])
+    rest = np.arange(S.size) != jp
+    b = np.zeros(S.size)
+    if text is not None:
+        b[rest] = np.linalg.solve(A[np.ix_(rest, rest)], r[rest] + l2_e * text[S][rest])
+        return b
+    b = np.linalg.solve(A, r)
+    if b[jp] > xi:  # the bound binds: b_j = ξ, the others re-solved
+        b[jp] = xi
+        b[rest] = np.linalg.solve(A[np.ix_(rest, rest)], r[rest] - G[S[rest], j] * xi)
+    return b
+
+
+def reference_text_matrix(E, l2_f):
+    """Phase 1 of L3AE literally: S = I − P_F diag(1/diag P_F), P_F = (EEᵀ + λ_F I)⁻¹ (n×n)."""
+    P = np.linalg.inv(E @ E.T + l2_f * np.eye(E.shape[0]))
+    return np.eye(E.shape[0]) - P / np.diag(P)[None, :]
+
+
+def supports_of(B):
+    B = sp.csc_matrix(B)
+    return [B.indices[B.indptr[j]:B.indptr[j + 1]] for j in range(B.shape[1])]
+
+
+FAMILY = {  # name: (l2, dropout, xi)
+    "ease": (4.0, 0.0, 0.0), "lae": (4.0, 0.0, 1.0), "dlae": (3.0, 0.3, 1.0),
+    "edlae": (3.0, 0.3, 0.0), "rlae": (6.0, 0.0, 0.3), "rdlae": (5.0, 0.2, 0.4),
+}
+
+
+@pytest.fixture(scope="module")
+def X():
+    """80 users x 30 items, power-law, items 28/29 never used (diag G = 0), some empty users."""
+    X = power_law(80, 30, 6, seed=3).tolil()
+    X[:, 28:] = 0
+    return sp.csr_matrix(X)
+
+
+# ---------------------------------------------------------------------------------------------
+# candidates
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("k", [1, 4, 29, 40])
+def test_candidates_match_brute_force(X, k):
+    G = dense_gram(X)
+    ref = ref_candidates(G, k)
+    for got in (nb.cooccurrence_candidates(X, k), nb.candidates_from_dense(G, k),
+                nb.candidates_from_dense(G.astype(np.float32), k)):
+        np.testing.assert_array_equal(got.indices, ref[0])
+        np.testing.assert_array_equal(got.counts, ref[1])
+        np.testing.assert_array_equal(got.item_counts, np.diag(G))
+    if k >= 29:  # more than available: the zero-co-occurrence items are never listed
+        assert (nb.cooccurrence_candidates(X, k).indices[28:] == -1).all()
+        assert ((ref[0] >= 0).sum(1) < G.shape[0] - 1).any()
+
+
+def test_candidates_ties_go_to_lower_index():
+    A = random_binary(50, 6, 0.4, seed=4)
+    X = sp.hstack([A, A, A], format="csr")  # items i, i+6, i+12 identical: exact cosine ties
+    G = dense_gram(X)
+    got = nb.cooccurrence_candidates(X, 8)
+    ref = ref_candidates(G, 8)
+    np.testing.assert_array_equal(got.indices, ref[0])
+    assert got.indices[0, :2].tolist() == [6, 12]  # cosine 1 with its copies, lower index first
+
+
+def test_candidates_threads_and_index_types(X):
+    X64 = X.copy()
+    X64.indices, X64.indptr = X64.indices.astype(np.int64), X64.indptr.astype(np.int64)
+    one = nb.cooccurrence_candidates(X, 7, num_threads=1)
+    two = nb.cooccurrence_candidates(X64, 7, num_threads=2)
+    np.testing.assert_array_equal(one.indices, two.indices)
+    np.testing.assert_array_equal(one.counts, two.counts)
+
+
+def test_text_candidates_are_the_largest_text_weights():
+    rng = np.random.default_rng(0)
+    E = rng.normal(size=(25, 4))
+    H, inv = lae_fast.models.l3ae.text_factors(E, 0.7)
+    S = reference_text_matrix(E, 0.7)
+    idx, val = nb.text_candidates(E, H, inv, 6, num_threads=2)
+    for j in range(25):
+        s = S[:, j]
+        np.testing.assert_allclose(val[j], s[idx[j]], rtol=1e-5, atol=1e-6)
+        assert j not in idx[j]
+        others = np.setdiff1d(np.arange(25), np.append(idx[j], j))
+        assert s[idx[j]].min() >= s[others].max() - 1e-6
+        assert (np.diff(val[j]) <= 0).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# S_j = all items: the dense models
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(FAMILY))
+def test_all_items_support_equals_dense_family(X, name):
+    l2, p, xi = FAMILY[name]
+    n = X.shape[1]
+    ref = lae_fast.LinearAutoencoder(l2, dropout=p, xi=xi, dtype=np.float64).fit(X).B
+    G = dense_gram(X)
+    full = np.ones((n, n))
+    got = nb.solve_columns(G, l2=l2, dropout=p, xi=xi, supports=full, dtype=np.float64)
+    assert got.n_retried == 0
+    assert rel_err(got.B.toarray(), ref) < 1e-8
+    got32 = nb.solve_columns(G, l2=l2, dropout=p, xi=xi, supports=full, dtype=np.float32)
+    assert got32.B.dtype == np.float32 and rel_err(got32.B.toarray(), ref) < 1e-4
+
+
+def test_all_items_support_equals_dense_l3ae(X):
+    n = X.shape[1]
+    E = np.random.default_rng(1).normal(size=(n, 5))
+    E[5] = 0  # an item without text
+    ref = lae_fast.L3AE(2.0, 3.0, 0.5, dtype=np.float64).fit(X, E).B
+    G = dense_gram(X)
+    got = nb.solve_columns_l3ae(G, E, l2_x=2.0, l2_e=3.0, l2_f=0.5, supports=np.ones((n, n)),
+                                dtype=np.float64)
+    assert rel_err(got.B.toarray(), ref) < 1e-8
+    assert got.B.diagonal().tolist() == [0.0] * n and (sp.csc_matrix(got.B).indices.size == n * (n - 1))
+    got32 = nb.solve_columns_l3ae(G, E, l2_x=2.0, l2_e=3.0, l2_f=0.5, supports=np.ones((n, n)))
+    assert rel_err(got32.B.toarray(), ref) < 1e-4
+
+
+def test_lists_equal_dense_when_every_pair_cooccurs():
+    X = sp.csr_matrix((np.random.default_rng(5).random((60, 15)) < 0.5).astype(np.float32))
+    G = dense_gram(X)
+    assert (G > 0).all()
+    lists = nb.cooccurrence_candidates(X, 14)
+    for kw in (dict(l2=3.0, dropout=0.2, xi=0.5), dict(l2=1.0)):
+        a = nb.solve_columns(lists, m=14, dtype=np.float64, **kw).B
+        b = nb.solve_columns(G, m=14, dtype=np.float64, **kw).B
+        np.testing.assert_array_equal(a.toarray(), b.toarray())
+        ref = lae_fast.LinearAutoencoder(kw["l2"], dropout=kw.get("dropout", 0.0), xi=kw.get("xi", 0.0),
+                                         dtype=np.float64).fit(X).B
+        assert rel_err(a.toarray(), ref) < 1e-8
+    E = np.random.default_rng(2).normal(size=(15, 3))
+    a = nb.solve_columns_l3ae(lists, E, l2_x=1.0, l2_e=2.0, l2_f=1.0, m=14, dtype=np.float64).B
+    b = nb.solve_columns_l3ae(G, E, l2_x=1.0, l2_e=2.0, l2_f=1.0, m=14, dtype=np.float64).B
+    np.testing.assert_array_equal(a.toarray(), b.toarray())
+
+
+# ---------------------------------------------------------------------------------------------
+# restricted supports against brute-force solves
+# ---------------------------------------------------------------------------------------------
+def random_supports(n, seed, size=8):
+    rng = np.random.default_rng(seed)
+    P = np.zeros((n, n), dtype=bool)
+    for j in range(n):
+        P[rng.choice(n, size=size, replace=False), j] = True
+    return P
+
+
+@pytest.mark.parametrize("name", ["ease", "dlae", "rdlae"])
+@pytest.mark.parametrize("source", ["dense", "lists"])
+def test_random_supports_match_brute_force(X, name, source):
+    l2, p, xi = FAMILY[name]
+    G = dense_gram(X)
+    n = G.shape[0]
+    gamma = l2 + p / (1 - p) * np.diag(G)
+    lists = nb.cooccurrence_candidates(X, 5)
+    src, Gseen = (G, G) if source == "dense" else (lists, lists_gram(G, lists))
+    P = random_supports(n, seed=7)
+    got = nb.solve_columns(src, l2=l2, dropout=p, xi=xi, supports=P, dtype=np.float64)
+    assert got.n_retried == 0
+    B = got.B.toarray()
+    for j, S in enumerate(supports_of(P + np.eye(n, dtype=bool))):
+        ref = ref_column(Gseen, gamma, xi, S, j)
+        np.testing.assert_allclose(B[S, j], ref, rtol=1e-9, atol=1e-12)
+        assert np.count_nonzero(np.delete(B[:, j], S)) == 0
+    assert not np.allclose(B, B.T)
+
+
+@pytest.mark.parametrize("source", ["dense", "lists"])
+def test_random_supports_match_brute_force_l3ae(X, source):
+    G = dense_gram(X)
+    n = G.shape[0]
+    E = np.random.default_rng(3).normal(size=(n, 4))
+    T = reference_text_matrix(E, 0.8)
+    lists = nb.cooccurrence_candidates(X, 5)
+    src, Gseen = (G, G) if source == "dense" else (lists, lists_gram(G, lists))
+    P = random_supports(n, seed=8)
+    B = nb.solve_columns_l3ae(src, E, l2_x=1.5, l2_e=2.5, l2_f=0.8, supports=P, dtype=np.float64).B.toarray()
+    for j, S in enumerate(supports_of(P + np.eye(n, dtype=bool))):
+        ref = ref_column(Gseen, np.full(n, 4.0), 0.0, S, j, text=T[:, j], l2_e=2.5)
+        np.testing.assert_allclose(B[S, j], ref, rtol=1e-8, atol=1e-12)
+
+
+def test_m_neighbour_supports_and_text_neighbours(X):
+    G = dense_gram(X)
+    n = G.shape[0]
+    lists = nb.cooccurrence_candidates(X, 6)
+    res = nb.solve_columns(lists, l2=4.0, m=4)
+    B = res.B
+    assert B.format == "csc" and B.has_sorted_indices
+    for j, S in enumerate(supports_of(B)):
+        assert j not in S  # EASE: the exactly-zero diagonal is not stored
+        assert set(S) == set(lists.indices[j, :4][lists.indices[j, :4] >= 0])
+    # L3AE with text neighbours: S_j = j ∪ top-m co-occurrence ∪ top-text_k text, values brute force
+    E = np.random.default_rng(4).normal(size=(n, 3))
+    H, inv = lae_fast.models.l3ae.text_factors(E, 1.0)
+    tidx, _ = nb.text_candidates(E, H, inv, 3)
+    got = nb.solve_columns_l3ae(lists, E, l2_x=1.0, l2_e=2.0, l2_f=1.0, m=4, text_k=3, dtype=np.float64)
+    T = reference_text_matrix(E, 1.0)
+    Gseen = lists_gram(G, lists)
+    Bd = got.B.toarray()
+    for j in range(n):
+        S = np.union1d(np.union1d(lists.indices[j, :4], tidx[j]), [j])
+        S = S[S >= 0]
+        np.testing.assert_allclose(Bd[S, j], ref_column(Gseen, np.full(n, 3.0), 0, S, j, text=T[:, j], l2_e=2.0),
+                                   rtol=1e-8, atol=1e-12)
+        assert set(np.flatnonzero(Bd[:, j])) <= set(S)
+
+
+@pytest.mark.parametrize("source", ["dense", "lists"])
+def test_refine_is_largest_abs_of_first_pass(X, source):
+    G = dense_gram(X)
+    n = G.shape[0]
+    lists = nb.cooccurrence_candidates(X, 8)
+    src = G if source == "dense" else lists
+    first_pattern = np.eye(n, dtype=bool)
+    for j in range(n):
+        row = lists.indices[j][lists.indices[j] >= 0]
+        first_pattern[row, j] = True
+    first = nb.solve_columns(src, l2=3.0, dropout=0.1, xi=1.0, supports=first_pattern, dtype=np.float64).B
+    second_pattern = np.eye(n, dtype=bool)
+    F = first.toarray()
+    for j, S in enumerate(supports_of(first_pattern)):
+        S = S[S != j]
+        best = S[np.lexsort((S, -np.abs(F[S, j])))][:3]
+        second_pattern[best, j] = True
+    ref = nb.solve_columns(src, l2=3.0, dropout=0.1, xi=1.0, supports=second_pattern, dtype=np.float64).B
+    seen = []
+    got = nb.solve_columns(src, l2=3.0, dropout=0.1, xi=1.0, m=3, refine=True, k=8, dtype=np.float64,
+                           block_size=7, progress=lambda d, t: seen.append((d, t)))
+    np.testing.assert_array_equal(got.B.toarray(), ref.toarray())
+    assert seen == [(7, n), (14, n), (21, n), (28, n), (30, n)]
+    assert set(got.seconds) >= {"first_pass", "refine", "candidates"}
+
+
+# ---------------------------------------------------------------------------------------------
+# retries and bad input
+# ---------------------------------------------------------------------------------------------
+def test_retry_on_indefinite_dense_system():
+    G = np.array([[1.0, 3.0], [3.0, 1.0]])  # not a Gram matrix: indefinite
+    got = nb.solve_columns(G, l2=0.01, xi=1.0, supports=np.ones((2, 2)), dtype=np.float64)
+    assert got.n_retried == 2 and got.retried_columns.tolist() == [0, 1]
+    # the documented rule: ridge + 10^(t-5)·max(1, max A_aa), first t that factors (here t = 6)
+    gamma = np.full(2, 0.01 + 10.0 ** (6 - 5) * 1.01)
+    B = got.B.toarray()
+    for j in range(2):
+        np.testing.assert_allclose(B[:, j], ref_column(G, gamma, 1.0, np.arange(2), j), rtol=1e-12)
+
+
+def test_retry_on_lists_with_missing_pairs():
+    # true G = 10 on the diagonal, 9 off it (PSD); b, c are each only in a's list, so G_bc is taken as 0
+    lists = nb.CandidateLists(np.array([[1, 2], [0, -1], [0, -1]], np.int32),
+                              np.array([[9, 9], [9, 0], [9, 0]], np.float32), np.full(3, 10.0))
+    got = nb.solve_columns(lists, l2=0.1, xi=1.0, supports=np.ones((3, 3)), dtype=np.float64)
+    assert got.retried_columns.tolist() == [0, 1, 2]
+    assert np.isfinite(got.B.data).all()
+    got = nb.solve_columns(lists, l2=0.1, m=1, dtype=np.float32)  # supports {a, b}, {b, a}, {c, a}: PD
+    assert got.n_retried == 0
+
+
+def test_bad_inputs(X):
+    G = dense_gram(X)
+    n = G.shape[0]
+    lists = nb.cooccurrence_candidates(X, 4)
+    for bad_k in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="k must be a positive integer"):
+            nb.cooccurrence_candidates(X, bad_k)
+        with pytest.raises(ValueError, match="k must be a positive integer"):
+            nb.candidates_from_dense(G, bad_k)
+    with pytest.raises(ValueError, match="square"):
+        nb.candidates_from_dense(G[:, :-1], 3)
+    with pytest.raises(ValueError, match="square"):
+        nb.solve_columns(G[:-1], l2=1.0, m=2)
+    with pytest.raises(ValueError, match="NaN"):
+        nb.solve_columns(np.full((3, 3), np.nan), l2=1.0, m=1)
+    with pytest.raises(ValueError, match="supports must be"):
+        nb.solve_columns(G, l2=1.0, supports=np.ones((n, n - 1)))
+    with pytest.raises(ValueError, match="either supports or m"):
+        nb.solve_columns(G, l2=1.0, m=2, supports=np.ones((n, n)))
+    with pytest.raises(ValueError, match="pass m"):
+        nb.solve_columns(G, l2=1.0)
+    with pytest.raises(ValueError, match="k >= m"):
+        nb.solve_columns(G, l2=1.0, m=4, refine=True, k=2)
+    with pytest.raises(ValueError, match="build them with k >= 8"):
+        nb.solve_columns(lists, l2=1.0, m=4, refine=True)
+    with pytest.raises(ValueError, match="dropout"):
+        nb.solve_columns(lists, l2=1.0, m=2, dropout=1.0)
+    with pytest.raises(ValueError, match="l2_x \\+ l2_e"):
+        nb.solve_columns_l3ae(lists, np.ones((n, 2)), l2_x=-1.0, l2_e=0.5, l2_f=1.0, m=2)
+    E = np.random.default_rng(0).normal(size=(n, 3))
+    E[2, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        nb.solve_columns_l3ae(lists, E, l2_x=1.0, l2_e=1.0, l2_f=1.0, m=2)
+    with pytest.raises(ValueError, match="NaN"):
+        nb.text_candidates(E, np.zeros_like(E), np.ones(n), 3)
+    with pytest.raises(ValueError, match="rows"):
+        nb.solve_columns_l3ae(lists, np.ones((n + 1, 2)), l2_x=1.0, l2_e=1.0, l2_f=1.0, m=2)
+    with pytest.raises(ValueError, match="shape of E"):
+        nb.text_candidates(np.ones((n, 3)), np.ones((n, 2)), np.ones(n), 3)
+    with pytest.raises(ValueError, match="k must be"):
+        nb.text_candidates(np.ones((n, 3)), np.ones((n, 3)), np.ones(n), 0)
+    with pytest.raises(ValueError, match="shape"):
+        nb.CandidateLists(np.zeros((3, 2), np.int32), np.zeros((3, 3), np.float32), np.zeros(3))
+
+
+# ---------------------------------------------------------------------------------------------
+# ranking against a sparse B
+# ---------------------------------------------------------------------------------------------
+def sparse_dyadic(n, density, seed, negative_shift=0.0):
+    """Sparse B of multiples of 1/16 (sums exact in float32, so ties are real ties)."""
+    rng = np.random.default_rng(seed)
+    B = dyadic_matrix(n, seed=seed) - np.float32(negative_shift)
+    B[rng.random((n, n)) > density] = 0
+    return sp.csr_matrix(B)
+
+
+def histories(n_users, n, seed):
+    X = random_binary(n_users, n, 0.15, seed=seed, empty_users=(0, 5)).tolil()
+    X[1, :] = 1  # a user with every item
+    return sp.csr_matrix(X)
+
+
+def assert_same(got, ref):
+    np.testing.assert_array_equal(got[0], ref[0])
+    np.testing.assert_array_equal(got[1], ref[1])
+    assert got[0].dtype == np.int32 and got[1].dtype == np.float32
+
+
+@pytest.mark.parametrize("N", [1, 5, 40, 60])
+@pytest.mark.parametrize("density,shift", [(0.1, 0.0), (0.3, 0.0), (0.2, 2.0), (0.05, 4.5)])
+def test_topk_sparse_equals_dense_topk(N, density, shift):
+    n = 40
+    B = sparse_dyadic(n, density, seed=int(density * 100), negative_shift=shift)
+    X = histories(30, n, seed=1)
+    ref = lae_fast.topk(X, B.toarray(), N)
+    reached = (X @ B).toarray() != 0
+    if shift and N >= 5:  # unreached items (score 0) above reached negative ones, and score ties
+        assert any((ref[1][u] == 0).any() and not reached[u, ref[0][u][ref[1][u] == 0]].all()
+                   for u in range(X.shape[0]))
+    assert_same(nb.topk_sparse(X, B, N), ref)
+    assert_same(nb.topk_sparse(X, B.astype(np.float64), N), ref)
+    assert_same(nb.topk_sparse(X, B.tocsc(), N, num_threads=2), ref)
+
+
+def test_topk_sparse_filters_whitelist_and_zero_scores():
+    n = 40
+    B = sparse_dyadic(n, 0.15, seed=3, negative_shift=1.0)
+    X = histories(25, n, seed=2)
+    for kw in (dict(filter_items=[3, 3, 17, 0, 39]), dict(items=[5, 2, 9, 30, 2, 11, 0]),
+               dict(items=[5, 2, 9, 30, 11], filter_items=[9]), dict(filter_already_liked_items=False),
+               dict(items=[]), dict(filter_items=np.arange(n))):
+        for N in (3, 12, 50):
+            assert_same(nb.topk_sparse(X, B, N, **kw), lae_fast.topk(X, B.toarray(), N, **kw))
+    # row 0 of B reaches items 1 and 2 with negative scores: the unreached 3, 4, 5 (score 0) win, by index
+    Bneg = np.zeros((6, 6), np.float32)
+    Bneg[0, 1], Bneg[0, 2] = -1.5, -0.5
+    Xu = sp.csr_matrix(np.array([[1, 0, 0, 0, 0, 0]], np.float32))
+    ids, scores = nb.topk_sparse(Xu, sp.csr_matrix(Bneg), 5)
+    assert ids.tolist() == [[3, 4, 5, 2, 1]] and scores.tolist() == [[0, 0, 0, -0.5, -1.5]]
+
+
+def test_topk_sparse_on_a_solved_B_and_threads(X):
+    lists = nb.cooccurrence_candidates(X, 8)
+    B = nb.ranking_csr(nb.solve_columns(lists, l2=3.0, m=4, refine=True).B)
+    assert B.format == "csr" and B.indptr.dtype == np.int64 and B.indices.dtype == np.int32
+    one = nb.topk_sparse(X, B, 7, num_threads=1)
+    assert_same(nb.topk_sparse(X, B, 7, num_threads=2), one)
+    ids, scores = one
+    dense = (X.toarray() != 0) @ B.toarray().astype(np.float64)
+    for u in range(X.shape[0]):
+        ok = ids[u] >= 0
+        np.testing.assert_allclose(scores[u, ok], dense[u, ids[u, ok]], rtol=1e-5, atol=1e-6)
+
+
+def test_topk_sparse_bad_inputs():
+    B = sparse_dyadic(5, 0.5, seed=0)
+    X = histories(8, 5, seed=0)
+    with pytest.raises(TypeError, match="sparse"):
+        nb.topk_sparse(X, B.toarray(), 2)
+    with pytest.raises(ValueError, match="square"):
+        nb.topk_sparse(X, B[:, :4], 2)
+    with pytest.raises(ValueError, match="N must be"):
+        nb.topk_sparse(X, B, -1)
+    with pytest.raises(ValueError, match="items"):
+        nb.topk_sparse(X[:, :4], B, 2)
+    ids, scores = nb.topk_sparse(X, B, 0)
+    assert ids.shape == (X.shape[0], 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# threads
+# ---------------------------------------------------------------------------------------------
+def test_one_and_two_threads_identical():
+    X = power_law(400, 120, 10, seed=9)
+    one = nb.cooccurrence_candidates(X, 40, num_threads=1)
+    two = nb.cooccurrence_candidates(X, 40, num_threads=2)
+    np.testing.assert_array_equal(one.indices, two.indices)
+    kw = dict(l2=5.0, dropout=0.2, xi=0.5, m=16, refine=True, k=32, block_size=50)
+    a = nb.solve_columns(one, num_threads=1, **kw).B
+    b = nb.solve_columns(two, num_threads=2, **kw).B
+    assert (a != b).nnz == 0 and np.array_equal(a.indices, b.indices)
+    E = np.random.default_rng(0).normal(size=(120, 6))
+    kw = dict(l2_x=2.0, l2_e=3.0, l2_f=0.5, m=10, text_k=4)
+    a = nb.solve_columns_l3ae(one, E, num_threads=1, **kw).B
+    b = nb.solve_columns_l3ae(one, E, num_threads=2, **kw).B
+    assert (a != b).nnz == 0
+    G = dense_gram(X)
+    assert (nb.solve_columns(G, l2=5.0, m=8, num_threads=1).B != nb.solve_columns(G, l2=5.0, m=8, num_threads=2).B).nnz == 0
