@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from typing import Any, Dict, Optional
 
 import click
@@ -49,6 +50,9 @@ def _model_options(func):
                                  help=f"{text} Models: {takers} (default: the model's)."))
     opts += [
         click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True),
+        click.option("--neighbors", type=click.IntRange(min=1), default=None, metavar="M",
+                     help="Solve each column on its M strongest neighbours: a sparse B, no n×n in memory "
+                          "(docs/MODELS.md §4). Default: dense when n×n fits the memory budget, else 256."),
         click.option("--item-text", type=click.Path(exists=True, dir_okay=False), default=None,
                      help="Text models: item texts (JSONL/JSON/CSV), embedded with the default encoder."),
         click.option("--item-embeddings", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -109,20 +113,22 @@ def _read_data(path: str, **options: Any):
     return load_interactions(path, **options)
 
 
-def build_model(model_name: str, params: Dict[str, Any], dtype: str, num_threads):
-    """Instantiate a model by catalogue name, refusing hyper-parameters the model does not have."""
+def build_model(model_name: str, params: Dict[str, Any], dtype: str, num_threads, neighbors=None):
+    """Instantiate a model by catalogue name, refusing hyper-parameters and options it does not have."""
     try:
-        return registry_build_model(model_name, params, dtype=dtype, num_threads=num_threads)
+        return registry_build_model(model_name, params, dtype=dtype, num_threads=num_threads, neighbors=neighbors)
     except ValueError as exc:
-        bad = next((p for p in params if params[p] is not None and f"hyper-parameter {p!r}" in str(exc)), None)
+        given = [p for p in list(params) + ["neighbors"] if (params.get(p) if p in params else neighbors) is not None]
+        bad = next((p for p in given if f"{p!r}" in str(exc)), None)
         if bad is None:
             raise
         raise click.BadParameter(str(exc), param_hint="--" + bad.replace("_", "-")) from None
 
 
-def _model_from_options(obj, model_name: str, hyper: Dict[str, Any], dtype: str, item_text, item_embeddings):
+def _model_from_options(obj, model_name: str, hyper: Dict[str, Any], dtype: str, item_text, item_embeddings,
+                        neighbors=None):
     _text_options_used(model_name, item_text, item_embeddings)
-    return build_model(model_name, hyper, dtype, obj.num_threads)
+    return build_model(model_name, hyper, dtype, obj.num_threads, neighbors)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -146,6 +152,8 @@ def main(ctx: click.Context, num_threads: Optional[int], quiet: bool) -> None:
         raise click.BadParameter("0 is not a thread count; use a positive number or -1 for all CPUs",
                                  param_hint="--num-threads")
     ctx.obj = Context(num_threads, quiet)
+    # library warnings (e.g. the solver route a fit took) as one plain line, not a source excerpt
+    warnings.showwarning = lambda message, category, *args, **kwargs: click.echo(f"warning: {message}", err=True)
 
 
 @main.command()
@@ -157,8 +165,8 @@ def main(ctx: click.Context, num_threads: Optional[int], quiet: bool) -> None:
 @click.option("--scheduler", default=None, metavar="ADDRESS", help=SCHEDULER_HELP)
 @pass_ctx
 @library_errors
-def fit(obj: Context, data, model_name, dtype, item_text, item_embeddings, text_template, id_field, text_field,
-        user_col, item_col, rating_col, sep, min_rating, output, as_json, scheduler, **hyper):
+def fit(obj: Context, data, model_name, dtype, neighbors, item_text, item_embeddings, text_template, id_field,
+        text_field, user_col, item_col, rating_col, sep, min_rating, output, as_json, scheduler, **hyper):
     """Fit a model on DATA (.npz or long-format CSV/TSV, or user shards) and save it.
 
     DATA may also be a directory or glob of user-partitioned npz/parquet shards:
@@ -178,7 +186,7 @@ def fit(obj: Context, data, model_name, dtype, item_text, item_embeddings, text_
         raise click.BadParameter(f"Path {data!r} does not exist.", param_hint="'DATA'")
     if sharded and any(v is not None for v in (rating_col, sep, min_rating)):
         raise click.UsageError("--rating-col/--sep/--min-rating apply to one CSV/TSV file, not to shards")
-    model = _model_from_options(obj, model_name, hyper, dtype, item_text, item_embeddings)
+    model = _model_from_options(obj, model_name, hyper, dtype, item_text, item_embeddings, neighbors)
     if sharded:
         return fit_sharded(obj, model, data, scheduler, user_col, item_col, output, as_json)
     with obj.step(f"reading {data}"):
@@ -188,17 +196,18 @@ def fit(obj: Context, data, model_name, dtype, item_text, item_embeddings, text_
     if model.takes_embeddings:
         E = _item_embeddings(obj, inter.item_ids, item_text, item_embeddings, text_template, id_field, text_field)
     with obj.step(f"fitting {model!r} on {inter.n_users} users x {inter.n_items} items"):
-        model.fit(inter, E)
+        model.fit(inter, E, progress=not obj.quiet)
     with obj.step(f"writing {output}"):
         model.save(output)
     summary = {"model": model.name, "params": model.get_params(), "n_users": inter.n_users,
-               "n_items": inter.n_items, "nnz": inter.nnz, "output": output,
+               "n_items": inter.n_items, "nnz": inter.nnz, "output": output, "solver": model.solver_,
                "fit_seconds": getattr(model, "fit_seconds_", None)}
     summary["params"]["dtype"] = dtype
     if as_json:
         echo_json(summary)
     else:
-        click.echo(f"saved {type(model).__name__} ({inter.n_items} items) to {output}")
+        route = f", neighbourhoods of {model.neighbors_}" if model.solver_ == "neighbors" else ""
+        click.echo(f"saved {type(model).__name__} ({inter.n_items} items{route}) to {output}")
 
 
 def _evaluate(obj: Context, inter, model, protocol: str, ks, seed: int, heldout: float, as_json: bool,
@@ -211,7 +220,7 @@ def _evaluate(obj: Context, inter, model, protocol: str, ks, seed: int, heldout:
         else:
             split = weak_split(inter, random_state=seed)
     with obj.step(f"fitting {model!r} on {split.train.shape[0]} users x {split.train.shape[1]} items"):
-        model.fit(split.train, item_embeddings)
+        model.fit(split.train, item_embeddings, progress=not obj.quiet)
     with obj.step("ranking and scoring the test users"):
         metrics = evaluate(model, split, ks=ks, on="test", num_threads=obj.num_threads)
     result = {"title": title, "model": model.name, "params": {**model.get_params(),
@@ -249,7 +258,7 @@ def _parse_ks(value: str):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_ctx
 @library_errors
-def evaluate_cmd(obj: Context, data, model_name, dtype, item_text, item_embeddings, text_template, id_field,
+def evaluate_cmd(obj: Context, data, model_name, dtype, neighbors, item_text, item_embeddings, text_template, id_field,
                  text_field, user_col, item_col, rating_col, sep, min_rating, protocol, ks, seed, heldout, as_json,
                  **hyper):
     """Split DATA, fit on the training part and print test Recall/NDCG.
@@ -261,7 +270,7 @@ def evaluate_cmd(obj: Context, data, model_name, dtype, item_text, item_embeddin
       lae-fast evaluate ratings.csv --model l3ae --item-embeddings emb.npz --protocol weak
     """
     ks = _parse_ks(ks)
-    model = _model_from_options(obj, model_name, hyper, dtype, item_text, item_embeddings)
+    model = _model_from_options(obj, model_name, hyper, dtype, item_text, item_embeddings, neighbors)
     heldout_n = int(heldout) if heldout >= 1 else heldout
     with obj.step(f"reading {data}"):
         inter = _read_data(data, user_col=user_col, item_col=item_col, rating_col=rating_col, sep=sep,

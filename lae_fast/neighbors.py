@@ -42,10 +42,9 @@ import scipy.sparse as sp
 
 from . import _neighbors
 from ._threads import blas_threads, resolve_num_threads, sequential_blas
-from ._validation import check_interactions
-from .linalg import check_fits_in_memory
-from .models.ease import LinearAutoencoder, ridge_diagonal
-from .models.l3ae import L3AE, check_embeddings, text_factors
+from ._memory import check_fits_in_memory
+from ._validation import check_dtype, check_embeddings, check_interactions
+from .models._closed_form import check_family_params, check_l3ae_params, ridge_diagonal, text_factors
 from .ranking import candidate_mask
 
 #: Columns handed to the solve kernel at once (their supports and values are the only
@@ -101,6 +100,13 @@ def _check_k(k: Any, name: str = "k") -> int:
     if k > np.iinfo(np.int32).max:
         raise ValueError(f"{name}={k} is too large; at most {np.iinfo(np.int32).max}")
     return int(k)
+
+
+def route_bytes(n: int, m: int, k: int, dtype: Any) -> int:
+    """Peak bytes of a neighbourhood fit besides X: the (n, k) candidate lists, and B (n columns of
+    m + 1 entries) held three times over while it is assembled and turned into ranking CSR."""
+    per_entry = np.dtype(dtype).itemsize + 4
+    return int(n * k * 8 + 3 * n * (m + 1) * per_entry + 4 * 8 * (n + 1))
 
 
 def _raise_status(status: int, what: str) -> None:
@@ -516,7 +522,8 @@ def solve_columns(source: Union[CandidateLists, np.ndarray], *, l2: float, dropo
     t = 1, 2, … until it succeeds (γ_j + δ then also enters the max above); those
     columns are listed in ``retried_columns``.
     """
-    l2, p, xi, dt = LinearAutoencoder(l2, dropout=dropout, xi=xi, dtype=dtype)._check_params()
+    l2, p, xi = check_family_params(l2, dropout, xi).values()
+    dt = check_dtype(dtype)
     nt = resolve_num_threads(num_threads)
     source, supports_of, refine_m, per_column, counts, t_cand = _prepare(
         source, dt, m=m, refine=refine, k=k, supports=supports, num_threads=nt)
@@ -557,7 +564,8 @@ def solve_columns_l3ae(source: Union[CandidateLists, np.ndarray], item_embedding
     -------
     ColumnSolution
     """
-    l2_x, l2_e, l2_f, dt = L3AE(l2_x, l2_e, l2_f, dtype=dtype)._check_params()
+    l2_x, l2_e, l2_f = check_l3ae_params(l2_x, l2_e, l2_f).values()
+    dt = check_dtype(dtype)
     nt = resolve_num_threads(num_threads)
     n = source.n_items if isinstance(source, CandidateLists) else np.shape(source)[0]
     E = check_embeddings(item_embeddings, n)

@@ -335,8 +335,9 @@ def test_registry_params_and_repr():
     assert MODEL_REGISTRY["ease-text"] is EASEText
     assert MODEL_REGISTRY["text-similarity"] is TextSimilarity
     m = L3AE()
-    assert m.get_params() == dict(l2_x=300.0, l2_e=100.0, l2_f=1.0, dtype=np.float32, num_threads=None)
-    assert repr(m) == "L3AE(l2_x=300.0, l2_e=100.0, l2_f=1.0, num_threads=None)"
+    assert m.get_params() == dict(l2_x=300.0, l2_e=100.0, l2_f=1.0, dtype=np.float32, num_threads=None,
+                                  neighbors=None)
+    assert repr(m) == "L3AE(l2_x=300.0, l2_e=100.0, l2_f=1.0, num_threads=None, neighbors=None)"
     assert lae_fast.L3AE is L3AE and "L3AE" in lae_fast.__all__
 
 

@@ -240,14 +240,14 @@ def test_fit_returns_self_and_sets_state(X_small):
 
 
 @pytest.mark.parametrize("cls, kwargs, expected", [
-    (LAE, dict(l2=3.0), {"l2": 3.0, "dtype": np.float32, "num_threads": None}),
-    (EASE, dict(l2=7, num_threads=2), {"l2": 7, "dtype": np.float32, "num_threads": 2}),
-    (DLAE, dict(), {"l2": 400.0, "dropout": 0.3, "dtype": np.float32, "num_threads": None}),
-    (EDLAE, dict(dropout=0.1), {"l2": 400.0, "dropout": 0.1, "dtype": np.float32, "num_threads": None}),
-    (RLAE, dict(xi=0.2, dtype=np.float64), {"l2": 1000.0, "xi": 0.2, "dtype": np.float64, "num_threads": None}),
-    (RDLAE, dict(), {"l2": 1000.0, "dropout": 0.2, "xi": 0.6, "dtype": np.float32, "num_threads": None}),
+    (LAE, dict(l2=3.0), {"l2": 3.0, "dtype": np.float32, "num_threads": None, "neighbors": None}),
+    (EASE, dict(l2=7, num_threads=2), {"l2": 7, "dtype": np.float32, "num_threads": 2, "neighbors": None}),
+    (DLAE, dict(), {"l2": 400.0, "dropout": 0.3, "dtype": np.float32, "num_threads": None, "neighbors": None}),
+    (EDLAE, dict(dropout=0.1), {"l2": 400.0, "dropout": 0.1, "dtype": np.float32, "num_threads": None, "neighbors": None}),
+    (RLAE, dict(xi=0.2, dtype=np.float64), {"l2": 1000.0, "xi": 0.2, "dtype": np.float64, "num_threads": None, "neighbors": None}),
+    (RDLAE, dict(), {"l2": 1000.0, "dropout": 0.2, "xi": 0.6, "dtype": np.float32, "num_threads": None, "neighbors": None}),
     (LinearAutoencoder, dict(l2=1.0, xi=0.5),
-     {"l2": 1.0, "dropout": 0.0, "xi": 0.5, "dtype": np.float32, "num_threads": None}),
+     {"l2": 1.0, "dropout": 0.0, "xi": 0.5, "dtype": np.float32, "num_threads": None, "neighbors": None}),
 ])
 def test_get_params(cls, kwargs, expected):
     model = cls(**kwargs)

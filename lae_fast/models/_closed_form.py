@@ -11,19 +11,40 @@ n×n matrix.
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 import scipy.linalg
 from scipy.linalg import blas as scipy_blas
 
+from .._validation import check_scalar
 from ..linalg import spd_inverse_inplace
 
-__all__ = ["ridge_diagonal", "invert_regularised", "lae_family_inplace", "text_factors", "add_low_rank_inplace",
+__all__ = ["check_family_params", "check_l3ae_params", "ridge_diagonal", "invert_regularised", "lae_family_inplace", "text_factors", "add_low_rank_inplace",
            "l3ae_inplace"]
 
 #: rows per block when the rank-d update falls back to a blocked loop
 _ROW_CHUNK = 512
+
+
+def check_family_params(l2: float, dropout: float, xi: float) -> Dict[str, float]:
+    """λ >= 0, p in [0, 1), ξ >= 0 as floats (the EASE family's hyper-parameters, §1)."""
+    return {"l2": check_scalar(l2, name="l2", low=0.0),
+            "dropout": check_scalar(dropout, name="dropout", low=0.0, high=1.0, high_inclusive=False),
+            "xi": check_scalar(xi, name="xi", low=0.0)}
+
+
+def check_l3ae_params(l2_x: float, l2_e: float, l2_f: float) -> Dict[str, float]:
+    """λ_X real, λ_E >= 0, λ_F > 0 and λ_X + λ_E > 0 (the ridge of the item-item inverse, §2)."""
+    l2_x = check_scalar(l2_x, name="l2_x")
+    l2_e = check_scalar(l2_e, name="l2_e", low=0.0)
+    l2_f = check_scalar(l2_f, name="l2_f", low=0.0, low_inclusive=False)
+    if not l2_x + l2_e > 0:
+        raise ValueError(
+            f"l2_x + l2_e must be > 0 (it is the ridge of the item-item inverse), got "
+            f"l2_x={l2_x} + l2_e={l2_e} = {l2_x + l2_e}; a negative l2_x needs l2_e > -l2_x"
+        )
+    return {"l2_x": l2_x, "l2_e": l2_e, "l2_f": l2_f}
 
 
 def ridge_diagonal(l2: float, dropout: float, counts: np.ndarray) -> np.ndarray:

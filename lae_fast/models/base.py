@@ -48,26 +48,39 @@ the learned attributes ``B_``, ``item_ids_``, ``n_users_``, ``nnz_`` and ``fit_s
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
-from typing import Any, ClassVar, Dict, Iterator, Mapping, Optional, Tuple
+import warnings
+from functools import partial
+from typing import Any, Callable, ClassVar, Dict, Iterator, Mapping, Optional, Tuple
 
 import numpy as np
 import scipy.sparse as sp
 
 from .. import io as model_io
-from .._memory import empty_checked
+from .. import neighbors as nbr
+from .._memory import available_memory, check_fits_in_memory, empty_checked, format_bytes, MEMORY_HEADROOM
 from .._threads import resolve_num_threads
 from .._version import __version__
-from .._validation import NotFittedError, as_index_array, check_dtype, check_embeddings, check_interactions
+from .._validation import NotFittedError, as_index_array, check_dtype, check_embeddings, check_int, check_interactions
 from ..gram import gram_buffer
 from ..ids import as_ids, ids_of
+from ..linalg import mirror_upper
 from ..ranking import one_hot_rows, topk
 from .registry import MODEL_REGISTRY, class_for_file, register  # noqa: F401 (MODEL_REGISTRY: the old home)
 
-__all__ = ["ItemItemModel", "StepTimer", "MODEL_REGISTRY", "register"]
+__all__ = ["ItemItemModel", "StepTimer", "RouteWarning", "MODEL_REGISTRY", "register", "DEFAULT_NEIGHBORS"]
 
 #: options every model takes besides its hyper-parameters
 COMMON_OPTIONS: Tuple[str, ...] = ("dtype", "num_threads")
+#: the option of models that also solve column by column on neighbourhoods (docs/MODELS.md §4)
+NEIGHBORS_OPTION = "neighbors"
+#: neighbours per column when the neighbourhood route is taken because the dense n×n does not fit
+DEFAULT_NEIGHBORS = 256
+
+
+class RouteWarning(UserWarning):
+    """The fit took another solver route than the default (e.g. neighbourhoods because n×n does not fit)."""
 
 
 class StepTimer:
@@ -83,6 +96,26 @@ class StepTimer:
             yield
         finally:
             self.seconds[step] = self.seconds.get(step, 0.0) + time.perf_counter() - t0
+
+
+def progress_callback(progress: Any) -> Optional[Callable[[int, int], None]]:
+    """None for no reporting, the callable itself, or (True) a line on stderr about every 10 % of the work."""
+    if progress is None or progress is False:
+        return None
+    if callable(progress):
+        return progress
+    if progress is not True:
+        raise TypeError(f"progress must be a bool or a callable (done, total), got {progress!r}")
+    t0 = time.perf_counter()
+    last = [-1]
+
+    def report(done: int, total: int) -> None:
+        step = 10 * done // max(total, 1)
+        if step != last[0] or done == total:
+            last[0] = step
+            print(f"  {done:,}/{total:,} columns ({100 * done / max(total, 1):.0f} %), "
+                  f"{time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    return report
 
 
 class ItemItemModel:
@@ -130,6 +163,9 @@ class ItemItemModel:
         params = self._validate_params()
         params["dtype"] = check_dtype(self.dtype)
         params["num_threads"] = resolve_num_threads(self.num_threads)
+        if NEIGHBORS_OPTION in self.options:
+            m = getattr(self, NEIGHBORS_OPTION)
+            params[NEIGHBORS_OPTION] = None if m is None else check_int(m, name=NEIGHBORS_OPTION, low=1)
         return params
 
     @classmethod
@@ -138,7 +174,7 @@ class ItemItemModel:
         return getattr(cls, "_solve_gram", None) is not None
 
     # -- fitting ----------------------------------------------------------------------------------
-    def fit(self, X: Any, item_embeddings: Any = None) -> "ItemItemModel":
+    def fit(self, X: Any, item_embeddings: Any = None, *, progress: Any = None) -> "ItemItemModel":
         """Fit B in closed form.
 
         Parameters
@@ -148,6 +184,9 @@ class ItemItemModel:
             ``Interactions`` become ``item_ids_``.
         item_embeddings : array-like of shape (n_items, d), optional
             Required by the text models (``takes_embeddings``), refused by the others.
+        progress : bool or callable, optional
+            Long fits (the neighbourhood route) report ``(columns done, columns)`` to a
+            callable, or as lines on stderr with True.
 
         Returns
         -------
@@ -168,21 +207,78 @@ class ItemItemModel:
         item_ids = ids_of(X, n)
         E = self._embeddings_arg(item_embeddings, n)
         timer = StepTimer()
+        self._progress = progress_callback(progress)
         learned = self._fit(Xc, params, timer, E)
         self._set_fitted(learned, item_ids, n_users=Xc.shape[0], nnz=Xc.nnz, seconds=timer.seconds)
         return self
 
     def _fit(self, X: sp.csr_matrix, params: Dict[str, Any], timer: StepTimer,
              item_embeddings: Optional[np.ndarray]) -> Dict[str, Any]:
-        """Default for Gram models: the upper triangle of G in one checked n×n buffer, then the solve."""
+        """Default for Gram models: the dense route (G, then the closed form, in one checked n×n
+        buffer), or the neighbourhood route when asked for or when the n×n does not fit."""
         if not self.solves_from_gram():
             raise NotImplementedError(f"{type(self).__name__} must implement _fit or _solve_gram")
+        m = self._route(X.shape[1], params)
+        if m is not None:
+            return self._fit_neighborhoods(X, None, m, params, timer, item_embeddings)
         with timer("gram"):
             A = gram_buffer(X, params["dtype"], params["num_threads"], what=f"fitting {type(self).__name__}")
-        return self._solve_gram(A, params, timer, item_embeddings)
+        return {**self._solve_gram(A, params, timer, item_embeddings), "solver_": "dense"}
+
+    def _route(self, n: int, params: Dict[str, Any]) -> Optional[int]:
+        """Neighbours per column of the neighbourhood route, or None for the dense route.
+
+        ``neighbors=m`` asks for the route; ``neighbors=None`` takes the dense route when its
+        n×n buffer fits the memory budget and the route with ``DEFAULT_NEIGHBORS`` otherwise
+        (a warning says so, and ``solver_`` records it).
+        """
+        if NEIGHBORS_OPTION not in self.options:
+            return None
+        m = params[NEIGHBORS_OPTION]
+        if m is not None:
+            return m
+        need = n * n * params["dtype"].itemsize
+        avail = available_memory()
+        if avail is None or need <= MEMORY_HEADROOM * avail:
+            return None
+        warnings.warn(f"{type(self).__name__}: the dense {n}x{n} {params['dtype'].name} matrix needs "
+                      f"{format_bytes(need)} but {format_bytes(avail)} is available; fitting on neighbourhoods of "
+                      f"{DEFAULT_NEIGHBORS} items per column instead (pass neighbors=m to choose m)",
+                      RouteWarning, stacklevel=4)
+        return DEFAULT_NEIGHBORS
+
+    def _fit_neighborhoods(self, X: Optional[sp.csr_matrix], G: Optional[np.ndarray], m: int,
+                           params: Dict[str, Any], timer: StepTimer,
+                           item_embeddings: Optional[np.ndarray]) -> Dict[str, Any]:
+        """Every column solved on its m strongest neighbours (docs/MODELS.md §4); B is sparse (CSR).
+
+        Candidates (2m per item, by cosine) come from X without any n×n, or from G when a dense
+        Gram is given (fit_gram); the refined support keeps the m largest |b_ij| of a first solve.
+        """
+        n = X.shape[1] if X is not None else G.shape[0]
+        k = min(2 * m, max(n - 1, 1))
+        nt = params["num_threads"]
+        check_fits_in_memory(nbr.route_bytes(n, m, k, params["dtype"]),
+                             what=f"the neighbourhood route ({n} items, {m} neighbours per column)")
+        with timer("candidates"):
+            source = nbr.cooccurrence_candidates(X, k, num_threads=nt) if G is None else G
+        m = min(m, k)
+        solution = self._solve_columns(source, m, k, params, timer, item_embeddings)
+        with timer("assemble"):
+            B = nbr.ranking_csr(solution.B)
+        counts = source.item_counts if G is None else np.asarray(G.diagonal(), dtype=np.float64)
+        return {"B_": B, "item_counts_": counts, "solver_": "neighbors", "neighbors_": m,
+                "n_retried_columns_": solution.n_retried}
+
+    def _solve_columns(self, source: Any, m: int, k: int, params: Dict[str, Any], timer: StepTimer,
+                       item_embeddings: Optional[np.ndarray]) -> "nbr.ColumnSolution":
+        """The per-column form of this model (models with the ``neighbors`` option implement it): m
+        neighbours per column, refined from k >= m candidates when k > m."""
+        raise NotImplementedError(f"{type(self).__name__} has no neighbourhood route")
 
     def fit_gram(self, G: Any, *, item_ids: Any = None, item_embeddings: Any = None, n_users: Optional[int] = None,
-                 nnz: Optional[int] = None, gram_seconds: float = 0.0, copy: bool = True) -> "ItemItemModel":
+                 nnz: Optional[int] = None, gram_seconds: float = 0.0, copy: bool = True,
+                 progress: Any = None) -> "ItemItemModel":
         """Fit B in closed form from a precomputed Gram matrix :math:`G = X^T X`.
 
         What :meth:`fit` does after its Gram step, for a G built elsewhere (e.g. summed
@@ -229,7 +325,13 @@ class ItemItemModel:
             A = G
         timer = StepTimer()
         timer.seconds["gram"] = float(gram_seconds)
-        learned = self._solve_gram(A, params, timer, E)
+        self._progress = progress_callback(progress)
+        m = params.get(NEIGHBORS_OPTION)
+        if m is not None:
+            mirror_upper(A, num_threads=params["num_threads"])  # the column solves read G[a, b] for any a, b
+            learned = self._fit_neighborhoods(None, A, m, params, timer, E)
+        else:
+            learned = {**self._solve_gram(A, params, timer, E), "solver_": "dense"}
         self._set_fitted(learned, ids, n_users=n_users, nnz=nnz, seconds=timer.seconds)
         return self
 
@@ -309,9 +411,9 @@ class ItemItemModel:
         single = not sp.issparse(user_items) and np.ndim(user_items) == 1
         if single:
             user_items = sp.csr_matrix(np.asarray(user_items).reshape(1, -1))
-        ids, scores = topk(user_items, self.B_, N, filter_already_liked_items=filter_already_liked_items,
-                           filter_items=filter_items, items=items, binarize=True,
-                           num_threads=self._threads(num_threads))
+        rank = nbr.topk_sparse if sp.issparse(self.B_) else partial(topk, binarize=True)
+        ids, scores = rank(user_items, self.B_, N, filter_already_liked_items=filter_already_liked_items,
+                           filter_items=filter_items, items=items, num_threads=self._threads(num_threads))
         return (ids[0], scores[0]) if single else (ids, scores)
 
     def similar_items(self, item_ids: Any, N: int = 10, *, filter_items: Any = None,
@@ -404,7 +506,7 @@ class ItemItemModel:
             model._validate_params()  # __init__ only stores: validate as fit would
         except (TypeError, ValueError) as exc:
             raise model_io.ModelFileError(f"{source}: stored hyper-parameters are invalid ({exc})") from None
-        learned = {"B_": B}
+        learned = {"B_": B, "solver_": "neighbors" if sp.issparse(B) else "dense"}
         learned.update({k: arrays[k] for k in target.saved_attributes if k in arrays})
         n_users, nnz = meta.get("n_users"), meta.get("nnz")
         model._set_fitted(learned, ids, n_users=n_users if isinstance(n_users, int) else None,

@@ -23,9 +23,9 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from .._validation import check_scalar
-from ._closed_form import invert_regularised, lae_family_inplace, ridge_diagonal
-from .base import ItemItemModel, StepTimer
+from ._closed_form import check_family_params, invert_regularised, lae_family_inplace, ridge_diagonal
+from .. import neighbors as nbr
+from .base import COMMON_OPTIONS, NEIGHBORS_OPTION, ItemItemModel, StepTimer
 from .registry import MODEL_REGISTRY, model_names, register
 
 __all__ = ["LinearAutoencoder", "LAE", "EASE", "DLAE", "EDLAE", "RLAE", "RDLAE", "MODELS"]
@@ -46,11 +46,19 @@ class LinearAutoencoder(ItemItemModel):
     dtype : {np.float32, np.float64}, default=np.float32
     num_threads : int, optional
         Threads for the Gram, Cholesky and ranking (env ``LAE_FAST_NUM_THREADS``).
+    neighbors : int, optional
+        Solve every column on its ``neighbors`` strongest co-occurring items instead of
+        inverting the dense n×n (docs/MODELS.md §4): memory O(n·neighbors), a sparse B.
+        None (default): the dense route when its n×n matrix fits the memory budget, else
+        neighbourhoods of 256 items (with a :class:`~lae_fast.models.base.RouteWarning`).
 
     Attributes
     ----------
-    B_ : ndarray (n_items, n_items)
-        Item-item weights; scores are ``x_u · B_`` (B_ is not symmetric).
+    B_ : ndarray (n_items, n_items) or scipy.sparse.csr_matrix
+        Item-item weights; scores are ``x_u · B_`` (B_ is not symmetric). Sparse (CSR,
+        rows are history items) on the neighbourhood route.
+    solver_ : {'dense', 'neighbors'}
+        The route the fit took.
     item_ids_ : ndarray (n_items,)
         Original item ids of the columns.
     item_counts_ : ndarray (n_items,)
@@ -69,20 +77,21 @@ class LinearAutoencoder(ItemItemModel):
         "dropout": "Dropout probability p in [0, 1): adds p/(1-p)·G_jj to item j's ridge.",
         "xi": "Bound ξ >= 0 on diag(B): 0 = zero diagonal, >= 1 = free, between = relaxed.",
     }
+    options = COMMON_OPTIONS + (NEIGHBORS_OPTION,)
     saved_attributes = ("item_counts_",)
 
     def __init__(self, l2: float = 500.0, *, dropout: float = 0.0, xi: float = 0.0,
-                 dtype: Any = np.float32, num_threads: Optional[int] = None):
+                 dtype: Any = np.float32, num_threads: Optional[int] = None,
+                 neighbors: Optional[int] = None):
         self.l2 = l2
         self.dropout = dropout
         self.xi = xi
         self.dtype = dtype
         self.num_threads = num_threads
+        self.neighbors = neighbors
 
     def _validate_params(self) -> Dict[str, Any]:
-        return {"l2": check_scalar(self.l2, name="l2", low=0.0),
-                "dropout": check_scalar(self.dropout, name="dropout", low=0.0, high=1.0, high_inclusive=False),
-                "xi": check_scalar(self.xi, name="xi", low=0.0)}
+        return check_family_params(self.l2, self.dropout, self.xi)
 
     def _solve_gram(self, A: np.ndarray, params: Dict[str, Any], timer: StepTimer,
                     item_embeddings: Optional[np.ndarray]) -> Dict[str, Any]:
@@ -96,6 +105,14 @@ class LinearAutoencoder(ItemItemModel):
             B = lae_family_inplace(A, gamma, params["xi"])
         return {"B_": B, "item_counts_": counts}
 
+    def _solve_columns(self, source: Any, m: int, k: int, params: Dict[str, Any], timer: StepTimer,
+                       item_embeddings: Optional[np.ndarray]) -> nbr.ColumnSolution:
+        """Column j on its refined support: b_S = e_j − P_S e_j·max(γ_j, (1−ξ)/(P_S)_jj) (§4)."""
+        with timer("solve"):
+            return nbr.solve_columns(source, l2=params["l2"], dropout=params["dropout"], xi=params["xi"], m=m,
+                                     refine=k > m, k=k if k > m else None, dtype=params["dtype"], num_threads=params["num_threads"],
+                                     progress=self._progress)
+
 
 @register
 class LAE(LinearAutoencoder):
@@ -104,7 +121,7 @@ class LAE(LinearAutoencoder):
     Parameters
     ----------
     l2 : float, default=500.0
-    dtype, num_threads : see :class:`LinearAutoencoder`
+    dtype, num_threads, neighbors : see :class:`LinearAutoencoder`
     """
 
     name = "lae"
@@ -112,8 +129,10 @@ class LAE(LinearAutoencoder):
     hyperparameters = ("l2",)
     fixed = {"dropout": 0.0, "xi": 1.0}
 
-    def __init__(self, l2: float = 500.0, *, dtype: Any = np.float32, num_threads: Optional[int] = None):
-        super().__init__(l2, dropout=0.0, xi=1.0, dtype=dtype, num_threads=num_threads)
+    def __init__(self, l2: float = 500.0, *, dtype: Any = np.float32, num_threads: Optional[int] = None,
+                 neighbors: Optional[int] = None):
+        super().__init__(l2, dropout=0.0, xi=1.0, dtype=dtype, num_threads=num_threads,
+                         neighbors=neighbors)
 
 
 @register
@@ -123,7 +142,7 @@ class EASE(LinearAutoencoder):
     Parameters
     ----------
     l2 : float, default=500.0
-    dtype, num_threads : see :class:`LinearAutoencoder`
+    dtype, num_threads, neighbors : see :class:`LinearAutoencoder`
 
     Examples
     --------
@@ -143,8 +162,10 @@ class EASE(LinearAutoencoder):
     hyperparameters = ("l2",)
     fixed = {"dropout": 0.0, "xi": 0.0}
 
-    def __init__(self, l2: float = 500.0, *, dtype: Any = np.float32, num_threads: Optional[int] = None):
-        super().__init__(l2, dropout=0.0, xi=0.0, dtype=dtype, num_threads=num_threads)
+    def __init__(self, l2: float = 500.0, *, dtype: Any = np.float32, num_threads: Optional[int] = None,
+                 neighbors: Optional[int] = None):
+        super().__init__(l2, dropout=0.0, xi=0.0, dtype=dtype, num_threads=num_threads,
+                         neighbors=neighbors)
 
 
 @register
@@ -155,7 +176,7 @@ class DLAE(LinearAutoencoder):
     ----------
     l2 : float, default=400.0
     dropout : float in [0, 1), default=0.3
-    dtype, num_threads : see :class:`LinearAutoencoder`
+    dtype, num_threads, neighbors : see :class:`LinearAutoencoder`
     """
 
     name = "dlae"
@@ -164,8 +185,9 @@ class DLAE(LinearAutoencoder):
     fixed = {"xi": 1.0}
 
     def __init__(self, l2: float = 400.0, *, dropout: float = 0.3, dtype: Any = np.float32,
-                 num_threads: Optional[int] = None):
-        super().__init__(l2, dropout=dropout, xi=1.0, dtype=dtype, num_threads=num_threads)
+                 num_threads: Optional[int] = None, neighbors: Optional[int] = None):
+        super().__init__(l2, dropout=dropout, xi=1.0, dtype=dtype, num_threads=num_threads,
+                         neighbors=neighbors)
 
 
 @register
@@ -176,7 +198,7 @@ class EDLAE(LinearAutoencoder):
     ----------
     l2 : float, default=400.0
     dropout : float in [0, 1), default=0.3
-    dtype, num_threads : see :class:`LinearAutoencoder`
+    dtype, num_threads, neighbors : see :class:`LinearAutoencoder`
     """
 
     name = "edlae"
@@ -185,8 +207,9 @@ class EDLAE(LinearAutoencoder):
     fixed = {"xi": 0.0}
 
     def __init__(self, l2: float = 400.0, *, dropout: float = 0.3, dtype: Any = np.float32,
-                 num_threads: Optional[int] = None):
-        super().__init__(l2, dropout=dropout, xi=0.0, dtype=dtype, num_threads=num_threads)
+                 num_threads: Optional[int] = None, neighbors: Optional[int] = None):
+        super().__init__(l2, dropout=dropout, xi=0.0, dtype=dtype, num_threads=num_threads,
+                         neighbors=neighbors)
 
 
 @register
@@ -197,7 +220,7 @@ class RLAE(LinearAutoencoder):
     ----------
     l2 : float, default=1000.0
     xi : float >= 0, default=0.6
-    dtype, num_threads : see :class:`LinearAutoencoder`
+    dtype, num_threads, neighbors : see :class:`LinearAutoencoder`
     """
 
     name = "rlae"
@@ -206,8 +229,9 @@ class RLAE(LinearAutoencoder):
     fixed = {"dropout": 0.0}
 
     def __init__(self, l2: float = 1000.0, *, xi: float = 0.6, dtype: Any = np.float32,
-                 num_threads: Optional[int] = None):
-        super().__init__(l2, dropout=0.0, xi=xi, dtype=dtype, num_threads=num_threads)
+                 num_threads: Optional[int] = None, neighbors: Optional[int] = None):
+        super().__init__(l2, dropout=0.0, xi=xi, dtype=dtype, num_threads=num_threads,
+                         neighbors=neighbors)
 
 
 @register
@@ -219,7 +243,7 @@ class RDLAE(LinearAutoencoder):
     l2 : float, default=1000.0
     dropout : float in [0, 1), default=0.2
     xi : float >= 0, default=0.6
-    dtype, num_threads : see :class:`LinearAutoencoder`
+    dtype, num_threads, neighbors : see :class:`LinearAutoencoder`
     """
 
     name = "rdlae"
@@ -228,8 +252,10 @@ class RDLAE(LinearAutoencoder):
     fixed = {}
 
     def __init__(self, l2: float = 1000.0, *, dropout: float = 0.2, xi: float = 0.6,
-                 dtype: Any = np.float32, num_threads: Optional[int] = None):
-        super().__init__(l2, dropout=dropout, xi=xi, dtype=dtype, num_threads=num_threads)
+                 dtype: Any = np.float32, num_threads: Optional[int] = None,
+                 neighbors: Optional[int] = None):
+        super().__init__(l2, dropout=dropout, xi=xi, dtype=dtype, num_threads=num_threads,
+                         neighbors=neighbors)
 
 
 #: name -> class of the family's presets (derived from the catalogue; kept for lae-fast 0.1 code)

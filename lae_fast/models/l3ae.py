@@ -47,11 +47,18 @@ import scipy.sparse as sp
 from .._memory import empty_checked
 from .._threads import blas_threads
 from .._validation import check_scalar
-from ._closed_form import invert_regularised, l3ae_inplace, text_factors
-from .base import ItemItemModel, StepTimer
+from ._closed_form import check_l3ae_params, invert_regularised, l3ae_inplace, text_factors
+from .. import neighbors as nbr
+from .base import COMMON_OPTIONS, NEIGHBORS_OPTION, ItemItemModel, StepTimer
 from .registry import register
 
 __all__ = ["L3AE", "EASEText", "TextSimilarity"]
+
+
+def text_neighbors(m: int) -> int:
+    """Text neighbours added to each support on the neighbourhood route: m/8 (at least 8), so that tail and
+    cold items, which co-occur with few others, still get neighbours."""
+    return max(8, m // 8)
 
 
 @register
@@ -75,6 +82,10 @@ class L3AE(ItemItemModel):
     num_threads : int, optional
         Threads for the Gram, Cholesky, GEMMs and ranking
         (env ``LAE_FAST_NUM_THREADS``).
+    neighbors : int, optional
+        Solve every column on its ``neighbors`` strongest co-occurring items plus its
+        strongest text neighbours instead of the dense n×n (docs/MODELS.md §4).
+        None (default): dense when n×n fits the memory budget, else 256.
 
     Attributes
     ----------
@@ -122,28 +133,22 @@ class L3AE(ItemItemModel):
         "l2_f": "L3AE, ease-text: λ_F > 0, the ridge of EASE on the item embeddings.",
     }
     takes_embeddings = True
+    options = COMMON_OPTIONS + (NEIGHBORS_OPTION,)
     saved_attributes = ("item_counts_",)
 
     def __init__(self, l2_x: float = 300.0, l2_e: float = 100.0, l2_f: float = 1.0, *,
-                 dtype: Any = np.float32, num_threads: Optional[int] = None):
+                 dtype: Any = np.float32, num_threads: Optional[int] = None, neighbors: Optional[int] = None):
         self.l2_x = l2_x
         self.l2_e = l2_e
         self.l2_f = l2_f
         self.dtype = dtype
         self.num_threads = num_threads
+        self.neighbors = neighbors
 
     def _validate_params(self) -> Dict[str, Any]:
-        l2_x = check_scalar(self.l2_x, name="l2_x")
-        l2_e = check_scalar(self.l2_e, name="l2_e", low=0.0)
-        l2_f = check_scalar(self.l2_f, name="l2_f", low=0.0, low_inclusive=False)
-        if not l2_x + l2_e > 0:
-            raise ValueError(
-                f"l2_x + l2_e must be > 0 (it is the ridge of the item-item inverse), got "
-                f"l2_x={l2_x} + l2_e={l2_e} = {l2_x + l2_e}; a negative l2_x needs l2_e > -l2_x"
-            )
-        return {"l2_x": l2_x, "l2_e": l2_e, "l2_f": l2_f}
+        return check_l3ae_params(self.l2_x, self.l2_e, self.l2_f)
 
-    def fit(self, X: Any, item_embeddings: Any = None) -> "L3AE":
+    def fit(self, X: Any, item_embeddings: Any = None, *, progress: Any = None) -> "L3AE":
         """Fit B in closed form from interactions and item embeddings.
 
         Parameters
@@ -154,6 +159,8 @@ class L3AE(ItemItemModel):
             One text embedding per item, in X's column order (row j = item j),
             used as given (no normalisation). All-zero rows are allowed
             (items without text). Required.
+        progress : bool or callable, optional
+            As in :meth:`ItemItemModel.fit`.
 
         Returns
         -------
@@ -169,7 +176,7 @@ class L3AE(ItemItemModel):
         MemoryError
             The n×n matrix cannot fit in available memory.
         """
-        return super().fit(X, item_embeddings)
+        return super().fit(X, item_embeddings, progress=progress)
 
     def _solve_gram(self, A: np.ndarray, params: Dict[str, Any], timer: StepTimer,
                     item_embeddings: Optional[np.ndarray]) -> Dict[str, Any]:
@@ -188,6 +195,16 @@ class L3AE(ItemItemModel):
         with timer("low_rank"), blas_threads(nt):
             B = l3ae_inplace(A, E, W, D, l2_e)
         return {"B_": B, "item_counts_": counts, "embedding_dim_": E.shape[1]}
+
+    def _solve_columns(self, source: Any, m: int, k: int, params: Dict[str, Any], timer: StepTimer,
+                       item_embeddings: Optional[np.ndarray]) -> nbr.ColumnSolution:
+        """Column j on its refined support plus its strongest text neighbours (docs/MODELS.md §4);
+        the text column s comes from the embeddings by Woodbury, never as n×n."""
+        with timer("solve"):
+            return nbr.solve_columns_l3ae(source, item_embeddings, l2_x=params["l2_x"], l2_e=params["l2_e"],
+                                          l2_f=params["l2_f"], m=m, text_k=text_neighbors(m), refine=k > m, k=k if k > m else None,
+                                          dtype=params["dtype"], num_threads=params["num_threads"],
+                                          progress=self._progress)
 
 
 @register

@@ -122,7 +122,12 @@ def build_model(name: str, params: Mapping[str, Any], **options: Any) -> Any:
         if param not in cls.hyperparameters:
             others = ", ".join(takers(param)) or "none"
             raise ValueError(f"model {name!r} has no hyper-parameter {param!r}; models with it: {others}")
-    return cls(**given, **{k: v for k, v in options.items() if v is not None})
+    opts = {k: v for k, v in options.items() if v is not None}
+    for option in opts:
+        if option not in cls.options:
+            others = ", ".join(n for n, c in MODEL_REGISTRY.items() if option in c.options) or "none"
+            raise ValueError(f"model {name!r} has no option {option!r}; models with it: {others}")
+    return cls(**given, **opts)
 
 
 def class_for_file(meta: Mapping[str, Any], source: str) -> Type[Any]:
