@@ -265,6 +265,8 @@ def _canonical_ints(arr: pa.Array) -> Optional[np.ndarray]:
 
     Canonical (no sign ``+``, no leading zero, no ``-0``) means the text is exactly the integer's
     decimal spelling, so keeping the integer loses nothing; anything else goes the text way.
+    Arrow's integer parser already refuses ``+`` and blanks; leading zeros are looked for only in
+    the (rare) blocks where some id starts with ``0`` or ``-0``.
     """
     if arr.null_count:
         return None
@@ -272,19 +274,11 @@ def _canonical_ints(arr: pa.Array) -> Optional[np.ndarray]:
         ints = pc.cast(arr, pa.int64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
-    if len(arr) == 0:
-        return ints.to_numpy()
-    offsets_buf, data_buf = arr.buffers()[1], arr.buffers()[2]
-    off_type = np.int64 if pa.types.is_large_string(arr.type) else np.int32
-    offsets = np.frombuffer(offsets_buf, dtype=off_type, count=len(arr) + 1, offset=arr.offset * off_type().itemsize)
-    data = np.frombuffer(data_buf, dtype=np.uint8)
-    starts = offsets[:-1]
-    first = data[starts]
-    second = data[np.minimum(starts + 1, data.size - 1)]
-    lengths = np.diff(offsets)
-    odd = (first == ord("+")) | ((first == ord("0")) & (lengths > 1)) | ((first == ord("-")) & (second == ord("0")))
-    if odd.any():
-        return None
+    for prefix in ("0", "-0"):
+        starts = pc.starts_with(arr, prefix)
+        if pc.any(starts).as_py():  # "0" alone is canonical; "00", "07", "-0", "-07" are not
+            if pc.any(pc.and_(starts, pc.greater(pc.binary_length(arr), 1 if prefix == "0" else 0))).as_py():
+                return None
     return ints.to_numpy()
 
 

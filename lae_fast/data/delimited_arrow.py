@@ -17,8 +17,10 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import queue
 import re
-from typing import List, Optional, Tuple
+import threading
+from typing import Any, Iterator, List, Optional, Tuple
 
 import numpy as np
 import pyarrow as pa
@@ -88,7 +90,7 @@ def read_arrow(source: str, layout: Layout, *, min_rating: Optional[float], bina
         with arrow_threads(num_threads):
             reader = pcsv.open_csv(stream, read_options=read_options, parse_options=parse_options,
                                    convert_options=convert_options)
-            for batch in reader:
+            for batch in _read_ahead(reader):
                 n_rows += batch.num_rows
                 keep = None
                 if stamps is not None:
@@ -120,6 +122,50 @@ def read_arrow(source: str, layout: Layout, *, min_rating: Optional[float], bina
     if inter.nnz == 0:
         raise all_ratings_zero(name)
     return inter
+
+
+def _read_ahead(reader: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:
+    """The reader's batches, parsed by a thread ``depth`` batches ahead while this one codes the last.
+
+    Arrow releases the GIL while it parses and so do the numpy / Arrow calls that code a batch, so the
+    two overlap. The thread stops when the consumer does, on an error too.
+    """
+    batches: "queue.Queue[Any]" = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item: Any) -> bool:
+        """Wait for room unless the consumer has stopped; False when it has."""
+        while not stop.is_set():
+            try:
+                batches.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in reader:
+                if not put(batch):
+                    return
+            put(done)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put(exc)
+
+    thread = threading.Thread(target=produce, name="lae-fast-csv-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = batches.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _finite(column: pa.ChunkedArray) -> np.ndarray:
