@@ -2,7 +2,8 @@
 
 ``resolve_num_threads`` decides how many threads a kernel gets; ``sequential_blas``
 wraps code that runs OpenMP regions (BLAS must stay single-threaded there) and
-``blas_threads`` gives the LAPACK Cholesky its share.  Limits are never set at
+``blas_threads`` gives the LAPACK Cholesky its share; ``arrow_threads`` sizes Arrow's
+CPU pool (file readers) by the same knob.  Limits are never set at
 import time: the controller is built lazily on first use so it sees every BLAS
 library loaded by then.
 """
@@ -97,3 +98,17 @@ def blas_threads(n: int) -> Iterator[None]:
     """Give BLAS/LAPACK exactly ``n`` threads for the duration of the block."""
     with _get_controller().limit(limits=int(n), user_api="blas"):
         yield
+
+
+@contextlib.contextmanager
+def arrow_threads(num_threads: Optional[int] = None) -> Iterator[int]:
+    """Arrow's CPU pool sized by the one knob (:func:`resolve_num_threads`) for the block, then restored."""
+    import pyarrow as pa
+
+    n = resolve_num_threads(num_threads)
+    old = pa.cpu_count()
+    pa.set_cpu_count(n)
+    try:
+        yield n
+    finally:
+        pa.set_cpu_count(old)

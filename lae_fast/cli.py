@@ -5,7 +5,6 @@ Library errors become one ``Error: ...`` line and exit status 1.
 """
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from typing import Any, Dict, Optional
@@ -23,9 +22,9 @@ from .models.registry import takers as registry_takers
 def _data_options(func):
     """Options describing how to read an interactions file."""
     opts = [
-        click.option("--user-col", default=None, help="User column of a CSV/TSV (default: auto-detect)."),
-        click.option("--item-col", default=None, help="Item column of a CSV/TSV (default: auto-detect)."),
-        click.option("--rating-col", default=None, help="Rating column of a CSV/TSV."),
+        click.option("--user-col", default=None, help="User column of a CSV/TSV/Parquet file (default: auto-detect)."),
+        click.option("--item-col", default=None, help="Item column of a CSV/TSV/Parquet file (default: auto-detect)."),
+        click.option("--rating-col", default=None, help="Rating column of a CSV/TSV/Parquet file."),
         click.option("--sep", default=None, help="CSV separator (default: auto-detect)."),
         click.option("--min-rating", type=float, default=None,
                      help="Keep only rows with rating >= this (positives)."),
@@ -101,15 +100,18 @@ def _item_embeddings(obj: "Context", item_ids, item_text, item_embeddings, templ
     return E
 
 
-def _read_data(path: str, **options: Any):
+def _read_data(path: str, *, num_threads: Optional[int] = None, **options: Any):
     """Read DATA with the reader its extension names, refusing flags that reader does not take."""
     from .data import FORMATS, file_format, load_interactions
 
     fmt = file_format(path)
-    refused = [k for k, v in options.items() if v is not None and k not in FORMATS[fmt][2]]
+    takes = FORMATS[fmt][2]
+    refused = [k for k, v in options.items() if v is not None and k not in takes]
     if refused:
         flags = "/".join("--" + k.replace("_", "-") for k in refused)
         raise click.UsageError(f"{flags} do not apply to {path} (a {fmt} file)")
+    if "num_threads" in takes:
+        options["num_threads"] = num_threads
     return load_interactions(path, **options)
 
 
@@ -167,7 +169,7 @@ def main(ctx: click.Context, num_threads: Optional[int], quiet: bool) -> None:
 @library_errors
 def fit(obj: Context, data, model_name, dtype, neighbors, item_text, item_embeddings, text_template, id_field,
         text_field, user_col, item_col, rating_col, sep, min_rating, output, as_json, scheduler, **hyper):
-    """Fit a model on DATA (.npz or long-format CSV/TSV, or user shards) and save it.
+    """Fit a model on DATA (.npz, long-format CSV/TSV or Parquet, or user shards) and save it.
 
     DATA may also be a directory or glob of user-partitioned npz/parquet shards:
     the Gram is summed over them (on dask with --scheduler), the inverse runs here.
@@ -176,6 +178,7 @@ def fit(obj: Context, data, model_name, dtype, neighbors, item_text, item_embedd
     Examples:
       lae-fast fit data.npz --model ease --l2 500 -o ease.lae
       lae-fast fit ratings.csv --min-rating 4 --model rdlae --dropout 0.2 --xi 0.6 -o m.lae
+      lae-fast fit ratings.parquet --rating-col rating --min-rating 4 -o ease.lae
       lae-fast fit ratings.csv --model l3ae --l2-x 300 --l2-e 100 --item-text movies.jsonl \\
           --text-template "{title} ({year}). Genres: {genres}" -o l3ae.lae
       lae-fast fit ratings.csv --model l3ae --item-embeddings emb.npz -o l3ae.lae
@@ -185,13 +188,14 @@ def fit(obj: Context, data, model_name, dtype, neighbors, item_text, item_embedd
     if not sharded and not os.path.exists(data):
         raise click.BadParameter(f"Path {data!r} does not exist.", param_hint="'DATA'")
     if sharded and any(v is not None for v in (rating_col, sep, min_rating)):
-        raise click.UsageError("--rating-col/--sep/--min-rating apply to one CSV/TSV file, not to shards")
+        raise click.UsageError("--rating-col/--sep/--min-rating apply to one CSV/TSV/Parquet file, not to shards "
+                               "(a directory, a glob, or --scheduler)")
     model = _model_from_options(obj, model_name, hyper, dtype, item_text, item_embeddings, neighbors)
     if sharded:
         return fit_sharded(obj, model, data, scheduler, user_col, item_col, output, as_json)
     with obj.step(f"reading {data}"):
         inter = _read_data(data, user_col=user_col, item_col=item_col, rating_col=rating_col, sep=sep,
-                           min_rating=min_rating)
+                           min_rating=min_rating, num_threads=obj.num_threads)
     E = None
     if model.takes_embeddings:
         E = _item_embeddings(obj, inter.item_ids, item_text, item_embeddings, text_template, id_field, text_field)
@@ -274,7 +278,7 @@ def evaluate_cmd(obj: Context, data, model_name, dtype, neighbors, item_text, it
     heldout_n = int(heldout) if heldout >= 1 else heldout
     with obj.step(f"reading {data}"):
         inter = _read_data(data, user_col=user_col, item_col=item_col, rating_col=rating_col, sep=sep,
-                           min_rating=min_rating)
+                           min_rating=min_rating, num_threads=obj.num_threads)
     E = None
     if model.takes_embeddings:
         E = _item_embeddings(obj, inter.item_ids, item_text, item_embeddings, text_template, id_field, text_field)
@@ -286,58 +290,51 @@ def evaluate_cmd(obj: Context, data, model_name, dtype, neighbors, item_text, it
 @click.argument("histories", type=click.Path(exists=True, dir_okay=False))
 @click.option("-k", "--k", "k", type=click.IntRange(min=1), default=10, show_default=True,
               help="Items per user.")
-@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "parquet"]), default=None,
+              help="Output format (default: from the -o extension, else csv). parquet needs -o.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write here (atomically) instead of stdout.")
 @click.option("--keep-seen", is_flag=True, help="Allow items the user already has.")
 @click.option("--user-col", default=None, help="User column of HISTORIES (default: auto-detect).")
 @click.option("--item-col", default=None, help="Item column of HISTORIES (default: auto-detect).")
 @pass_ctx
 @library_errors
 def recommend(obj: Context, model_path, histories, k, fmt, output, keep_seen, user_col, item_col):
-    """Top-K items for each user in HISTORIES (a CSV of user,item with the model's item ids).
+    """Top-K items for each user in HISTORIES (user,item rows: CSV/TSV or Parquet, with the model's item ids).
 
     Items the model does not know are ignored (their count is reported on stderr).
-    CSV output has columns user,rank,item,score.
+    Rows are user,rank,item,score; CSV quotes ids that need it, Parquet keeps
+    id types and float32 scores exactly.
 
     \b
     Examples:
       lae-fast recommend ease.lae histories.csv -k 20
       lae-fast recommend ease.lae histories.csv --format json -o recs.json
+      lae-fast recommend ease.lae histories.parquet -o recs.parquet
     """
     from . import load_model
-    from .data import read_csv
     from .ids import align_items
+    from .rec_writers import RecWriter, format_for, rows_as_text, top_rows
 
+    fmt = format_for(output, fmt)
+    if fmt == "parquet" and output is None:
+        raise click.UsageError("--format parquet writes a file: pass -o recs.parquet")
     with obj.step(f"loading {model_path}"):
         model = load_model(model_path)
     with obj.step(f"reading {histories}"):
-        hist = read_csv(histories, user_col=user_col, item_col=item_col)
+        hist = _read_data(histories, user_col=user_col, item_col=item_col, num_threads=obj.num_threads)
         X, n_unknown = align_items(hist, model.item_ids_)
     if n_unknown:
         click.echo(f"warning: {n_unknown} history rows name items the model does not know; ignored", err=True)
     with obj.step(f"ranking {X.shape[0]} users"):
         ids, scores = model.recommend(X, k, filter_already_liked_items=not keep_seen,
                                       num_threads=obj.num_threads)
-    item_ids = model.item_ids_
-    rows = []
-    for u, user in enumerate(hist.user_ids):
-        for r in range(k):
-            if ids[u, r] < 0:
-                break
-            rows.append((user.item() if hasattr(user, "item") else user, r + 1,
-                         item_ids[ids[u, r]].item(), float(scores[u, r])))
-    if fmt == "json":
-        out: Dict[str, Any] = {}
-        for user, rank, item, score in rows:
-            out.setdefault(str(user), []).append({"rank": rank, "item": item, "score": score})
-        text = json.dumps(out, indent=1)
-    else:
-        text = "user,rank,item,score\n" + "".join(f"{u},{r},{i},{s:.6g}\n" for u, r, i, s in rows)
+    rows = top_rows(hist.user_ids, ids, scores, model.item_ids_)
     if output:
-        with open(output, "w") as fh:
-            fh.write(text)
+        with RecWriter(output, fmt) as writer:
+            writer.write(*rows)
     else:
-        click.echo(text, nl=False)
+        click.echo(rows_as_text(fmt, *rows), nl=False)
 
 
 @main.command()

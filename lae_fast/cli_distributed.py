@@ -24,9 +24,8 @@ SCHEDULER_HELP = ("Run the per-user work on dask: a scheduler address (tcp://hos
 
 
 def is_sharded_source(data: str) -> bool:
-    """A directory, a glob pattern or a parquet file: read as user shards, not as one file."""
-    return (os.path.isdir(data) or glob.has_magic(data)
-            or data.lower().endswith((".parquet", ".pq")))
+    """A directory or a glob pattern: read as user shards, not as one file (one parquet file is one file)."""
+    return os.path.isdir(data) or glob.has_magic(data)
 
 
 def _scheduler_label(scheduler: Optional[str]) -> str:
@@ -68,6 +67,8 @@ def fit_sharded(obj: Context, model: Any, data: str, scheduler: Optional[str], u
 @click.argument("histories", metavar="HISTORIES")
 @click.option("-o", "--output-dir", required=True, type=click.Path(file_okay=False),
               help="Directory for part-NNNNN.parquet (user, rank, item, score), one per shard.")
+@click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True,
+              help="Format of the part files (csv: quoted where needed, scores to 6 digits).")
 @click.option("-k", "--k", "k", type=click.IntRange(min=1), default=100, show_default=True, help="Items per user.")
 @click.option("--scheduler", default=None, metavar="ADDRESS", help=SCHEDULER_HELP)
 @click.option("--keep-seen", is_flag=True, help="Allow items the user already has.")
@@ -83,7 +84,7 @@ def fit_sharded(obj: Context, model: Any, data: str, scheduler: Optional[str], u
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @pass_ctx
 @library_errors
-def recommend_all_command(obj: Context, model_path, histories, output_dir, k, scheduler, keep_seen, user_col,
+def recommend_all_command(obj: Context, model_path, histories, output_dir, fmt, k, scheduler, keep_seen, user_col,
                           item_col, broadcast, batch_users, overwrite, no_verify, as_json):
     """Top-K for every user in HISTORIES (npz/parquet shards: a directory, glob or file), as parquet.
 
@@ -96,6 +97,7 @@ def recommend_all_command(obj: Context, model_path, histories, output_dir, k, sc
       lae-fast recommend-all ease.lae shards/ -o recs/ -k 100
       lae-fast recommend-all ease.lae 'histories/*.parquet' -o recs/ --scheduler tcp://10.0.0.5:8786
       lae-fast recommend-all ease.lae shards/ -o recs/ --scheduler local:2 --json
+      lae-fast recommend-all ease.lae shards/ -o recs-csv/ --format csv
     """
     from .distributed import connect, list_shards, recommend_all
 
@@ -105,7 +107,8 @@ def recommend_all_command(obj: Context, model_path, histories, output_dir, k, sc
             res = recommend_all(model_path, histories, output_dir, N=k, client=client,
                                 filter_already_liked_items=not keep_seen, user_col=user_col, item_col=item_col,
                                 broadcast=True if broadcast else None, batch_users=batch_users,
-                                num_threads=obj.num_threads, overwrite=overwrite, verify=not no_verify)
+                                num_threads=obj.num_threads, overwrite=overwrite, verify=not no_verify,
+                                format=fmt)
     if res.n_unknown:
         click.echo(f"warning: {res.n_unknown} history interactions name items the model does not know; ignored",
                    err=True)
@@ -114,5 +117,5 @@ def recommend_all_command(obj: Context, model_path, histories, output_dir, k, sc
     if as_json:
         echo_json(summary)
     else:
-        click.echo(f"wrote top-{k} lists of {res.n_users} users ({res.n_rows} rows) to {len(res.files)} parquet "
+        click.echo(f"wrote top-{k} lists of {res.n_users} users ({res.n_rows} rows) to {len(res.files)} {fmt} "
                    f"files in {res.output_dir}")

@@ -54,14 +54,14 @@ from ._validation import check_dtype, check_int
 from ._memory import check_fits_in_memory
 from .data import DataFormatError, Interactions, interactions_from_pairs, read_npz, read_parquet, save_npz
 from .data.npz import NPZ_EXTENSIONS
-from .data.parquet import PARQUET_EXTENSIONS, parquet_columns, pyarrow_modules, require_columns, write_parquet
+from .data.parquet import PARQUET_EXTENSIONS, parquet_columns, require_columns, write_parquet
 from .gram import gram_into
-from .io import atomic_write
 from .ids import align_items, as_ids, factorize, union_ids
 from .linalg import mirror_upper
 from .models.base import ItemItemModel
 from .models.registry import model_names
 from .ranking import topk
+from .rec_writers import RecWriter, top_rows
 
 __all__ = [
     "INSTALL_HINT", "GramResult", "RankingResult", "connect", "list_shards", "read_shard", "save_shards",
@@ -735,33 +735,20 @@ def _resolve_B(ref: Any) -> np.ndarray:
 
 def _rank_shard(data: Any, name: str, kind: str, index: int, B_ref: Any, item_ids: np.ndarray, N: int,
                 filter_seen: bool, output_dir: str, batch_users: int, num_threads: Optional[int],
-                shares: Dict[str, int], user_col: str, item_col: str) -> Dict[str, Any]:
+                shares: Dict[str, int], user_col: str, item_col: str, fmt: str) -> Dict[str, Any]:
     inter = _load(data, name, kind, user_col, item_col)
     if inter is None:
         return {"shard": name, "file": None, "users": 0, "rows": 0, "unknown": 0}
-    pa, pq = pyarrow_modules()
     X, unknown = _to_item_space(inter, item_ids, name, strict=False)
     B = _resolve_B(B_ref)
     nt = _task_threads(num_threads, shares)
-    path = os.path.join(output_dir, f"part-{index:05d}.parquet")
-    ranks = np.arange(1, N + 1, dtype=np.int32)
-    rows = 0
-    with atomic_write(path) as fh:
-        writer = None
+    path = os.path.join(output_dir, f"part-{index:05d}.{fmt}")
+    with RecWriter(path, fmt) as writer:
         for lo in range(0, X.shape[0], batch_users):
             hi = min(lo + batch_users, X.shape[0])
             ids, scores = topk(X[lo:hi], B, N, filter_already_liked_items=filter_seen, num_threads=nt)
-            keep = ids >= 0  # padding (-1) only ever trails a row: row-major order stays user, rank
-            table = pa.table({"user": pa.array(np.repeat(inter.user_ids[lo:hi], keep.sum(axis=1))),
-                              "rank": pa.array(np.broadcast_to(ranks, ids.shape)[keep]),
-                              "item": pa.array(item_ids[ids[keep]]),
-                              "score": pa.array(scores[keep])})
-            if writer is None:
-                writer = pq.ParquetWriter(fh, table.schema)
-            writer.write_table(table)
-            rows += table.num_rows
-        writer.close()
-    return {"shard": name, "file": path, "users": int(X.shape[0]), "rows": rows, "unknown": int(unknown)}
+            writer.write(*top_rows(inter.user_ids[lo:hi], ids, scores, item_ids))
+    return {"shard": name, "file": path, "users": int(X.shape[0]), "rows": writer.rows, "unknown": int(unknown)}
 
 
 @dataclass
@@ -790,8 +777,9 @@ class RankingResult:
 def recommend_all(model: Any, source: Any, output_dir: Union[str, os.PathLike], *, N: int = 100,
                   client: Any = None, filter_already_liked_items: bool = True, user_col: str = "user",
                   item_col: str = "item", broadcast: Optional[bool] = None, batch_users: int = 65536,
-                  num_threads: Optional[int] = None, overwrite: bool = False, verify: bool = True) -> RankingResult:
-    """Top-``N`` items for every user of every shard, written as parquet.
+                  num_threads: Optional[int] = None, overwrite: bool = False, verify: bool = True,
+                  format: str = "parquet") -> RankingResult:
+    """Top-``N`` items for every user of every shard, written as parquet (or CSV).
 
     Parameters
     ----------
@@ -824,6 +812,10 @@ def recommend_all(model: Any, source: Any, output_dir: Union[str, os.PathLike], 
     verify : bool, default True
         Check the model file's SHA-256 once, on the driver (reads all of B; the
         workers never re-check).
+    format : {"parquet", "csv"}, default "parquet"
+        ``part-NNNNN.csv`` files instead: the same columns, written with Python's
+        csv module (ids that hold commas, quotes or line breaks are quoted; scores
+        to 6 significant digits).
 
     Returns
     -------
@@ -855,17 +847,19 @@ def recommend_all(model: Any, source: Any, output_dir: Union[str, os.PathLike], 
     item_ids = loaded.item_ids_
     output_dir = os.fspath(output_dir)
     os.makedirs(output_dir, exist_ok=True)
-    stale = sorted(glob.glob(os.path.join(output_dir, "part-*.parquet")))
+    if format not in ("parquet", "csv"):
+        raise ValueError(f"format must be 'parquet' or 'csv', got {format!r}")
+    stale = sorted(glob.glob(os.path.join(output_dir, "part-*.parquet")) + glob.glob(os.path.join(output_dir, "part-*.csv")))
     if stale:
         if not overwrite:
-            raise FileExistsError(f"{output_dir}: already holds {len(stale)} part-*.parquet files; remove them, "
-                                  "choose another directory, or pass overwrite=True (--overwrite)")
+            raise FileExistsError(f"{output_dir}: already holds {len(stale)} part-* files of an earlier run; remove "
+                                  "them, choose another directory, or pass overwrite=True (--overwrite)")
         for p in stale:
             os.remove(p)
     shards = _materialize(_resolve_shards(source), client)
     shares = _host_shares(client) if client is not None else {}
     tail = (item_ids, int(N), bool(filter_already_liked_items), os.path.abspath(output_dir), int(batch_users),
-            num_threads, shares, user_col, item_col)
+            num_threads, shares, user_col, item_col, format)
     if client is None:
         stats = [_rank_shard(s.data, s.name, s.kind, s.index, B_ref, *tail) for s in shards]
     else:

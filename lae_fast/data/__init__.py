@@ -9,7 +9,12 @@ Three kinds of files are read (:mod:`lae_fast.data.formats` maps extensions to r
   (the layout :func:`save_npz` writes). Pickles are never loaded.
 * long-format text (:func:`read_csv`): one ``user,item[,rating][,timestamp]``
   row per interaction; CSV, TSV, RecBole ``.inter`` and MovieLens ``.dat``.
-* Parquet (:func:`read_parquet`): ``user, item`` rows (needs pyarrow).
+* Parquet (:func:`read_parquet`): ``user, item[, rating][, timestamp]`` rows,
+  with the same options as text.
+
+Text and Parquet are read by Apache Arrow, block by block. In memory,
+:meth:`Interactions.from_frame` reads pandas, polars, pyarrow and dask
+tables, and :meth:`Interactions.from_pairs` two id arrays.
 
 :func:`load_interactions` picks the reader from the file extension. Every
 problem with a file raises :class:`DataFormatError`, whose message names the
@@ -18,6 +23,7 @@ file, says what is wrong and how to fix it.
 from ..ids import align_items
 from .delimited import CSV_EXTENSIONS, read_csv
 from .formats import FORMATS, file_format, load_interactions
+from .frames import is_frame
 from .interactions import DataFormatError, Interactions
 from .npz import NPZ_EXTENSIONS, read_npz, save_npz
 from .pairs import interactions_from_pairs
@@ -26,5 +32,5 @@ from .parquet import PARQUET_EXTENSIONS, read_parquet
 __all__ = [
     "DataFormatError", "Interactions", "read_npz", "read_csv", "read_parquet", "load_interactions", "save_npz",
     "align_items", "file_format", "interactions_from_pairs", "FORMATS", "CSV_EXTENSIONS", "NPZ_EXTENSIONS",
-    "PARQUET_EXTENSIONS",
+    "PARQUET_EXTENSIONS", "is_frame",
 ]

@@ -9,14 +9,16 @@ from .interactions import DataFormatError, Interactions, PathLike, check_file
 from .npz import NPZ_EXTENSIONS, read_npz
 from .parquet import PARQUET_EXTENSIONS, read_parquet
 
-__all__ = ["FORMATS", "file_format", "load_interactions"]
+__all__ = ["FORMATS", "TABLE_OPTIONS", "file_format", "load_interactions"]
+
+#: the options every table format (text or Parquet) takes alike
+TABLE_OPTIONS = ("user_col", "item_col", "rating_col", "timestamp_col", "min_rating", "binarize", "num_threads")
 
 #: format name -> (extensions, reader, the reader's options besides the path)
 FORMATS: Dict[str, Tuple[Tuple[str, ...], Callable[..., Interactions], Tuple[str, ...]]] = {
     "npz": (NPZ_EXTENSIONS, read_npz, ("binarize",)),
-    "delimited": (CSV_EXTENSIONS, read_csv, ("user_col", "item_col", "rating_col", "timestamp_col", "sep",
-                                             "header", "min_rating", "binarize")),
-    "parquet": (PARQUET_EXTENSIONS, read_parquet, ("user_col", "item_col")),
+    "delimited": (CSV_EXTENSIONS, read_csv, TABLE_OPTIONS + ("sep", "header")),
+    "parquet": (PARQUET_EXTENSIONS, read_parquet, TABLE_OPTIONS),
 }
 
 
@@ -42,6 +44,9 @@ def file_format(path: PathLike) -> str:
 
 def load_interactions(path: PathLike, **kwargs: Any) -> Interactions:
     """Read an interactions file, choosing the reader by extension (see :data:`FORMATS`).
+
+    Text and Parquet files take the same options (columns by name or position, ``rating_col``,
+    ``min_rating``, ``timestamp_col``, ``binarize``, ``num_threads``); text files also ``sep`` and ``header``.
 
     Parameters
     ----------

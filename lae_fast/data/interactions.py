@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import Any, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 import scipy.sparse as sp
@@ -37,8 +37,12 @@ class Interactions:
     ----------
     matrix : scipy.sparse.csr_matrix of float32
         Canonical CSR: sorted indices, no duplicates, no stored zeros.
-    user_ids : ndarray of int64 or str, shape (n_users,)
-    item_ids : ndarray of int64 or str, shape (n_items,)
+    user_ids : ndarray of int64, uint64 or str, shape (n_users,)
+    item_ids : ndarray of int64, uint64 or str, shape (n_items,)
+    timestamps : ndarray, shape (nnz,), or None
+        When the source had a timestamp column: the earliest time of each
+        stored interaction, aligned with ``matrix.indices`` / ``matrix.data``
+        (kept for time-based splits). None otherwise.
 
     Examples
     --------
@@ -51,7 +55,7 @@ class Interactions:
            [1., 0.]], dtype=float32)
     """
 
-    __slots__ = ("matrix", "user_ids", "item_ids")
+    __slots__ = ("matrix", "user_ids", "item_ids", "timestamps")
 
     def __init__(self, matrix: Any, user_ids: Any = None, item_ids: Any = None, *,
                  binarize: bool = True) -> None:
@@ -59,6 +63,7 @@ class Interactions:
         self.matrix = X
         self.user_ids = as_ids(user_ids, X.shape[0], name="user_ids")
         self.item_ids = as_ids(item_ids, X.shape[1], name="item_ids")
+        self.timestamps = None
 
     @classmethod
     def from_matrix(cls, X: Any, *, user_ids: Any = None, item_ids: Any = None,
@@ -86,12 +91,103 @@ class Interactions:
         return cls(X, user_ids, item_ids, binarize=binarize)
 
     @classmethod
-    def _trusted(cls, matrix: sp.csr_matrix, user_ids: np.ndarray, item_ids: np.ndarray) -> "Interactions":
+    def from_pairs(cls, users: Any, items: Any, values: Any = None, *, timestamps: Any = None,
+                   binarize: bool = True) -> "Interactions":
+        """One interaction per ``(users[k], items[k])`` pair, ids kept as given.
+
+        Parameters
+        ----------
+        users, items : array-like, shape (n,)
+            Original ids: integers (int64, or uint64 beyond the int64 range)
+            or strings, following :mod:`lae_fast.ids`.
+        values : array-like, shape (n,), optional
+            Interaction values (e.g. ratings); summed over repeated pairs when
+            ``binarize=False``.
+        timestamps : array-like, shape (n,), optional
+            Kept as :attr:`timestamps` (the earliest of repeated pairs).
+        binarize : bool, default=True
+            Every pair is a positive (1.0); a repeated pair counts once.
+
+        Returns
+        -------
+        Interactions
+            Users and items numbered in sorted order of their ids.
+
+        Raises
+        ------
+        DataFormatError
+            No pairs, arrays of different lengths, ids that are neither integers
+            nor strings, or values that are negative, NaN or infinite.
+
+        Examples
+        --------
+        >>> X = Interactions.from_pairs(["u2", "u1", "u2"], [10, 20, 20])
+        >>> X.user_ids.tolist(), X.item_ids.tolist()
+        (['u1', 'u2'], [10, 20])
+        >>> X.matrix.toarray()
+        array([[0., 1.],
+               [1., 1.]], dtype=float32)
+        """
+        from .pairs import interactions_from_pairs
+
+        return interactions_from_pairs("pairs", users, items, values, timestamps=timestamps, binarize=binarize)
+
+    @classmethod
+    def from_frame(cls, frame: Any, *, user: Any = None, item: Any = None, rating: Any = None,
+                   timestamp: Any = None, min_rating: Optional[float] = None, binarize: bool = True,
+                   num_threads: Optional[int] = None) -> "Interactions":
+        """Interactions from a table of ``user, item[, rating][, timestamp]`` rows.
+
+        Parameters
+        ----------
+        frame : pandas.DataFrame, polars.DataFrame, pyarrow.Table or dask.dataframe.DataFrame
+            One row per interaction. A dask DataFrame is read one partition at a time.
+        user, item, rating, timestamp : str or int, optional
+            Column names or 0-based positions. When None, the user and item columns
+            are found by name as :func:`~lae_fast.data.read_csv` does (``user``,
+            ``user_id``, ``userId``, ... / ``item``, ``item_id``, ``movieId``, ...).
+        min_rating : float, optional
+            Keep only rows with ``rating >= min_rating`` (needs the rating column).
+        binarize : bool, default=True
+            Every kept row is a positive; with False the values are the ratings,
+            summed over repeated pairs.
+        num_threads : int, optional
+            Threads for Arrow's compute (default: the package's thread knob).
+
+        Returns
+        -------
+        Interactions
+            Ids keep their type (integers stay integers, strings stay strings).
+
+        Raises
+        ------
+        DataFormatError
+            A missing column, missing values, bad ratings, no rows left.
+        TypeError
+            ``frame`` is not a table this function reads.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> df = pd.DataFrame({"user": [1, 1, 2], "item": ["a", "b", "a"], "rating": [5, 2, 4]})
+        >>> Interactions.from_frame(df, min_rating=4).matrix.toarray()
+        array([[1.],
+               [1.]], dtype=float32)
+        """
+        from .frames import read_frame
+
+        return read_frame(frame, user=user, item=item, rating=rating, timestamp=timestamp, min_rating=min_rating,
+                          binarize=binarize, num_threads=num_threads)
+
+    @classmethod
+    def _trusted(cls, matrix: sp.csr_matrix, user_ids: np.ndarray, item_ids: np.ndarray, *,
+                 timestamps: Optional[np.ndarray] = None) -> "Interactions":
         """Build from parts the readers have already validated."""
         obj = cls.__new__(cls)
         obj.matrix = matrix
         obj.user_ids = user_ids
         obj.item_ids = item_ids
+        obj.timestamps = timestamps
         return obj
 
     @property

@@ -4,35 +4,76 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import numpy as np
-import scipy.sparse as sp
 
-from .._validation import check_interactions
-from ..ids import factorize
-from .interactions import DataFormatError, Interactions, as_float32
+from .columns import IdColumn, assemble
+from .interactions import DataFormatError, Interactions
 
-__all__ = ["interactions_from_pairs"]
+__all__ = ["interactions_from_pairs", "check_values"]
 
 
-def interactions_from_pairs(name: str, users: Any, items: Any, values: Optional[Any] = None, *,
-                            binarize: bool = True) -> Interactions:
-    """Pairs as an Interactions: users and items numbered in sorted order of their ids.
-
-    Duplicated pairs count once when binarised, else their values are summed.
+def check_values(name: str, values: Any, *, what: str = "values", allow_negative: bool = False) -> np.ndarray:
+    """``values`` as float64 after refusing NaN, infinite and (unless allowed) negative entries.
 
     Raises
     ------
     DataFormatError
-        No rows, or ids that are neither integers nor strings (the message names ``name``).
+        The message names ``name``, ``what``, how many entries are bad and one of them.
+    """
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "iufb":
+        raise DataFormatError(f"{name}: {what} must be numbers, got dtype {arr.dtype}; convert them first")
+    arr = arr.astype(np.float64, copy=False)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise DataFormatError(f"{name}: {int(bad.sum())} {what} are NaN or infinite (e.g. {arr[bad][0]}); "
+                              "drop or fill those rows")
+    if not allow_negative and (arr < 0).any():
+        neg = arr[arr < 0]
+        raise DataFormatError(f"{name}: {neg.size} {what} are negative (e.g. {neg[0]:g}); interaction values "
+                              "must be >= 0 (keep positives with min_rating=, or binarize=True)")
+    return arr
+
+
+def interactions_from_pairs(name: str, users: Any, items: Any, values: Optional[Any] = None, *,
+                            timestamps: Optional[Any] = None, binarize: bool = True) -> Interactions:
+    """Pairs as an Interactions: users and items numbered in sorted order of their ids.
+
+    Duplicated pairs count once when binarised, else their values are summed;
+    ``timestamps`` keep the earliest of duplicated pairs.
+
+    Raises
+    ------
+    DataFormatError
+        No rows, arrays of different lengths, ids that are neither integers nor
+        strings, or bad values (the message names ``name``).
     """
     users, items = np.asarray(users), np.asarray(items)
+    if users.ndim != 1 or items.ndim != 1 or users.size != items.size:
+        raise DataFormatError(f"{name}: users and items must be 1-D arrays of one length, got shapes "
+                              f"{users.shape} and {items.shape}")
     if users.size == 0:
         raise DataFormatError(f"{name}: has no rows; remove it, or fill it with user,item pairs")
+    extras = {"values": values, "timestamps": timestamps}
+    for what, arr in extras.items():
+        if arr is not None and np.shape(arr) != users.shape:
+            raise DataFormatError(f"{name}: {what} has shape {np.shape(arr)} but there are {users.size} pairs; "
+                                  f"pass one {what[:-1]} per pair")
+    user_col = IdColumn(f"{name}: user ids", text=False)
+    item_col = IdColumn(f"{name}: item ids", text=False)
     try:
-        uid, rows = factorize(users, name=f"{name}: user ids")
-        iid, cols = factorize(items, name=f"{name}: item ids")
+        user_col.add(users)
+        item_col.add(items)
     except (TypeError, ValueError) as exc:
         raise DataFormatError(f"{exc}; ids must be integers or strings") from None
-    data = np.ones(users.size, dtype=np.float32) if values is None else np.asarray(values)
-    X = sp.csr_matrix((data, (rows, cols)), shape=(uid.size, iid.size))
-    X = check_interactions(X, name=name, binarize=binarize)
-    return Interactions._trusted(as_float32(X, name, DataFormatError), uid, iid)
+    vals = None if values is None or binarize else [check_values(name, values)]
+    ts = None if timestamps is None else [_timestamps(name, timestamps)]
+    return assemble(name, user_col, item_col, values=vals, timestamps=ts, binarize=binarize)
+
+
+def _timestamps(name: str, timestamps: Any) -> np.ndarray:
+    arr = np.asarray(timestamps)
+    if arr.dtype.kind == "M":
+        return arr
+    if arr.dtype.kind not in "iuf":
+        raise DataFormatError(f"{name}: timestamps must be numbers or datetime64, got dtype {arr.dtype}")
+    return arr if arr.dtype.kind in "iu" else check_values(name, arr, what="timestamps", allow_negative=True)

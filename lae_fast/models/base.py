@@ -63,6 +63,7 @@ from .._memory import available_memory, check_fits_in_memory, empty_checked, for
 from .._threads import resolve_num_threads
 from .._version import __version__
 from .._validation import NotFittedError, as_index_array, check_dtype, check_embeddings, check_int, check_interactions
+from ..data import Interactions, is_frame
 from ..gram import gram_buffer
 from ..ids import as_ids, ids_of
 from ..linalg import mirror_upper
@@ -179,9 +180,11 @@ class ItemItemModel:
 
         Parameters
         ----------
-        X : sparse matrix (n_users, n_items) or :class:`lae_fast.data.Interactions`
+        X : sparse matrix (n_users, n_items), :class:`lae_fast.data.Interactions` or DataFrame
             Interactions; every stored positive value counts as 1. The item ids of an
-            ``Interactions`` become ``item_ids_``.
+            ``Interactions`` become ``item_ids_``. A pandas, polars, pyarrow or dask table of
+            ``user, item`` rows is read by :meth:`~lae_fast.data.Interactions.from_frame` (columns found
+            by their usual names; call it yourself to name them or to threshold ratings).
         item_embeddings : array-like of shape (n_items, d), optional
             Required by the text models (``takes_embeddings``), refused by the others.
         progress : bool or callable, optional
@@ -202,6 +205,8 @@ class ItemItemModel:
             The n×n matrix cannot fit in available memory (checked before allocating).
         """
         params = self.validated_params()
+        if is_frame(X):  # rows of a DataFrame: the one conversion, with the readers' rules
+            X = Interactions.from_frame(X, num_threads=params["num_threads"])
         Xc = check_interactions(X)
         n = Xc.shape[1]
         item_ids = ids_of(X, n)
