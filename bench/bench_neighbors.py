@@ -1,0 +1,272 @@
+"""Past the dense wall: the neighbourhood route against the dense route and against SANSA.
+
+    python bench/bench_neighbors.py accuracy            # MovieLens-1M: dense vs m in {128, 256, 512} vs SANSA
+    python bench/bench_neighbors.py speed               # synthetic ML-20M / amazon-book / 1M-item shapes
+    python bench/bench_neighbors.py speed --shapes ml20m amazon --repeat 1
+
+accuracy: MovieLens-1M, strong generalization (seed 0), hyper-parameters tuned on validation in
+docs/RESULTS.md (EASE λ=800; RDLAE λ=200, p=0.5, ξ=0.3), test recall_capped@20/50 and ndcg@100 of the
+dense model and of the same model fitted with ``neighbors=m``; SANSA (PyPI ``sansa``, EASE only, its λ
+chosen on validation at each density) at about the same number of stored weights; and L3AE on weak
+generalization (ndcg@20, the embeddings of bench/reproduce_l3ae.py).
+
+speed: every fit runs in a fresh subprocess (time and peak RSS of that process alone), the competitors
+in turn on the same cached synthetic data (bench/_cache): the dense fit where its n×n fits, the
+neighbourhood fit at m=256, and SANSA (ICF factorizer, the density of our m=256 weights).
+
+SANSA is optional (never a dependency of lae-fast): without it the SANSA rows say "not installed".
+Install it for this bench (builds scikit-sparse against SuiteSparse 5.12):
+apt-get install -y libsuitesparse-dev libopenblas0-pthread, then in a venv with
+SUITESPARSE_INCLUDE_DIR=/usr/include/suitesparse SUITESPARSE_LIBRARY_DIR=/usr/lib/x86_64-linux-gnu:
+pip install scikit-sparse==0.4.16 sansa==1.1.0 (and lae-fast itself).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import scipy.sparse as sp
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import command_line, environment, powerlaw_interactions, write_section  # noqa: E402
+
+CACHE = Path(__file__).parent / "_cache"
+SHAPES = {  # name: (users, items, interactions, label)
+    "ml20m": (136_677, 20_720, 10_000_000, "ML-20M-shaped: 136,677 x 20,720, 10M"),
+    "amazon": (52_643, 91_599, 3_000_000, "amazon-book-shaped: 52,643 x 91,599, 3.0M"),
+    "1m": (2_000_000, 1_000_000, 60_000_000, "1M items: 2M users x 1,000,000 items, 60M"),
+}
+L2 = 500.0
+M = 256
+
+
+# -- SANSA (optional peer) ----------------------------------------------------------------------------
+
+def sansa_available() -> Optional[str]:
+    try:
+        import sansa
+    except ImportError:
+        return None
+    return sansa.__version__
+
+
+def fit_sansa(X: sp.csr_matrix, l2: float, density: float) -> Any:
+    """SANSA with the ICF factorizer (its scalable mode) and the UMR inverter, as its README configures it."""
+    from sansa import ICFGramianFactorizerConfig, SANSA, SANSAConfig, UMRUnitLowerTriangleInverterConfig
+
+    config = SANSAConfig(l2=l2, weight_matrix_density=density,
+                         gramian_factorizer_config=ICFGramianFactorizerConfig(factorization_shift_step=1e-3,
+                                                                              factorization_shift_multiplier=2.0),
+                         lower_triangle_inverter_config=UMRUnitLowerTriangleInverterConfig(scans=1, finetune_steps=5))
+    return SANSA(config).fit(sp.csr_matrix(X, dtype=np.float32))
+
+
+def sansa_weights(model: Any) -> int:
+    return int(sum(w.nnz for w in model.weights))
+
+
+class SansaScorer:
+    """``recommend`` over SANSA's two sparse factors, with the contract lae_fast.evaluate needs."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def recommend(self, user_items: Any, N: int, *, filter_already_liked_items: bool = True, **_: Any):
+        X = sp.csr_matrix(user_items, dtype=np.float32)
+        S = np.asarray(self.model.forward(X).todense(), dtype=np.float64)
+        if filter_already_liked_items:
+            S[X.nonzero()] = -np.inf
+        ids = np.argsort(-S, axis=1, kind="stable")[:, :N]
+        return ids.astype(np.int32), np.take_along_axis(S, ids, axis=1).astype(np.float32)
+
+
+# -- accuracy on MovieLens-1M ---------------------------------------------------------------------------
+
+def accuracy(args: argparse.Namespace) -> None:
+    import lae_fast
+    from lae_fast.datasets import load_movielens_1m
+    from lae_fast.evaluation import evaluate, strong_split
+
+    inter, _ = load_movielens_1m()
+    split = strong_split(inter, random_state=0)
+    n = split.train.shape[1]
+    ks = (20, 50, 100)
+    keys = ("recall_capped@20", "recall_capped@50", "ndcg@100")
+    rows: List[List[str]] = []
+    models = {"EASE": dict(cls=lae_fast.EASE, l2=800.0), "RDLAE": dict(cls=lae_fast.RDLAE, l2=200.0, dropout=0.5, xi=0.3)}
+    dense_metrics: Dict[str, Dict[str, float]] = {}
+    for label, spec in models.items():
+        kw = {k: v for k, v in spec.items() if k != "cls"}
+        for m in [None] + list(args.m):
+            t0 = time.perf_counter()
+            model = spec["cls"](**kw, neighbors=m).fit(split.train)
+            secs = time.perf_counter() - t0
+            res = evaluate(model, split, ks=ks, on="test")
+            weights = model.B_.nnz if sp.issparse(model.B_) else n * n
+            if m is None:
+                dense_metrics[label] = res
+            ratio = " / ".join(f"{100 * res[k] / dense_metrics[label][k]:.1f}%" for k in keys)
+            rows.append([label, "dense" if m is None else f"m={m}", f"{weights:,}",
+                         *[f"{res[k]:.4f}" for k in keys], ratio, f"{secs:.2f}"])
+            print(rows[-1], flush=True)
+    version = sansa_available()
+    if version is None:
+        rows.append(["SANSA", "not installed: skipped", "", "", "", "", "", ""])
+    else:
+        for m in args.m:
+            density = (m + 1) / (2 * n)  # two factors: about our n·(m+1) weights in all
+            best = None
+            for l2 in args.sansa_l2:
+                model = fit_sansa(split.train.matrix if hasattr(split.train, "matrix") else split.train, l2, density)
+                val = evaluate(SansaScorer(model), split, ks=(100,), on="val")["ndcg@100"]
+                if best is None or val > best[0]:
+                    best = (val, l2, model)
+            _, l2, model = best
+            res = evaluate(SansaScorer(model), split, ks=ks, on="test")
+            ratio = " / ".join(f"{100 * res[k] / dense_metrics['EASE'][k]:.1f}%" for k in keys)
+            rows.append([f"SANSA {version} (λ={l2:g} on val)", f"density {density:.4f}", f"{sansa_weights(model):,}",
+                         *[f"{res[k]:.4f}" for k in keys], ratio, ""])
+            print(rows[-1], flush=True)
+    header = ("| model | route | stored weights | recall_capped@20 | recall_capped@50 | ndcg@100 | of dense "
+              "(rc@20 / rc@50 / ndcg@100) | fit s |\n|---|---|---|---|---|---|---|---|\n")
+    body = (f"## Neighbourhood route: accuracy on MovieLens-1M (strong generalization)\n\nCommand: `{command_line()}`\n\n"
+            f"{environment()}- {split.train.shape[0]:,} training users x {n:,} items; test users of the seed-0 split; "
+            "hyper-parameters from docs/RESULTS.md (chosen on validation); SANSA's λ chosen on validation "
+            f"among {args.sansa_l2}; SANSA rows compare with dense EASE\n\n"
+            + header + "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n")
+    write_section("bench_neighbors_accuracy", body)
+
+
+# -- speed and memory on synthetic shapes -----------------------------------------------------------------
+
+def shape_data(name: str) -> Path:
+    """The cached npz of a synthetic shape (made once)."""
+    users, items, nnz, _ = SHAPES[name]
+    path = CACHE / f"neighbors_{name}.npz"
+    if not path.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        X = powerlaw_interactions(users, items, nnz, seed=0)
+        sp.save_npz(path, X, compressed=False)
+    return path
+
+
+def child(args: argparse.Namespace) -> None:
+    """One fit in this (fresh) process; prints a JSON line with its time and the process's peak RSS."""
+    X = sp.load_npz(args.data).tocsr()
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t0 = time.perf_counter()
+    if args.solver == "sansa":
+        model = fit_sansa(X, args.sansa_l2[0], (M + 1) / (2 * X.shape[1]))
+        weights = sansa_weights(model)
+    else:
+        import lae_fast
+
+        model = lae_fast.EASE(l2=L2, neighbors=None if args.solver == "dense" else args.m[0]).fit(X)
+        weights = model.B_.nnz if sp.issparse(model.B_) else X.shape[1] ** 2
+    secs = time.perf_counter() - t0
+    print(json.dumps({"seconds": secs, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "rss_before_fit_mib": base, "weights": weights,
+                      "steps": getattr(model, "fit_seconds_", None)}))
+
+
+def run_child(data: Path, solver: str, m: int, sansa_l2: float, timeout: float) -> Dict[str, Any]:
+    cmd = [sys.executable, __file__, "_child", "--data", str(data), "--solver", solver, "--m", str(m),
+           "--sansa-l2", str(sansa_l2)]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"over {timeout:.0f} s"}
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or ["?"])[-1]
+        return {"error": last[:160]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def speed(args: argparse.Namespace) -> None:
+    import lae_fast
+    from lae_fast._memory import available_memory, format_bytes
+
+    version = sansa_available()
+    rows = []
+    for name in args.shapes:
+        data = shape_data(name)
+        users, items, nnz, label = SHAPES[name]
+        solvers = ["neighbors"]
+        dense_bytes = items * items * 4
+        avail = available_memory() or 0
+        dense_fits = dense_bytes <= 0.9 * avail
+        if dense_fits:
+            solvers.insert(0, "dense")
+        if version is not None and name in args.sansa_shapes:
+            solvers.append("sansa")
+        results: Dict[str, List[Dict[str, Any]]] = {s: [] for s in solvers}
+        for _ in range(args.repeat):
+            for solver in solvers:
+                res = run_child(data, solver, args.m[0] if args.m else M, args.sansa_l2[0], args.timeout)
+                results[solver].append(res)
+                print(name, solver, res, flush=True)
+        def best(solver: str) -> Dict[str, Any]:
+            ok = [r for r in results[solver] if "error" not in r]
+            return min(ok, key=lambda r: r["seconds"]) if ok else results[solver][0]
+        ref = best("neighbors")
+        for solver in ["dense", "neighbors", "sansa"]:
+            if solver not in results:
+                why = (f"n×n float32 needs {format_bytes(dense_bytes)}, {format_bytes(avail)} available"
+                       if solver == "dense" else "not installed" if version is None else "not run on this shape")
+                rows.append([label, solver, "-", "-", "-", why])
+                continue
+            r = best(solver)
+            if "error" in r:
+                rows.append([label, solver, "-", "-", "-", r["error"]])
+                continue
+            speedup = r["seconds"] / ref["seconds"] if "seconds" in ref else float("nan")
+            steps = ", ".join(f"{k} {v:.1f} s" for k, v in (r.get("steps") or {}).items())
+            rows.append([label, solver if solver != "sansa" else f"SANSA {version}", f"{r['seconds']:.1f}",
+                         f"{r['peak_rss_mib']:,.0f}", f"{r['weights']:,}",
+                         (f"neighbors {speedup:.1f}× faster" if solver != "neighbors" else "") + (f"; {steps}" if steps else "")])
+    header = "| data | solver | fit s | peak RSS MiB | stored weights | notes |\n|---|---|---|---|---|---|\n"
+    body = (f"## Neighbourhood route: fit time and peak memory beside the dense route and SANSA\n\n"
+            f"Command: `{command_line()}`\n\n{environment()}"
+            f"- EASE λ={L2:g}; neighbourhood m={args.m[0] if args.m else M} (refined), float32; SANSA: ICF "
+            "factorizer, UMR inverter, density (m+1)/(2n) (about the same stored weights)\n"
+            f"- each fit in a fresh subprocess (peak RSS of that process, X included), competitors in turn, "
+            f"best of {args.repeat}; synthetic power-law data (bench/_common.py), cached in bench/_cache\n\n"
+            + header + "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n")
+    write_section("bench_neighbors_speed", body)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("part", choices=["accuracy", "speed", "_child"])
+    parser.add_argument("--m", type=int, nargs="*", default=None)
+    parser.add_argument("--sansa-l2", type=float, nargs="*", default=None)
+    parser.add_argument("--shapes", nargs="*", default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument("--sansa-shapes", nargs="*", default=["ml20m", "amazon"], choices=list(SHAPES))
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per fit before it is stopped")
+    parser.add_argument("--data", default=None)
+    parser.add_argument("--solver", default=None)
+    args = parser.parse_args()
+    if args.part == "accuracy":
+        args.m = args.m or [128, 256, 512]
+        args.sansa_l2 = args.sansa_l2 or [1.0, 10.0, 100.0]
+        accuracy(args)
+    elif args.part == "speed":
+        args.m = args.m or [M]
+        args.sansa_l2 = args.sansa_l2 or [10.0]
+        speed(args)
+    else:
+        args.sansa_l2 = args.sansa_l2 or [10.0]
+        child(args)
+
+
+if __name__ == "__main__":
+    main()
