@@ -267,10 +267,11 @@ def test_lightgcn_split_is_usable_by_evaluate(tmp_path):
         split = read_lightgcn(path)
         assert isinstance(split, Split) and split.protocol == "weak"
         assert split.train.shape == (4, 5)
-        assert split.train.toarray().tolist() == [[1, 1, 1, 0, 0], [0, 0, 1, 1, 0], [0, 1, 0, 0, 0], [0] * 5]
-        assert split.test.targets.toarray().tolist() == [[0, 0, 0, 1, 0], [0, 0, 0, 0, 1], [1, 0, 1, 0, 0],
+        assert split.train.matrix.toarray().tolist() == [[1, 1, 1, 0, 0], [0, 0, 1, 1, 0], [0, 1, 0, 0, 0],
                                                          [0] * 5]
-        assert (split.test.inputs != split.train).nnz == 0 and split.val.targets.nnz == 0
+        assert split.test.targets.matrix.toarray().tolist() == [[0, 0, 0, 1, 0], [0, 0, 0, 0, 1],
+                                                                [1, 0, 1, 0, 0], [0] * 5]
+        assert split.test.inputs is split.train and split.val.targets.nnz == 0
 
     class Popular:  # ranks items by index
         def recommend(self, X, N, *, filter_already_liked_items):
@@ -292,11 +293,12 @@ def test_lightgcn_validation_carved_from_train(tmp_path):
     full = read_lightgcn(folder)
     split = read_lightgcn(folder, val_fraction=0.1, random_state=3)
     assert split.train.nnz == 30 * 18 and split.val.targets.nnz == 30 * 2
-    assert (split.train + split.val.targets != full.train).nnz == 0
-    assert split.train.multiply(split.val.targets).nnz == 0
-    assert (split.test.inputs != split.train).nnz == 0
+    train, val = split.train.matrix, split.val.targets.matrix
+    assert (train + val != full.train.matrix).nnz == 0
+    assert train.multiply(val).nnz == 0
+    assert split.test.inputs is split.train
     again = read_lightgcn(folder, val_fraction=0.1, random_state=3)
-    assert (again.val.targets != split.val.targets).nnz == 0
+    assert (again.val.targets.matrix != val).nnz == 0
 
 
 @pytest.mark.parametrize("train, test, match", [

@@ -228,7 +228,7 @@ def load_dataset(name_or_path: PathLike, *, min_rating: Any = _DEFAULT_MIN_RATIN
                         f"read as {fmt}")
     if fmt == "lightgcn":
         split = read_lightgcn(name, val_fraction=val_fraction, random_state=random_state)
-        everything = split.train + split.val.targets + split.test.targets
+        everything = split.train.matrix + split.val.targets.matrix + split.test.targets.matrix
         return Dataset(label, Interactions(everything), {}, split, fmt, name)
     inter, texts = _FORMATS[fmt][1](name, min_rating=min_rating)
     return Dataset(label, inter, texts, None, fmt, name)
