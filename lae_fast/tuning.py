@@ -517,8 +517,7 @@ def tune(data: Any, model: str = RDLAE.name, grid: Optional[Mapping[str, Any]] =
     chosen: EvalSet = getattr(split, on)
     if check_interactions(chosen.targets, name="targets").nnz == 0:
         raise ValueError(f"the split's {on} set has no target items, so nothing can be chosen on it; LightGCN "
-                         "train.txt/test.txt carry no validation set: load them with val_fraction=0.1 "
-                         "(CLI: --val-fraction 0.1)")
+                         "train.txt/test.txt carry no validation set: load them with val_fraction=0.1")
     dt = check_dtype(dtype)
     nt = resolve_num_threads(num_threads)
     train = check_interactions(split.train, name="split.train")
