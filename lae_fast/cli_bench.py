@@ -94,8 +94,9 @@ def fit(ctx: click.Context, data, model_name, l2, dtype, output, as_json, user_c
         min_rating):
     """Fit a model on DATA (.npz or CSV/TSV) and time load, Gram, inverse, scaling and save.
 
-    Also prints the peak RSS of the process and the issue's memory budget,
-    1.25 × n² × bytes per float + the size of X.
+    Also prints the peak RSS of the process, and the fit's own peak (above the
+    RSS before it, plus X) against the memory budget 1.25 × n² × bytes per
+    float + the size of X + 4 MiB of BLAS work buffers per thread.
 
     \b
     Examples:
