@@ -95,8 +95,8 @@ def recommend_all_command(obj: Context, model_path, histories, output_dir, fmt, 
     \b
     Examples:
       lae-fast recommend-all ease.lae shards/ -o recs/ -k 100
-      lae-fast recommend-all ease.lae 'histories/*.parquet' -o recs/ --scheduler tcp://10.0.0.5:8786
-      lae-fast recommend-all ease.lae shards/ -o recs/ --scheduler local:2 --json
+      lae-fast recommend-all ease.lae 'histories/*.parquet' -o recs/ --overwrite --scheduler tcp://10.0.0.5:8786
+      lae-fast recommend-all ease.lae shards/ -o recs-local/ --scheduler local:2 --json
       lae-fast recommend-all ease.lae shards/ -o recs-csv/ --format csv
     """
     from .distributed import connect, list_shards, recommend_all

@@ -351,6 +351,15 @@ def test_detect_format_and_load_dataset(tmp_path):
         load_dataset(ml1m, user_col="user")
 
 
+def test_own_ratings_csv_beside_a_movies_csv_is_an_interactions_file(tmp_path):
+    """Only GroupLens's ratings.csv (userId,...) is MovieLens-20M; one's own ratings.csv stays a plain file."""
+    own = write(tmp_path / "mine", {"ratings.csv": "user,item,rating\na,x,5\nb,y,1\n", "movies.csv": MOVIES_CSV})
+    assert detect_format(own / "ratings.csv") == detect_format(own / "movies.csv") == "interactions"
+    assert load_dataset(own / "ratings.csv").interactions.nnz == 2
+    grouplens = write(tmp_path / "ml-latest", {"ratings.csv": RATINGS_CSV, "movies.csv": MOVIES_CSV})
+    assert detect_format(grouplens / "ratings.csv") == detect_format(grouplens / "movies.csv") == "ml-csv"
+
+
 def test_load_dataset_errors(tmp_path):
     with pytest.raises(ValueError, match=r"'ml-20m' is neither an existing file or folder nor a known dataset "
                                          r"\(ml-100k, ml-1m\)"):
