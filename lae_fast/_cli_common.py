@@ -12,6 +12,7 @@ import functools
 import json
 import re
 import time
+import warnings
 from typing import Any, Callable, Dict, Iterator, Optional
 
 import click
@@ -55,7 +56,7 @@ KEYWORD_FLAGS: Dict[str, str] = {
     "sep": "--sep", "header": "--header", "user_col": "--user-col", "item_col": "--item-col",
     "rating_col": "--rating-col", "min_rating": "--min-rating", "id_field": "--id-field",
     "text_field": "--text-field", "template": "--text-template", "check_users": "--check-users",
-    "dtype": "--dtype", "val_fraction": "--val-fraction", "overwrite": "--overwrite",
+    "dtype": "--dtype", "val_fraction": "--val-fraction", "overwrite": "--overwrite", "neighbors": "--neighbors",
 }
 #: (keyword, Python value) -> what the user types instead of "flag value"
 _VALUE_FLAGS: Dict[tuple, str] = {
@@ -91,15 +92,22 @@ def cli_words(message: str) -> str:
     return _BARE.sub(lambda m: KEYWORD_FLAGS[m["kw"]], message)
 
 
+def _show_warning(message: Any, category: type, filename: str, lineno: int, file: Any = None,
+                  line: Optional[str] = None) -> None:
+    click.echo(f"warning: {cli_words(str(message))}", err=True)
+
+
 def library_errors(func):
-    """Turn the library's documented exceptions into one clean CLI error line, in command-line words."""
+    """Library exceptions become one clean CLI error line, warnings one ``warning:`` line, in command-line words."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         from numpy.linalg import LinAlgError
 
         try:
-            return func(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return func(*args, **kwargs)
         except click.ClickException:
             raise
         except (ValueError, TypeError, MemoryError, LinAlgError, OSError, RuntimeError, ImportError) as exc:

@@ -168,3 +168,16 @@ def test_item_text_advice_names_the_text_flags(tmp_path):
     items = write(tmp_path / "items.jsonl", '{"item": 1, "title": "A"}\n{"item": 2, "title": "B"}\n')
     line = error_line(run(["embed", items, "-o", tmp_path / "e.npz"]))
     assert "--text-field" in line and "--text-template" in line and "text_field=" not in line
+
+
+def test_library_warnings_are_one_line_in_flags(tmp_path, monkeypatch):
+    """A warning from the library (here: the dense n×n does not fit, so the fit takes neighbourhoods) is one
+    ``warning:`` line naming the flag, not a Python warning with a file path."""
+    X = sp.random(120, 40, density=0.2, format="csr", random_state=3)
+    sp.save_npz(tmp_path / "d.npz", X)
+    monkeypatch.setattr("lae_fast.models.base.available_memory", lambda: 1000)
+    result = run(["fit", tmp_path / "d.npz", "-o", tmp_path / "m.lae", "-q"])
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(warned) == 1 and warned[0].startswith("warning: "), result.stderr
+    assert "--neighbors m" in warned[0] and "neighbors=" not in warned[0] and ".py:" not in warned[0]
