@@ -123,6 +123,9 @@ def test_headerless_csv_advice_is_a_flag_that_works(tmp_path):
     named = write(tmp_path / "named.csv", "user,item,rating\n" + plain.read_text())
     line = error_line(run(["fit", plain, "-o", tmp_path / "m.lae"]))
     assert "--no-header" in line and "header=" not in line and "user_col=" not in line
+    distinct = write(tmp_path / "distinct.csv", "".join(f"{u + 100},{i},5\n" for u, i in rows))
+    line = error_line(run(["fit", distinct, "-o", tmp_path / "m.lae"]))  # no repeated "column" this time
+    assert "--no-header" in line and "header=" not in line and "user_col=" not in line
     # --user-col 0 used to be a column *name* "0", refused without a header
     ok = run(["fit", plain, "--no-header", "--user-col", "0", "--item-col", "1", "--min-rating", "4",
               "--rating-col", "2", "-o", tmp_path / "m.lae", "-q"])

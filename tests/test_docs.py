@@ -177,6 +177,9 @@ def scheduler():
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     """Every file the examples name, made from MovieLens-100K (ratings >= 4 where a model is fitted)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     from lae_fast.data import load_interactions, save_npz
     from lae_fast.distributed import save_shards
     from lae_fast.text import default_encoder, embed_items, save_embeddings
@@ -186,11 +189,16 @@ def workspace(tmp_path_factory):
     ratings, movies = _movielens_100k_raw()
     with open(ws / "ratings.csv", "w", newline="") as fh:
         csv.writer(fh).writerows([("user", "item", "rating", "timestamp")] + ratings)
+    columns = list(zip(*ratings))
+    pq.write_table(pa.table({name: list(col) for name, col in zip(("user", "item", "rating", "timestamp"), columns)}),
+                   ws / "ratings.parquet")
     X = load_interactions(ws / "ratings.csv", min_rating=4)
     save_npz(ws / "data.npz", X)
-    with open(ws / "histories.csv", "w") as fh:  # the first five users' items, with the original ids
-        fh.write("user,item\n" + "".join(f"{X.user_ids[u]},{X.item_ids[i]}\n" for u in range(5)
-                                          for i in X.matrix[u].indices))
+    first5 = [(X.user_ids[u], X.item_ids[i]) for u in range(5) for i in X.matrix[u].indices]  # original ids
+    with open(ws / "histories.csv", "w") as fh:
+        fh.write("user,item\n" + "".join(f"{u},{i}\n" for u, i in first5))
+    pq.write_table(pa.table({"user": [int(u) for u, _ in first5], "item": [int(i) for _, i in first5]}),
+                   ws / "histories.parquet")
     # item texts for the first N_TEXTS movies of X (sorted ids, all present: one text sequence for every
     # example, so the embedding cache serves all but the first)
     texted = [int(i) for i in X.item_ids[:N_TEXTS]]
@@ -305,7 +313,7 @@ def test_inventory(capsys):
         print(f"\ndocs run: {len(py)} python blocks in {len(PYTHON_FILES)} files, {len(shell)} lae-fast commands in "
               f"{len(SHELL_BLOCKS)} shell blocks, {len(examples)} help example lines of {len(HELP_EXAMPLES)} "
               "commands")
-    assert len(py) >= 6 and len(shell) >= 18 and len(examples) >= 40 and len(HELP_EXAMPLES) == len(cli_commands())
+    assert len(py) >= 8 and len(shell) >= 23 and len(examples) >= 43 and len(HELP_EXAMPLES) == len(cli_commands())
 
 
 # -- the README tour names items as the CLI does (issue 17, item 1) -----------------------------------
