@@ -50,8 +50,8 @@ pass_ctx = click.make_pass_decorator(Context)
 
 # -- library advice in command-line words ---------------------------------------------------------
 
-#: library keyword -> the flag that sets it. Every flag here exists on each command whose library calls can
-#: name the keyword (tests/test_cli.py checks it).
+#: library keyword -> the flag that sets it. Every flag here exists, the reader flags on every command that
+#: reads interactions (tests/test_cli_consistency.py checks both).
 KEYWORD_FLAGS: Dict[str, str] = {
     "sep": "--sep", "header": "--header", "user_col": "--user-col", "item_col": "--item-col",
     "rating_col": "--rating-col", "min_rating": "--min-rating", "id_field": "--id-field",
