@@ -5,6 +5,7 @@ import os
 import platform
 import re
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
@@ -107,8 +108,14 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+#: the repository root: recorded commands are relative to it, whatever the working directory
+ROOT = Path(__file__).resolve().parent.parent
+
+
 def command_line() -> str:
-    return "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
+    """This run's command as typed from the repository root (``python bench/<script>.py ...``)."""
+    script = os.path.relpath(os.path.abspath(sys.argv[0]), ROOT)
+    return "python " + " ".join([script] + [shlex.quote(a) for a in sys.argv[1:]])
 
 
 def write_section(name: str, body: str) -> None:

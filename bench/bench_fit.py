@@ -15,7 +15,8 @@ import time
 import numpy as np
 
 import lae_fast
-from lae_fast.solver_bench import PeakMeter
+from lae_fast import resolve_num_threads
+from lae_fast.solver_bench import PeakMeter, budget_formula, fit_budget_bytes
 from _common import command_line, environment, peak_rss_mib, powerlaw_interactions, write_section
 
 
@@ -63,15 +64,17 @@ def main() -> None:
     err = float(np.max(np.abs(model.B - B_ref)))
     mib = 2**20
     dense_mib = n * n * 4 / mib
-    x_mib = (X.data.nbytes + X.indices.nbytes + X.indptr.nbytes) / mib
+    x_bytes = X.data.nbytes + X.indices.nbytes + X.indptr.nbytes
+    x_mib = x_bytes / mib
+    threads = resolve_num_threads(None)
+    budget_mib = fit_budget_bytes(n, 4, x_bytes, threads) / mib
     if fit_extra is None:
         memory = "- peak memory of the fit: not measurable here (needs Linux /proc/self/clear_refs)\n"
     else:
-        verdict = "within" if fit_extra / mib + x_mib <= 1.25 * dense_mib + x_mib else "OVER"
+        verdict = "within" if fit_extra / mib + x_mib <= budget_mib else "OVER"
         memory = (f"- peak memory of the lae_fast fit: {fit_extra / mib:.0f} MiB above the RSS before it, "
                   f"+ X {x_mib:.0f} MiB = {fit_extra / mib + x_mib:.0f} MiB: **{verdict}** the budget "
-                  f"1.25 × n² × 4 B + X = {1.25 * dense_mib + x_mib:.0f} MiB "
-                  f"(one n×n float32 = {dense_mib:.0f} MiB)\n")
+                  f"{budget_formula(4, threads)} = {budget_mib:.0f} MiB (one n×n float32 = {dense_mib:.0f} MiB)\n")
     body = (f"## EASE fit end to end: lae_fast (float32, Cholesky in place) vs reference numpy EASE\n\n"
             f"Command: `{command_line()}`\n\n{environment()}"
             f"- data: power-law synthetic, {X.shape[0]:,} users x {n:,} items, {X.nnz:,} interactions; l2={args.l2}\n"

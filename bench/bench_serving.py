@@ -173,6 +173,11 @@ def main() -> None:
               "numpy gather p50 / p99 µs | dense vs numpy (p50) | effective GB/s (dense) |" + pruned_heads + "\n"
               "|" + "---|" * (7 + len(pruned)))
     xb50, xb99 = percentiles(xb)
+    scaling = [v[-1] / v[0] for v in thr.values()]
+    scaling_note = ("" if len(threads) < 2 else
+                    f"{threads[-1]} calling threads served {min(scaling):.2f}–{max(scaling):.2f}× the queries/s of "
+                    "one thread; scaling needs a free core per calling thread, so it depends on the machine's "
+                    f"load (1-minute load average {os.getloadavg()[0]:.1f} at the end).")
     trows = "\n".join(f"| {name} | " + " | ".join(f"{x:,.0f}" for x in v) + " | "
                       + " / ".join(f"{x / v[0]:.2f}×" for x in v[1:]) + " |" for name, v in thr.items())
     sizes = ", ".join(f"m={m}: {v[3] / 2**20:,.0f} MiB, pruned in {v[2]:.1f} s" for m, v in pruned.items())
@@ -204,8 +209,7 @@ def main() -> None:
         "temporary (page faults and a second pass over the same bytes); for short histories both are "
         "dominated by fixed costs. Pruning to m entries per column cuts the bytes read per history row "
         "from 4n to ~8m (index + value): that is where a sub-200 µs p50 comes from, at the accuracy cost "
-        "measured in docs/SERVING.md. Thread scaling needs a free core per calling thread: with the "
-        "load average above the CPU count, a second thread has none to run on.\n"
+        f"measured in docs/SERVING.md. {scaling_note}\n"
     )
     if args.output:
         with open(args.output, "w") as fh:

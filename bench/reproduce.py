@@ -75,9 +75,10 @@ class Setting:
 
 def per_user(model, evalset, head: np.ndarray, num_threads: int) -> Dict[str, np.ndarray]:
     """Per-user test metrics (NaN where a user has no target in the group) for paired comparisons."""
-    rows = np.flatnonzero(np.diff(evalset.targets.indptr) > 0)
-    ids, _ = model.recommend(evalset.inputs[rows], N=100, filter_already_liked_items=True, num_threads=num_threads)
-    T = sp.csr_matrix(evalset.targets[rows])
+    rows = np.flatnonzero(np.diff(evalset.targets.matrix.indptr) > 0)
+    ids, _ = model.recommend(evalset.inputs.matrix[rows], N=100, filter_already_liked_items=True,
+                             num_threads=num_threads)
+    T = sp.csr_matrix(evalset.targets.matrix[rows])
     Th = sp.csr_matrix(T.multiply(head[None, :].astype(np.float32)))
     Tt = sp.csr_matrix(T.multiply((~head)[None, :].astype(np.float32)))
     Th.eliminate_zeros()
@@ -125,7 +126,7 @@ def run_setting(dataset: str, protocol: str, grid: Dict[str, List[float]], seed:
     for member in FAMILY:
         best = res.best_for(member)
         cls = MODELS[member]
-        names = cls._param_names
+        names = cls.hyperparameters
         params = {k: best[k] for k in ("l2", "dropout", "xi") if k in names}
         model = cls(**params, num_threads=num_threads).fit(split.train)
         check = evaluate(model, split, ks=(20, 100), on="val", head_tail=True)[select]
@@ -327,8 +328,7 @@ def main() -> None:
             "",
             f"{out['inter'].n_users:,} users × {out['inter'].n_items:,} items, {out['inter'].nnz:,} positives; "
             f"train {split.train.shape[0]:,} users ({split.train.nnz:,} positives), validation "
-            f"{int(np.count_nonzero(np.diff(split.val.targets.indptr))):,} and test "
-            f"{int(np.count_nonzero(np.diff(split.test.targets.indptr))):,} users with targets; head = "
+            f"{split.val.n_with_targets:,} and test {split.test.n_with_targets:,} users with targets; head = "
             f"{out['n_head']:,} of {out['n_items']:,} items.",
             f"Grid: λ ∈ {out['grid']['l2']}, p ∈ {out['grid']['dropout']}, ξ ∈ {out['grid']['xi']}: "
             f"{out['n_points']} points in {out['tune_seconds']:.0f} s with {t['n_inverses']} inverses "

@@ -1,6 +1,10 @@
 """lae-fast: linear-autoencoder recommenders with a compiled core."""
 from ._version import __version__
 
+from ._compiled import require_kernels
+
+require_kernels(__name__, __path__[0])  # a source tree without kernels: say what to do
+
 from ._threads import resolve_num_threads
 from ._validation import NotFittedError
 from .data import DataFormatError, Interactions, load_interactions

@@ -12,27 +12,13 @@ from typing import Any, Dict, Optional
 import click
 import numpy as np
 
-from ._cli_common import Context, echo_json, library_errors, pass_ctx
+from ._cli_common import (Context, LaeFastGroup, data_options, echo_json, group_global_options, library_errors,
+                          pass_ctx, reader_options)
 from .cli_distributed import SCHEDULER_HELP, fit_sharded, is_sharded_source, recommend_all_command
 from .models.ease import EASE
 from .models.registry import MODEL_REGISTRY, hyperparameter_help, model_names
 from .models.registry import build_model as registry_build_model
 from .models.registry import takers as registry_takers
-
-def _data_options(func):
-    """Options describing how to read an interactions file."""
-    opts = [
-        click.option("--user-col", default=None, help="User column of a CSV/TSV/Parquet file (default: auto-detect)."),
-        click.option("--item-col", default=None, help="Item column of a CSV/TSV/Parquet file (default: auto-detect)."),
-        click.option("--rating-col", default=None, help="Rating column of a CSV/TSV/Parquet file."),
-        click.option("--sep", default=None, help="CSV separator (default: auto-detect)."),
-        click.option("--min-rating", type=float, default=None,
-                     help="Keep only rows with rating >= this (positives)."),
-    ]
-    for opt in reversed(opts):
-        func = opt(func)
-    return func
-
 
 def _model_help() -> str:
     lines = "; ".join(f"{name}: {cls.summary}" for name, cls in MODEL_REGISTRY.items())
@@ -133,10 +119,8 @@ def _model_from_options(obj, model_name: str, hyper: Dict[str, Any], dtype: str,
     return build_model(model_name, hyper, dtype, obj.num_threads, neighbors)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--num-threads", type=int, default=None,
-              help="Threads for all kernels (default: $LAE_FAST_NUM_THREADS, else the CPUs available).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
+@click.group(cls=LaeFastGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@group_global_options
 @click.version_option(package_name="lae-fast")
 @click.pass_context
 def main(ctx: click.Context, num_threads: Optional[int], quiet: bool) -> None:
@@ -149,10 +133,9 @@ def main(ctx: click.Context, num_threads: Optional[int], quiet: bool) -> None:
       lae-fast evaluate data.npz --model rdlae --protocol strong
       lae-fast recommend ease.lae histories.csv -k 20
       lae-fast info ease.lae
+
+    --num-threads and -q may also follow the subcommand.
     """
-    if num_threads is not None and num_threads == 0:
-        raise click.BadParameter("0 is not a thread count; use a positive number or -1 for all CPUs",
-                                 param_hint="--num-threads")
     ctx.obj = Context(num_threads, quiet)
     # library warnings (e.g. the solver route a fit took) as one plain line, not a source excerpt
     warnings.showwarning = lambda message, category, *args, **kwargs: click.echo(f"warning: {message}", err=True)
@@ -161,14 +144,17 @@ def main(ctx: click.Context, num_threads: Optional[int], quiet: bool) -> None:
 @main.command()
 @click.argument("data", type=click.Path())
 @_model_options
-@_data_options
+@data_options()
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Model file to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.option("--scheduler", default=None, metavar="ADDRESS", help=SCHEDULER_HELP)
+@click.option("--check-users/--no-check-users", default=True, show_default=True,
+              help="Shards: refuse a user id found in two shards (--no-check-users when ids merely repeat).")
 @pass_ctx
 @library_errors
 def fit(obj: Context, data, model_name, dtype, neighbors, item_text, item_embeddings, text_template, id_field,
-        text_field, user_col, item_col, rating_col, sep, min_rating, output, as_json, scheduler, **hyper):
+        text_field, user_col, item_col, rating_col, sep, header, min_rating, output, as_json, scheduler, check_users,
+        **hyper):
     """Fit a model on DATA (.npz, long-format CSV/TSV or Parquet, or user shards) and save it.
 
     DATA may also be a directory or glob of user-partitioned npz/parquet shards:
@@ -187,15 +173,15 @@ def fit(obj: Context, data, model_name, dtype, neighbors, item_text, item_embedd
     sharded = scheduler is not None or is_sharded_source(data)
     if not sharded and not os.path.exists(data):
         raise click.BadParameter(f"Path {data!r} does not exist.", param_hint="'DATA'")
-    if sharded and any(v is not None for v in (rating_col, sep, min_rating)):
-        raise click.UsageError("--rating-col/--sep/--min-rating apply to one CSV/TSV/Parquet file, not to shards "
-                               "(a directory, a glob, or --scheduler)")
+    if sharded and any(v is not None for v in (rating_col, sep, header, min_rating)):
+        raise click.UsageError("--rating-col/--sep/--header/--min-rating apply to one CSV/TSV/Parquet file, not to "
+                               "shards (a directory, a glob, or --scheduler)")
     model = _model_from_options(obj, model_name, hyper, dtype, item_text, item_embeddings, neighbors)
     if sharded:
-        return fit_sharded(obj, model, data, scheduler, user_col, item_col, output, as_json)
+        return fit_sharded(obj, model, data, scheduler, user_col, item_col, output, as_json, check_users)
     with obj.step(f"reading {data}"):
-        inter = _read_data(data, user_col=user_col, item_col=item_col, rating_col=rating_col, sep=sep,
-                           min_rating=min_rating, num_threads=obj.num_threads)
+        inter = _read_data(data, **reader_options(user_col, item_col, rating_col, sep, header, min_rating=min_rating),
+                           num_threads=obj.num_threads)
     E = None
     if model.takes_embeddings:
         E = _item_embeddings(obj, inter.item_ids, item_text, item_embeddings, text_template, id_field, text_field)
@@ -252,7 +238,7 @@ def _parse_ks(value: str):
 @main.command(name="evaluate")
 @click.argument("data", type=click.Path(exists=True, dir_okay=False))
 @_model_options
-@_data_options
+@data_options()
 @click.option("--protocol", type=click.Choice(["strong", "weak"]), default="strong", show_default=True,
               help="strong: held-out users (fold-in 80/20); weak: per-user 8:1:1 split.")
 @click.option("--ks", default="10,20,50,100", show_default=True, help="Cut-offs K.")
@@ -263,8 +249,8 @@ def _parse_ks(value: str):
 @pass_ctx
 @library_errors
 def evaluate_cmd(obj: Context, data, model_name, dtype, neighbors, item_text, item_embeddings, text_template, id_field,
-                 text_field, user_col, item_col, rating_col, sep, min_rating, protocol, ks, seed, heldout, as_json,
-                 **hyper):
+                 text_field, user_col, item_col, rating_col, sep, header, min_rating, protocol, ks, seed, heldout,
+                 as_json, **hyper):
     """Split DATA, fit on the training part and print test Recall/NDCG.
 
     \b
@@ -277,8 +263,8 @@ def evaluate_cmd(obj: Context, data, model_name, dtype, neighbors, item_text, it
     model = _model_from_options(obj, model_name, hyper, dtype, item_text, item_embeddings, neighbors)
     heldout_n = int(heldout) if heldout >= 1 else heldout
     with obj.step(f"reading {data}"):
-        inter = _read_data(data, user_col=user_col, item_col=item_col, rating_col=rating_col, sep=sep,
-                           min_rating=min_rating, num_threads=obj.num_threads)
+        inter = _read_data(data, **reader_options(user_col, item_col, rating_col, sep, header, min_rating=min_rating),
+                           num_threads=obj.num_threads)
     E = None
     if model.takes_embeddings:
         E = _item_embeddings(obj, inter.item_ids, item_text, item_embeddings, text_template, id_field, text_field)
@@ -292,37 +278,41 @@ def evaluate_cmd(obj: Context, data, model_name, dtype, neighbors, item_text, it
               help="Items per user.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json", "parquet"]), default=None,
               help="Output format (default: from the -o extension, else csv). parquet needs -o.")
+@click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write here (atomically) instead of stdout.")
 @click.option("--keep-seen", is_flag=True, help="Allow items the user already has.")
-@click.option("--user-col", default=None, help="User column of HISTORIES (default: auto-detect).")
-@click.option("--item-col", default=None, help="Item column of HISTORIES (default: auto-detect).")
+@data_options()
 @pass_ctx
 @library_errors
-def recommend(obj: Context, model_path, histories, k, fmt, output, keep_seen, user_col, item_col):
+def recommend(obj: Context, model_path, histories, k, fmt, as_json, output, keep_seen, user_col, item_col,
+              rating_col, sep, header, min_rating):
     """Top-K items for each user in HISTORIES (user,item rows: CSV/TSV or Parquet, with the model's item ids).
 
     Items the model does not know are ignored (their count is reported on stderr).
     Rows are user,rank,item,score; CSV quotes ids that need it, Parquet keeps
-    id types and float32 scores exactly.
+    id types and float32 scores exactly. The column flags describe HISTORIES.
 
     \b
     Examples:
       lae-fast recommend ease.lae histories.csv -k 20
-      lae-fast recommend ease.lae histories.csv --format json -o recs.json
+      lae-fast recommend ease.lae histories.csv --json -o recs.json
       lae-fast recommend ease.lae histories.parquet -o recs.parquet
     """
     from . import load_model
     from .ids import align_items
     from .rec_writers import RecWriter, format_for, rows_as_text, top_rows
 
-    fmt = format_for(output, fmt)
+    if as_json and fmt not in (None, "json"):
+        raise click.UsageError(f"--json and --format {fmt} ask for two formats; give one")
+    fmt = format_for(output, "json" if as_json else fmt)
     if fmt == "parquet" and output is None:
         raise click.UsageError("--format parquet writes a file: pass -o recs.parquet")
     with obj.step(f"loading {model_path}"):
         model = load_model(model_path)
     with obj.step(f"reading {histories}"):
-        hist = _read_data(histories, user_col=user_col, item_col=item_col, num_threads=obj.num_threads)
+        hist = _read_data(histories, **reader_options(user_col, item_col, rating_col, sep, header,
+                                                      min_rating=min_rating), num_threads=obj.num_threads)
         X, n_unknown = align_items(hist, model.item_ids_)
     if n_unknown:
         click.echo(f"warning: {n_unknown} history rows name items the model does not know; ignored", err=True)
@@ -346,8 +336,9 @@ def info(model_path, as_json, no_verify):
     """Describe a model file (type, hyper-parameters, size); verifies its checksum.
 
     \b
-    Example:
-      lae-fast info ease.lae --json
+    Examples:
+      lae-fast info ease.lae
+      lae-fast info ease.lae --json --no-verify
     """
     from .io import load_arrays
 
@@ -374,6 +365,11 @@ def demo(obj: Context, as_json):
 
     The data are downloaded once from the pinned PyPI package recbole==1.2.1
     (MovieLens may not be redistributed) and cached (see $LAE_FAST_DATA).
+
+    \b
+    Examples:
+      lae-fast demo
+      lae-fast demo --json --num-threads 1
     """
     from .datasets import load_movielens_100k
     from .models import EASE
@@ -438,29 +434,45 @@ def embed(obj: Context, items, output, text_template, id_field, text_field, enco
 @click.argument("output_dir", type=click.Path(file_okay=False))
 @click.option("--quantize", is_flag=True, help="Also write a per-channel int8 model (about 2x faster).")
 @click.option("--opset", type=int, default=17, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @library_errors
-def export_encoder_cmd(hf_model_dir, output_dir, quantize, opset):
+def export_encoder_cmd(hf_model_dir, output_dir, quantize, opset, as_json):
     """Turn a Hugging Face sentence-encoder folder into model.onnx + tokenizer.json.
 
     Needs torch and transformers (`pip install 'lae-fast[export]'`) for this step only.
 
     \b
-    Example:
+    Examples:
       lae-fast export-encoder ./all-MiniLM-L6-v2 ./minilm-onnx --quantize
       lae-fast embed items.jsonl --encoder ./minilm-onnx -o emb.npz
     """
     from .text import export_encoder
 
     out = export_encoder(hf_model_dir, output_dir, quantize=quantize, opset=opset)
-    click.echo(f"wrote {out}")
+    if as_json:
+        echo_json({"output_dir": str(out), "files": sorted(p.name for p in out.iterdir()), "quantized": quantize,
+                   "opset": opset})
+    else:
+        click.echo(f"wrote {out}")
 
 
 @main.command(name="show-versions")
-def show_versions_cmd():
-    """Versions, OpenMP build flag and BLAS thread pools (for bug reports)."""
-    from ._versions import show_versions
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def show_versions_cmd(obj: Context, as_json):
+    """Versions, OpenMP build flag and BLAS thread pools (for bug reports).
 
-    show_versions()
+    \b
+    Examples:
+      lae-fast show-versions
+      lae-fast show-versions --json
+    """
+    from ._versions import show_versions, versions
+
+    if as_json:
+        echo_json(versions(obj.num_threads))
+    else:
+        show_versions(obj.num_threads)
 
 
 # Command groups living in their own modules (they import only _cli_common, so no cycle).

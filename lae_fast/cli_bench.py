@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from ._cli_common import echo_json, library_errors
+from ._cli_common import data_options, echo_json, library_errors, reader_options
 from .models.ease import EASE, LinearAutoencoder
 from .models.registry import model_names
 
@@ -25,7 +25,13 @@ def _root_settings(ctx: click.Context) -> tuple:
 
 @click.group(name="bench", context_settings={"help_option_names": ["-h", "--help"]})
 def bench() -> None:
-    """Benchmarks: SPD-inverse routes against the GEMM peak, and a fit step by step."""
+    """Benchmarks: SPD-inverse routes against the GEMM peak, and a fit step by step.
+
+    \b
+    Examples:
+      lae-fast bench solvers --n 4000
+      lae-fast bench fit data.npz
+    """
 
 
 @bench.command(name="solvers")
@@ -81,13 +87,16 @@ def solvers(ctx: click.Context, sizes, n_opt, routes, repeat, l2, seed, no_memor
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Save the model here (default: a temporary file, deleted).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@data_options()
 @click.pass_context
 @library_errors
-def fit(ctx: click.Context, data, model_name, l2, dtype, output, as_json):
+def fit(ctx: click.Context, data, model_name, l2, dtype, output, as_json, user_col, item_col, rating_col, sep, header,
+        min_rating):
     """Fit a model on DATA (.npz or CSV/TSV) and time load, Gram, inverse, scaling and save.
 
-    Also prints the peak RSS of the process and the issue's memory budget,
-    1.25 × n² × bytes per float + the size of X.
+    Also prints the peak RSS of the process, and the fit's own peak (above the
+    RSS before it, plus X) against the memory budget 1.25 × n² × bytes per
+    float + the size of X + 4 MiB of BLAS work buffers per thread.
 
     \b
     Examples:
@@ -97,7 +106,8 @@ def fit(ctx: click.Context, data, model_name, l2, dtype, output, as_json):
     from .solver_bench import bench_fit, format_fit_report
 
     num_threads, _ = _root_settings(ctx)
-    res = bench_fit(data, model=model_name, l2=l2, dtype=dtype, num_threads=num_threads, output=output)
+    res = bench_fit(data, model=model_name, l2=l2, dtype=dtype, num_threads=num_threads, output=output,
+                    read_kwargs=reader_options(user_col, item_col, rating_col, sep, header, min_rating=min_rating))
     if as_json:
         echo_json(res)
     else:

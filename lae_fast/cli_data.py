@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 import click
 
-from ._cli_common import echo_json, library_errors, pass_ctx
+from ._cli_common import data_options, echo_json, library_errors, pass_ctx, reader_options
 from ._memory import format_bytes
 from .models.ease import RDLAE, LinearAutoencoder
 from .models.registry import model_names
@@ -117,10 +117,11 @@ def _check_output(path: str, allowed: Sequence[str], hint: str) -> None:
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Write a PNG: metric vs l2 (and xi), head/tail recall (needs matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@data_options(min_rating=False)
 @pass_ctx
 @library_errors
 def tune_command(obj: Any, data, model_name, grids, protocol, metric, ks, seed, heldout, min_rating,
-                 val_fraction, dtype, output, plot, as_json):
+                 val_fraction, dtype, output, plot, as_json, user_col, item_col, rating_col, sep, header):
     """Grid-search a model on DATA, choosing on validation only, and test the winner.
 
     DATA is a known dataset name (see `lae-fast datasets`), a GroupLens zip or
@@ -152,7 +153,8 @@ def tune_command(obj: Any, data, model_name, grids, protocol, metric, ks, seed, 
         from .plots import require_matplotlib
 
         require_matplotlib()  # fail before the search, not after it
-    kwargs: Dict[str, Any] = {"val_fraction": val_fraction, "random_state": seed}
+    kwargs: Dict[str, Any] = {"val_fraction": val_fraction, "random_state": seed,
+                              **reader_options(user_col, item_col, rating_col, sep, header)}  # plain files only
     if min_rating is not None:
         kwargs["min_rating"] = min_rating
     with obj.step(f"loading {data}"):

@@ -33,7 +33,7 @@ def _scheduler_label(scheduler: Optional[str]) -> str:
 
 
 def fit_sharded(obj: Context, model: Any, data: str, scheduler: Optional[str], user_col: Optional[str],
-                item_col: Optional[str], output: str, as_json: bool) -> None:
+                item_col: Optional[str], output: str, as_json: bool, check_users: bool = True) -> None:
     """``lae-fast fit`` on shards: Gram summed over shards (on dask when ``scheduler``), inverse here."""
     from .distributed import connect, fit_distributed, list_shards
 
@@ -46,7 +46,7 @@ def fit_sharded(obj: Context, model: Any, data: str, scheduler: Optional[str], u
     with connect(scheduler) as client:
         with obj.step(f"Gram over {n_shards} shards {_scheduler_label(scheduler)}, then the inverse here"):
             fit_distributed(model, data, client=client, user_col=user_col or "user", item_col=item_col or "item",
-                            num_threads=obj.num_threads)
+                            num_threads=obj.num_threads, check_users=check_users)
     with obj.step(f"writing {output}"):
         model.save(output)
     n_items = int(model.B_.shape[0])
@@ -95,8 +95,8 @@ def recommend_all_command(obj: Context, model_path, histories, output_dir, fmt, 
     \b
     Examples:
       lae-fast recommend-all ease.lae shards/ -o recs/ -k 100
-      lae-fast recommend-all ease.lae 'histories/*.parquet' -o recs/ --scheduler tcp://10.0.0.5:8786
-      lae-fast recommend-all ease.lae shards/ -o recs/ --scheduler local:2 --json
+      lae-fast recommend-all ease.lae 'histories/*.parquet' -o recs/ --overwrite --scheduler tcp://10.0.0.5:8786
+      lae-fast recommend-all ease.lae shards/ -o recs-local/ --scheduler local:2 --json
       lae-fast recommend-all ease.lae shards/ -o recs-csv/ --format csv
     """
     from .distributed import connect, list_shards, recommend_all

@@ -853,7 +853,7 @@ def recommend_all(model: Any, source: Any, output_dir: Union[str, os.PathLike], 
     if stale:
         if not overwrite:
             raise FileExistsError(f"{output_dir}: already holds {len(stale)} part-* files of an earlier run; remove "
-                                  "them, choose another directory, or pass overwrite=True (--overwrite)")
+                                  "them, choose another directory, or pass overwrite=True")
         for p in stale:
             os.remove(p)
     shards = _materialize(_resolve_shards(source), client)

@@ -23,6 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._validation import check_int, check_interactions, check_scalar
+from .data.interactions import Interactions
 
 __all__ = [
     "EvalSet", "Split", "strong_split", "weak_split", "recall_at_k", "recall_capped_at_k",
@@ -49,23 +50,38 @@ class EvalSet:
 
     Attributes
     ----------
-    inputs : scipy.sparse.csr_matrix, shape (n_users, n_items)
+    inputs : Interactions, shape (n_users, n_items)
         One history row per evaluated user: the model ranks from it and every
-        item in it is masked from that user's list.
-    targets : scipy.sparse.csr_matrix, shape (n_users, n_items)
-        The held-out items of each user; users with an empty row are skipped.
+        item in it is masked from that user's list. Its ``user_ids`` and
+        ``item_ids`` are those of the split data.
+    targets : Interactions, shape (n_users, n_items)
+        The held-out items of each user, same ids; users with an empty row
+        are skipped.
     users : ndarray of int64, shape (n_users,)
         Row index of each evaluated user in the matrix that was split.
+
+    A sparse matrix given for ``inputs`` or ``targets`` is wrapped with ids
+    ``0..n-1`` (``Interactions.wrap``).
     """
 
-    inputs: sp.csr_matrix
-    targets: sp.csr_matrix
+    inputs: Interactions
+    targets: Interactions
     users: np.ndarray
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.inputs, Interactions):
+            self.inputs = Interactions.wrap(self.inputs, name="inputs")
+        if not isinstance(self.targets, Interactions):
+            self.targets = Interactions.wrap(self.targets, name="targets")
+
+    @property
+    def n_with_targets(self) -> int:
+        """Users with at least one target: those :func:`evaluate` averages over."""
+        return int(np.count_nonzero(np.diff(self.targets.matrix.indptr)))
+
     def __repr__(self) -> str:
-        n_eval = int(np.count_nonzero(np.diff(self.targets.indptr)))
         return (f"EvalSet(n_users={self.inputs.shape[0]}, n_items={self.inputs.shape[1]}, "
-                f"n_with_targets={n_eval}, input_nnz={self.inputs.nnz}, target_nnz={self.targets.nnz})")
+                f"n_with_targets={self.n_with_targets}, input_nnz={self.inputs.nnz}, target_nnz={self.targets.nnz})")
 
 
 @dataclass
@@ -74,18 +90,24 @@ class Split:
 
     Attributes
     ----------
-    train : scipy.sparse.csr_matrix, shape (n_train_users, n_items)
-        What the model is fitted on.
+    train : Interactions, shape (n_train_users, n_items)
+        What the model is fitted on, with the user and item ids of the split
+        data (``model.fit(split.train)`` keeps the item ids; the CSR matrix
+        is ``split.train.matrix``).
     val, test : EvalSet
         Validation (for tuning) and test sets.
     protocol : {'strong', 'weak'}
         How the split was made.
     """
 
-    train: sp.csr_matrix
+    train: Interactions
     val: EvalSet
     test: EvalSet
     protocol: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.train, Interactions):
+            self.train = Interactions.wrap(self.train, name="train")
 
     def __repr__(self) -> str:
         return (f"Split(protocol={self.protocol!r}, train={self.train.shape[0]}x{self.train.shape[1]} "
@@ -145,16 +167,17 @@ def _n_heldout_users(n_heldout: Union[int, float], n_users: int) -> int:
     return count
 
 
-def _foldin_eval_set(X: sp.csr_matrix, users: np.ndarray, target_fraction: float, min_items: int,
+def _foldin_eval_set(X: Interactions, users: np.ndarray, target_fraction: float, min_items: int,
                      rng: np.random.Generator) -> EvalSet:
     """Held-out users' rows cut into fold-in inputs and a random ``target_fraction`` of targets."""
-    rows = X[users]
+    held = X.select_users(users)
+    rows = held.matrix
     lengths = np.diff(rows.indptr)
     n_targets = np.where(lengths >= min_items,
                          np.maximum(1, (target_fraction * lengths).astype(np.int64)), 0)
     is_target = _entries_rank(rows, rng) < np.repeat(n_targets, lengths)
-    return EvalSet(inputs=_keep_entries(rows, ~is_target), targets=_keep_entries(rows, is_target),
-                   users=users.astype(np.int64))
+    return EvalSet(inputs=held.with_matrix(_keep_entries(rows, ~is_target)),
+                   targets=held.with_matrix(_keep_entries(rows, is_target)), users=users.astype(np.int64))
 
 
 def strong_split(X: Any, *, n_heldout: Union[int, float] = 0.1, target_fraction: float = 0.2,
@@ -187,6 +210,8 @@ def strong_split(X: Any, *, n_heldout: Union[int, float] = 0.1, target_fraction:
         ``train`` holds the training users' rows (``n_items`` columns, in the
         original user order); ``val`` / ``test`` rows are the held-out users in
         ascending order of their original index (``users``); ``protocol='strong'``.
+        Every part is an ``Interactions`` with the user and item ids of ``X``
+        (``0..n-1`` for a bare matrix).
 
     Raises
     ------
@@ -214,8 +239,16 @@ def strong_split(X: Any, *, n_heldout: Union[int, float] = 0.1, target_fraction:
     >>> split = strong_split(X, n_heldout=10, random_state=0)
     >>> split.train.shape, split.test.inputs.shape
     ((80, 30), (10, 30))
+
+    The parts keep the ids of an ``Interactions``, so a model fitted on
+    ``split.train`` names items as the data does:
+
+    >>> from lae_fast.data import Interactions
+    >>> data = Interactions.from_matrix(X, item_ids=[f"i{j}" for j in range(30)])
+    >>> strong_split(data, n_heldout=10, random_state=0).train.item_ids[:3]
+    array(['i0', 'i1', 'i2'], dtype='<U3')
     """
-    X = check_interactions(X, name="X")
+    X = Interactions.wrap(X, name="X")
     n_users = X.shape[0]
     count = _n_heldout_users(n_heldout, n_users)
     target_fraction = check_scalar(target_fraction, name="target_fraction", low=0.0, high=1.0,
@@ -228,7 +261,7 @@ def strong_split(X: Any, *, n_heldout: Union[int, float] = 0.1, target_fraction:
     train_users = np.sort(perm[2 * count:])
     val = _foldin_eval_set(X, val_users, target_fraction, int(min_items), rng)
     test = _foldin_eval_set(X, test_users, target_fraction, int(min_items), rng)
-    return Split(train=X[train_users], val=val, test=test, protocol="strong")
+    return Split(train=X.select_users(train_users), val=val, test=test, protocol="strong")
 
 
 # -- weak generalization ---------------------------------------------------------------------
@@ -271,7 +304,8 @@ def weak_split(X: Any, *, ratios: Sequence[float] = (0.8, 0.1, 0.1),
         ``train`` has all users' train parts (``n_users x n_items``); ``val`` and
         ``test`` both use the train rows as ``inputs`` (so only train items are
         masked) with the validation / test parts as ``targets``;
-        ``users = arange(n_users)``; ``protocol='weak'``.
+        ``users = arange(n_users)``; ``protocol='weak'``. Every part is an
+        ``Interactions`` with the user and item ids of ``X``.
 
     Notes
     -----
@@ -302,7 +336,8 @@ def weak_split(X: Any, *, ratios: Sequence[float] = (0.8, 0.1, 0.1),
     >>> split.train.shape == split.test.targets.shape == (100, 30)
     True
     """
-    X = check_interactions(X, name="X")
+    data = Interactions.wrap(X, name="X")
+    X = data.matrix
     _, r_val, r_test = _check_ratios(ratios)
     lengths = np.diff(X.indptr).astype(np.int64)
     room = np.maximum(lengths - 1, 0)
@@ -312,11 +347,11 @@ def weak_split(X: Any, *, ratios: Sequence[float] = (0.8, 0.1, 0.1),
     rank = _entries_rank(X, rng)
     in_test = rank < np.repeat(n_test, lengths)
     in_val = ~in_test & (rank < np.repeat(n_test + n_val, lengths))
-    train = _keep_entries(X, ~(in_test | in_val))
+    train = data.with_matrix(_keep_entries(X, ~(in_test | in_val)))
     users = np.arange(X.shape[0], dtype=np.int64)
     return Split(train=train,
-                 val=EvalSet(inputs=train, targets=_keep_entries(X, in_val), users=users),
-                 test=EvalSet(inputs=train, targets=_keep_entries(X, in_test), users=users.copy()),
+                 val=EvalSet(inputs=train, targets=data.with_matrix(_keep_entries(X, in_val)), users=users),
+                 test=EvalSet(inputs=train, targets=data.with_matrix(_keep_entries(X, in_test)), users=users.copy()),
                  protocol="weak")
 
 

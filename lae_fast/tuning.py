@@ -38,7 +38,6 @@ from ._threads import resolve_num_threads
 from ._validation import check_dtype, check_interactions, check_scalar
 from .evaluation import EvalSet, Split, evaluate, strong_split, weak_split
 from ._memory import check_fits_in_memory
-from .data import Interactions
 from .gram import gram_buffer
 from .io import atomic_write
 from .models._closed_form import invert_regularised, lae_family_inplace, ridge_diagonal
@@ -405,19 +404,18 @@ class _MatrixScorer:
         return topk(user_items, self.B, N, binarize=True, **kwargs)
 
 
-def _as_split(data: Any, protocol: str, n_heldout: Union[int, float], random_state: Any) -> Tuple[Split, Any]:
-    """The Split to tune on and the item ids of its columns (None when unknown)."""
+def _as_split(data: Any, protocol: str, n_heldout: Union[int, float], random_state: Any) -> Split:
+    """The Split to tune on (its parts carry the item ids of ``data``)."""
     if isinstance(data, Split):
-        return data, None
+        return data
     if getattr(data, "split", None) is not None and hasattr(data, "interactions"):  # a Dataset with a fixed split
-        return data.split, None
+        return data.split
     if hasattr(data, "interactions"):  # a Dataset
         data = data.interactions
-    item_ids = getattr(data, "item_ids", None)
     if protocol == "strong":
-        return strong_split(data, n_heldout=n_heldout, random_state=random_state), item_ids
+        return strong_split(data, n_heldout=n_heldout, random_state=random_state)
     if protocol == "weak":
-        return weak_split(data, random_state=random_state), item_ids
+        return weak_split(data, random_state=random_state)
     raise ValueError(f"protocol must be 'strong' or 'weak', got {protocol!r}")
 
 
@@ -515,12 +513,11 @@ def tune(data: Any, model: str = RDLAE.name, grid: Optional[Mapping[str, Any]] =
     ks = tuple(sorted({int(k) for k in ks} | {int(match.group(2))}))
     if on not in ("val", "test"):
         raise ValueError(f"on must be 'val' or 'test', got {on!r}")
-    split, item_ids = _as_split(data, protocol, n_heldout, random_state)
+    split = _as_split(data, protocol, n_heldout, random_state)
     chosen: EvalSet = getattr(split, on)
     if check_interactions(chosen.targets, name="targets").nnz == 0:
         raise ValueError(f"the split's {on} set has no target items, so nothing can be chosen on it; LightGCN "
-                         "train.txt/test.txt carry no validation set: load them with val_fraction=0.1 "
-                         "(CLI: --val-fraction 0.1)")
+                         "train.txt/test.txt carry no validation set: load them with val_fraction=0.1")
     dt = check_dtype(dtype)
     nt = resolve_num_threads(num_threads)
     train = check_interactions(split.train, name="split.train")
@@ -563,8 +560,7 @@ def tune(data: Any, model: str = RDLAE.name, grid: Optional[Mapping[str, Any]] =
     final = _preset(model, best, dt, nt)
     result.best_params = {k: float(v) for k, v in final.get_params().items() if k in GRID_KEYS}
     if refit:
-        has_ids = item_ids is not None and len(item_ids) == train.shape[1]
-        final.fit(Interactions.from_matrix(train, item_ids=item_ids) if has_ids else train)
+        final.fit(split.train)  # keeps the item ids of the data
         result.best_model = final
         if on != "test":
             result.test = evaluate(final, split, ks=ks, on="test", head_tail=head_tail, item_popularity=popularity,

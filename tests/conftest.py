@@ -120,3 +120,21 @@ def ref_topk(X, B, N, *, filter_liked=True, filter_items=None, items=None):
         ids[u, :order.size] = order
         scores[u, :order.size] = S[u, order]
     return ids, scores
+
+
+def cli_commands():
+    """``[(path, command)]`` for the ``lae-fast`` group and every command under it, subgroups included."""
+    import click
+
+    from lae_fast.cli import main
+
+    out = []
+
+    def walk(path, cmd):
+        out.append((path, cmd))
+        if isinstance(cmd, click.Group):
+            for name in sorted(cmd.commands):
+                walk(f"{path} {name}", cmd.commands[name])
+
+    walk("lae-fast", main)
+    return out

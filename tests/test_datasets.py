@@ -267,10 +267,11 @@ def test_lightgcn_split_is_usable_by_evaluate(tmp_path):
         split = read_lightgcn(path)
         assert isinstance(split, Split) and split.protocol == "weak"
         assert split.train.shape == (4, 5)
-        assert split.train.toarray().tolist() == [[1, 1, 1, 0, 0], [0, 0, 1, 1, 0], [0, 1, 0, 0, 0], [0] * 5]
-        assert split.test.targets.toarray().tolist() == [[0, 0, 0, 1, 0], [0, 0, 0, 0, 1], [1, 0, 1, 0, 0],
+        assert split.train.matrix.toarray().tolist() == [[1, 1, 1, 0, 0], [0, 0, 1, 1, 0], [0, 1, 0, 0, 0],
                                                          [0] * 5]
-        assert (split.test.inputs != split.train).nnz == 0 and split.val.targets.nnz == 0
+        assert split.test.targets.matrix.toarray().tolist() == [[0, 0, 0, 1, 0], [0, 0, 0, 0, 1],
+                                                                [1, 0, 1, 0, 0], [0] * 5]
+        assert split.test.inputs is split.train and split.val.targets.nnz == 0
 
     class Popular:  # ranks items by index
         def recommend(self, X, N, *, filter_already_liked_items):
@@ -292,11 +293,12 @@ def test_lightgcn_validation_carved_from_train(tmp_path):
     full = read_lightgcn(folder)
     split = read_lightgcn(folder, val_fraction=0.1, random_state=3)
     assert split.train.nnz == 30 * 18 and split.val.targets.nnz == 30 * 2
-    assert (split.train + split.val.targets != full.train).nnz == 0
-    assert split.train.multiply(split.val.targets).nnz == 0
-    assert (split.test.inputs != split.train).nnz == 0
+    train, val = split.train.matrix, split.val.targets.matrix
+    assert (train + val != full.train.matrix).nnz == 0
+    assert train.multiply(val).nnz == 0
+    assert split.test.inputs is split.train
     again = read_lightgcn(folder, val_fraction=0.1, random_state=3)
-    assert (again.val.targets != split.val.targets).nnz == 0
+    assert (again.val.targets.matrix != val).nnz == 0
 
 
 @pytest.mark.parametrize("train, test, match", [
@@ -347,6 +349,15 @@ def test_detect_format_and_load_dataset(tmp_path):
     assert load_dataset(plain, format="interactions", user_col="user").interactions.nnz == 2
     with pytest.raises(TypeError, match="plain interactions files only"):
         load_dataset(ml1m, user_col="user")
+
+
+def test_own_ratings_csv_beside_a_movies_csv_is_an_interactions_file(tmp_path):
+    """Only GroupLens's ratings.csv (userId,...) is MovieLens-20M; one's own ratings.csv stays a plain file."""
+    own = write(tmp_path / "mine", {"ratings.csv": "user,item,rating\na,x,5\nb,y,1\n", "movies.csv": MOVIES_CSV})
+    assert detect_format(own / "ratings.csv") == detect_format(own / "movies.csv") == "interactions"
+    assert load_dataset(own / "ratings.csv").interactions.nnz == 2
+    grouplens = write(tmp_path / "ml-latest", {"ratings.csv": RATINGS_CSV, "movies.csv": MOVIES_CSV})
+    assert detect_format(grouplens / "ratings.csv") == detect_format(grouplens / "movies.csv") == "ml-csv"
 
 
 def test_load_dataset_errors(tmp_path):

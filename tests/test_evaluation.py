@@ -6,6 +6,7 @@ import pytest
 import scipy.sparse as sp
 
 from lae_fast import EASE
+from lae_fast.data import Interactions
 from lae_fast.evaluation import (EvalSet, Split, evaluate, format_metrics, ndcg_at_k, recall_at_k,
                                  recall_capped_at_k, strong_split, weak_split)
 
@@ -111,8 +112,8 @@ def test_strong_split_users_are_disjoint_and_cover_everyone():
     train_users = np.setdiff1d(np.arange(200), np.concatenate([val, test]))
     assert split.train.shape == (150, 50)
     Xb = (X > 0).astype(np.float32)
-    assert (split.train != Xb[train_users]).nnz == 0
-    assert set(np.unique(split.train.data)) <= {1.0}
+    assert (split.train.matrix != Xb[train_users]).nnz == 0
+    assert set(np.unique(split.train.matrix.data)) <= {1.0}
 
 
 def test_strong_split_foldin_and_targets_partition_each_row():
@@ -125,7 +126,7 @@ def test_strong_split_foldin_and_targets_partition_each_row():
     for es in (split.val, split.test):
         assert es.inputs.shape == es.targets.shape == (20, 50)
         for i, u in enumerate(es.users):
-            original, fold_in, targets = row_set(X, u), row_set(es.inputs, i), row_set(es.targets, i)
+            original, fold_in, targets = row_set(X, u), row_set(es.inputs.matrix, i), row_set(es.targets.matrix, i)
             assert fold_in | targets == original and not fold_in & targets
             L = len(original)
             expected = max(1, int(f * L)) if L >= min_items else 0
@@ -141,8 +142,8 @@ def test_strong_split_seeds():
     c = strong_split(X, n_heldout=20, random_state=8)
     for x, y in ((a.val, b.val), (a.test, b.test)):
         np.testing.assert_array_equal(x.users, y.users)
-        assert (x.inputs != y.inputs).nnz == 0 and (x.targets != y.targets).nnz == 0
-    assert (a.train != b.train).nnz == 0
+        assert (x.inputs.matrix != y.inputs.matrix).nnz == 0 and (x.targets.matrix != y.targets.matrix).nnz == 0
+    assert (a.train.matrix != b.train.matrix).nnz == 0
     assert not np.array_equal(a.test.users, c.test.users)
 
 
@@ -154,7 +155,7 @@ def test_strong_split_same_users_different_targets_with_other_seed():
     assert seeds, "no other seed picked the same test user"
     b = strong_split(X, n_heldout=1, random_state=seeds[0])
     assert a.test.targets.nnz == b.test.targets.nnz == 4
-    assert (a.test.targets != b.test.targets).nnz > 0
+    assert (a.test.targets.matrix != b.test.targets.matrix).nnz > 0
 
 
 def test_strong_split_errors():
@@ -179,9 +180,9 @@ def test_weak_split_partitions_every_row():
     X = random_interactions()
     split = weak_split(X, random_state=3)
     assert split.protocol == "weak"
-    tr, va, te = split.train, split.val.targets, split.test.targets
+    assert split.val.inputs is split.train and split.test.inputs is split.train
+    tr, va, te = split.train.matrix, split.val.targets.matrix, split.test.targets.matrix
     assert tr.shape == va.shape == te.shape == X.shape
-    assert split.val.inputs is tr and split.test.inputs is tr
     np.testing.assert_array_equal(split.test.users, np.arange(200))
     for u in range(X.shape[0]):
         a, b, c = row_set(tr, u), row_set(va, u), row_set(te, u)
@@ -207,8 +208,8 @@ def test_weak_split_partitions_every_row():
 def test_weak_split_counts_follow_rounding_rule(ratios, length, expected):
     X = rows_to_csr([list(range(length)), list(range(length))], 20)
     split = weak_split(X, ratios=ratios, random_state=0)
-    counts = (np.diff(split.train.indptr), np.diff(split.val.targets.indptr),
-              np.diff(split.test.targets.indptr))
+    counts = (np.diff(split.train.matrix.indptr), np.diff(split.val.targets.matrix.indptr),
+              np.diff(split.test.targets.matrix.indptr))
     assert tuple(int(c[0]) for c in counts) == expected
     assert tuple(int(c[1]) for c in counts) == expected
 
@@ -217,9 +218,10 @@ def test_weak_split_seeds():
     X = random_interactions()
     a, b = weak_split(X, random_state=5), weak_split(X, random_state=5)
     c = weak_split(X, random_state=6)
-    assert (a.train != b.train).nnz == 0 and (a.test.targets != b.test.targets).nnz == 0
-    assert (a.val.targets != b.val.targets).nnz == 0
-    assert (a.test.targets != c.test.targets).nnz > 0
+    assert (a.train.matrix != b.train.matrix).nnz == 0
+    assert (a.test.targets.matrix != b.test.targets.matrix).nnz == 0
+    assert (a.val.targets.matrix != b.val.targets.matrix).nnz == 0
+    assert (a.test.targets.matrix != c.test.targets.matrix).nnz > 0
 
 
 @pytest.mark.parametrize("ratios", [(0.8, 0.1), (0.8, 0.1, 0.2), (0.0, 0.5, 0.5), (1.2, -0.1, -0.1),
@@ -227,6 +229,56 @@ def test_weak_split_seeds():
 def test_weak_split_bad_ratios(ratios):
     with pytest.raises(ValueError, match="ratios"):
         weak_split(random_interactions(n_users=5), ratios=ratios)
+
+
+# -- ids survive splits (issue 17: a model fitted on split.train used to get item ids 0..n-1) ---------
+
+def id_interactions(n_users=120, n_items=30, seed=0):
+    """Interactions whose ids are not their positions: users 'u<k>', items 1000 + 7k."""
+    X = random_interactions(n_users, n_items, seed)
+    return Interactions.from_matrix(X, user_ids=[f"u{k}" for k in range(n_users)],
+                                    item_ids=1000 + 7 * np.arange(n_items))
+
+
+@pytest.mark.parametrize("protocol", ["strong", "weak"])
+def test_splits_keep_user_and_item_ids(protocol):
+    data = id_interactions()
+    split = (strong_split(data, n_heldout=20, random_state=0) if protocol == "strong"
+             else weak_split(data, random_state=0))
+    assert isinstance(split.train, Interactions)
+    np.testing.assert_array_equal(split.train.item_ids, data.item_ids)
+    for es in (split.val, split.test):
+        assert isinstance(es.inputs, Interactions) and isinstance(es.targets, Interactions)
+        for part in (es.inputs, es.targets):
+            np.testing.assert_array_equal(part.item_ids, data.item_ids)
+            np.testing.assert_array_equal(part.user_ids, data.user_ids[es.users])
+    held = np.concatenate([split.val.users, split.test.users]) if protocol == "strong" else np.zeros(0, int)
+    train_users = np.setdiff1d(np.arange(data.n_users), held)
+    np.testing.assert_array_equal(split.train.user_ids, data.user_ids[train_users])
+    # each train row is still the row of the user its id names
+    for row in (0, split.train.n_users - 1):
+        original = row_set(data.matrix, int(train_users[row]))
+        assert row_set(split.train.matrix, row) <= original
+
+
+@pytest.mark.parametrize("protocol", ["strong", "weak"])
+def test_model_fitted_on_a_split_carries_the_item_ids_into_its_file(protocol, tmp_path):
+    data = id_interactions()
+    split = (strong_split(data, n_heldout=20, random_state=0) if protocol == "strong"
+             else weak_split(data, random_state=0))
+    model = EASE(l2=10.0).fit(split.train)
+    np.testing.assert_array_equal(model.item_ids_, data.item_ids)
+    model.save(tmp_path / "m.lae")
+    from lae_fast import load_model
+
+    np.testing.assert_array_equal(load_model(tmp_path / "m.lae").item_ids_, data.item_ids)
+
+
+def test_bare_matrix_split_gets_positional_ids():
+    X = random_interactions(n_users=60, n_items=40)
+    split = strong_split(X, n_heldout=10, random_state=0)
+    np.testing.assert_array_equal(split.train.item_ids, np.arange(40))
+    np.testing.assert_array_equal(split.test.inputs.user_ids, split.test.users)
 
 
 # -- evaluate --------------------------------------------------------------------------------
@@ -324,7 +376,7 @@ def test_evaluate_ease_matches_numpy_reference(protocol):
     model = EASE(l2=20.0, dtype=np.float64).fit(split.train)
     ks = (5, 10, 20)
     got = evaluate(model, split, ks=ks, batch_size=17)
-    want, n_users = reference_metrics(model.B_, split.test.inputs, split.test.targets, ks)
+    want, n_users = reference_metrics(model.B_, split.test.inputs.matrix, split.test.targets.matrix, ks)
     assert got["n_users"] == n_users > 0
     for key, value in want.items():
         assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key

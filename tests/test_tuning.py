@@ -126,6 +126,16 @@ def test_refit_winner_and_its_test_metrics(split):
     assert tune(split, "ease", {"l2": [5]}, refit=False, num_threads=1).best_model is None
 
 
+def test_refit_winner_keeps_the_item_ids_of_a_split(split):
+    """A Split of Interactions (not only a Dataset) gives the refitted winner the data's item ids."""
+    from lae_fast.data import Interactions
+
+    data = Interactions.from_matrix(power_law(seed=3), item_ids=[f"item-{j}" for j in range(50)])
+    res = tune(strong_split(data, n_heldout=30, random_state=0), "ease", {"l2": [5, 50]}, ks=(10,),
+               metric="ndcg@10", num_threads=1)
+    np.testing.assert_array_equal(res.best_model.item_ids_, data.item_ids)
+
+
 def test_family_search_gives_each_models_own_best(split):
     grid = {"l2": [3.0, 30.0, 300.0], "dropout": [0.0, 0.2, 0.5], "xi": [0.0, 0.4, 1.0]}
     res = tune(split, "family", grid, ks=(10,), metric="ndcg@10", num_threads=1, refit=False)

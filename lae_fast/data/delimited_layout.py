@@ -78,14 +78,14 @@ def read_layout(name: str, fh, *, sep: Optional[str], header: bool, user_col: Co
     if ncols < 2:
         raise DataFormatError(f"{name}: line {first_line} has a single column ({first_fields[0][:60]!r}); an "
                               f"interactions file needs user and item columns; check sep= (used {sep!r})")
+    data_hint = (" (the first line looks like data: pass header=False if the file has no header)"
+                 if all(_is_number(f) for f in first_fields) else "")
     if raw is not None:
-        _refuse_repeated_names(name, first_line, raw)
+        _refuse_repeated_names(name, first_line, raw, data_hint)
 
     ui, ii, ri, ti = choose_columns(
         name, raw, ncols, user_col=user_col, item_col=item_col, rating_col=rating_col, timestamp_col=timestamp_col,
-        min_rating=min_rating, binarize=binarize, defaults=True,
-        hint=(" (the first line looks like data: pass header=False if the file has no header)"
-              if all(_is_number(f) for f in first_fields) else ""),
+        min_rating=min_rating, binarize=binarize, defaults=True, hint=data_hint,
         shown=[column_name(f) for f in first_fields] if header else f"{ncols} columns")
     names = tuple(column_name(f) for f in raw) if raw is not None else None
     return Layout(name=name, sep=sep, header=header, ncols=ncols, header_lines=first_line if header else 0,
@@ -154,7 +154,7 @@ def all_ratings_zero(name: str) -> DataFormatError:
                            "pass binarize=True to count every row as a positive")
 
 
-def _refuse_repeated_names(name: str, lineno: int, raw: List[str]) -> None:
+def _refuse_repeated_names(name: str, lineno: int, raw: List[str], hint: str = "") -> None:
     seen = {}
     for pos, field in enumerate(raw):
         key = column_name(field).lower()
@@ -162,7 +162,7 @@ def _refuse_repeated_names(name: str, lineno: int, raw: List[str]) -> None:
             continue  # unnamed columns (e.g. a trailing separator) are never looked up
         if key in seen:
             raise DataFormatError(f"{name}: line {lineno}: the header names column {column_name(field)!r} twice "
-                                  f"(columns {seen[key]} and {pos}); rename one of them")
+                                  f"(columns {seen[key]} and {pos}); rename one of them{hint}")
         seen[key] = pos
 
 

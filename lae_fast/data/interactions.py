@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._validation import check_interactions
-from ..ids import as_ids, dtype_label
+from ..ids import as_ids, dtype_label, ids_of
 
 __all__ = ["DataFormatError", "Interactions", "PathLike", "check_file", "as_float32"]
 
@@ -189,6 +189,37 @@ class Interactions:
         obj.item_ids = item_ids
         obj.timestamps = timestamps
         return obj
+
+    @classmethod
+    def wrap(cls, X: Any, *, name: str = "X") -> "Interactions":
+        """``X`` as binary interactions, keeping the ids it carries.
+
+        Parameters
+        ----------
+        X : Interactions, sparse matrix or 2-D array
+            An ``Interactions`` (or any object with ``.matrix`` and
+            ``.user_ids`` / ``.item_ids``) keeps its ids; a bare matrix gets
+            ``0..n-1``.
+        name : str, default="X"
+            Named in error messages.
+
+        Returns
+        -------
+        Interactions
+            Every stored positive is 1.0.
+        """
+        M = as_float32(check_interactions(X, name=name), name, ValueError)
+        return cls._trusted(M, ids_of(X, M.shape[0], attr="user_ids"), ids_of(X, M.shape[1], attr="item_ids"))
+
+    def select_users(self, rows: Any) -> "Interactions":
+        """The interactions of the users at ``rows`` (indices or a slice), in the same item space."""
+        return Interactions._trusted(self.matrix[rows], self.user_ids[rows], self.item_ids)
+
+    def with_matrix(self, matrix: sp.csr_matrix) -> "Interactions":
+        """Other entries for the same users and items (``matrix`` must have this shape, canonical CSR)."""
+        if matrix.shape != self.shape:
+            raise ValueError(f"matrix has shape {matrix.shape}, these interactions {self.shape}")
+        return Interactions._trusted(matrix, self.user_ids, self.item_ids)
 
     @property
     def shape(self) -> Tuple[int, int]:

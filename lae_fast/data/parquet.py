@@ -39,7 +39,7 @@ def require_columns(name: str, found: Sequence[str], user_col: str, item_col: st
         raise DataFormatError(
             f"{name}: missing column(s) {', '.join(map(repr, missing))} (found: {', '.join(map(str, found))}); "
             f"name the user and item columns {user_col!r} and {item_col!r}, "
-            "or pass user_col= / item_col= (--user-col / --item-col)")
+            "or pass user_col= / item_col=")
 
 
 def parquet_columns(path: str, columns: Sequence[str], user_col: str, item_col: str) -> List[np.ndarray]:

@@ -131,7 +131,8 @@ def detect_format(path: PathLike) -> str:
     A zip archive or folder is recognised by the files it holds (``u.data``;
     ``ratings.dat``; ``ratings.csv`` + ``movies.csv``; ``train.txt`` +
     ``test.txt``). A file is recognised by its standard name when its
-    partner file sits next to it; any other file is ``'interactions'``
+    partner file sits next to it (a ``ratings.csv`` only with GroupLens's
+    ``userId`` column); any other file is ``'interactions'``
     (:func:`lae_fast.data.load_interactions`).
 
     Raises
@@ -156,9 +157,20 @@ def detect_format(path: PathLike) -> str:
             "(MovieLens-20M/25M/latest) or train.txt + test.txt (LightGCN)")
     base = os.path.basename(name)
     sibling = _SIBLINGS.get(base)
-    if sibling and os.path.isfile(os.path.join(os.path.dirname(name) or ".", sibling)):
-        return next(fmt for fmt, (markers, _) in _FORMATS.items() if base in markers or sibling in markers)
+    folder = os.path.dirname(name) or "."
+    if sibling and os.path.isfile(os.path.join(folder, sibling)):
+        fmt = next(fmt for fmt, (markers, _) in _FORMATS.items() if base in markers or sibling in markers)
+        # "ratings.csv" is also what anyone calls their own interactions file: GroupLens's has a userId column
+        if fmt == "ml-csv" and not _grouplens_ratings_header(os.path.join(folder, "ratings.csv")):
+            return "interactions"
+        return fmt
     return "interactions"
+
+
+def _grouplens_ratings_header(path: str) -> bool:
+    """Whether a ratings.csv starts like GroupLens's (``userId,movieId,rating,timestamp``)."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return "userid" in fh.readline().lower()
 
 
 _DEFAULT_MIN_RATING: Any = "4 for MovieLens"  # sentinel: 4.0 for MovieLens sources, unused otherwise
@@ -228,7 +240,7 @@ def load_dataset(name_or_path: PathLike, *, min_rating: Any = _DEFAULT_MIN_RATIN
                         f"read as {fmt}")
     if fmt == "lightgcn":
         split = read_lightgcn(name, val_fraction=val_fraction, random_state=random_state)
-        everything = split.train + split.val.targets + split.test.targets
+        everything = split.train.matrix + split.val.targets.matrix + split.test.targets.matrix
         return Dataset(label, Interactions(everything), {}, split, fmt, name)
     inter, texts = _FORMATS[fmt][1](name, min_rating=min_rating)
     return Dataset(label, inter, texts, None, fmt, name)
