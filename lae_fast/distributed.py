@@ -506,7 +506,8 @@ def _resolve_shards(source: Any) -> List[_Shard]:
         return [_Shard(i, f"partition {i}", p, "frame") for i, p in enumerate(parts)]
     paths = list_shards(source)
     kind = "npz" if paths[0].lower().endswith(NPZ_SHARD_EXTENSIONS) else "parquet"
-    return [_Shard(i, p, p, kind) for i, p in enumerate(paths)]
+    # workers open the files themselves, from their own working directory: send absolute paths
+    return [_Shard(i, p, os.path.abspath(p), kind) for i, p in enumerate(paths)]
 
 
 def _materialize(shards: List[_Shard], client: Any) -> List[_Shard]:
@@ -845,7 +846,7 @@ def recommend_all(model: Any, source: Any, output_dir: Union[str, os.PathLike], 
     if client is None and isinstance(B_ref, _ModelFile):
         B_ref = loaded.B_
     item_ids = loaded.item_ids_
-    output_dir = os.fspath(output_dir)
+    output_dir = os.path.abspath(os.fspath(output_dir))  # workers write from their own working directory
     os.makedirs(output_dir, exist_ok=True)
     if format not in ("parquet", "csv"):
         raise ValueError(f"format must be 'parquet' or 'csv', got {format!r}")
