@@ -58,13 +58,15 @@ def sansa_available() -> Optional[str]:
     return sansa.__version__
 
 
-def fit_sansa(X: sp.csr_matrix, l2: float, density: float) -> Any:
-    """SANSA with the ICF factorizer (its scalable mode) and the UMR inverter, as its README configures it."""
-    from sansa import ICFGramianFactorizerConfig, SANSA, SANSAConfig, UMRUnitLowerTriangleInverterConfig
+def fit_sansa(X: sp.csr_matrix, l2: float, density: float, factorizer: str = "icf") -> Any:
+    """SANSA with the CHOLMOD factorizer (its accurate mode, for catalogues it can factor) or ICF (its scalable
+    mode), and the UMR inverter, configured as its README does."""
+    from sansa import (CHOLMODGramianFactorizerConfig, ICFGramianFactorizerConfig, SANSA, SANSAConfig,
+                       UMRUnitLowerTriangleInverterConfig)
 
-    config = SANSAConfig(l2=l2, weight_matrix_density=density,
-                         gramian_factorizer_config=ICFGramianFactorizerConfig(factorization_shift_step=1e-3,
-                                                                              factorization_shift_multiplier=2.0),
+    factor = (CHOLMODGramianFactorizerConfig() if factorizer == "cholmod" else
+              ICFGramianFactorizerConfig(factorization_shift_step=1e-3, factorization_shift_multiplier=2.0))
+    config = SANSAConfig(l2=l2, weight_matrix_density=density, gramian_factorizer_config=factor,
                          lower_triangle_inverter_config=UMRUnitLowerTriangleInverterConfig(scans=1, finetune_steps=5))
     return SANSA(config).fit(sp.csr_matrix(X, dtype=np.float32))
 
@@ -125,14 +127,14 @@ def accuracy(args: argparse.Namespace) -> None:
             density = (m + 1) / (2 * n)  # two factors: about our n·(m+1) weights in all
             best = None
             for l2 in args.sansa_l2:
-                model = fit_sansa(split.train.matrix if hasattr(split.train, "matrix") else split.train, l2, density)
+                model = fit_sansa(split.train.matrix, l2, density, args.sansa_factorizer)
                 val = evaluate(SansaScorer(model), split, ks=(100,), on="val")["ndcg@100"]
                 if best is None or val > best[0]:
                     best = (val, l2, model)
             _, l2, model = best
             res = evaluate(SansaScorer(model), split, ks=ks, on="test")
             ratio = " / ".join(f"{100 * res[k] / dense_metrics['EASE'][k]:.1f}%" for k in keys)
-            rows.append([f"SANSA {version} (λ={l2:g} on val)", f"density {density:.4f}", f"{sansa_weights(model):,}",
+            rows.append([f"SANSA {version} ({args.sansa_factorizer}, λ={l2:g} on val)", f"density {density:.4f}", f"{sansa_weights(model):,}",
                          *[f"{res[k]:.4f}" for k in keys], ratio, ""])
             print(rows[-1], flush=True)
     header = ("| model | route | stored weights | recall_capped@20 | recall_capped@50 | ndcg@100 | of dense "
@@ -164,7 +166,7 @@ def child(args: argparse.Namespace) -> None:
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
     if args.solver == "sansa":
-        model = fit_sansa(X, args.sansa_l2[0], (M + 1) / (2 * X.shape[1]))
+        model = fit_sansa(X, args.sansa_l2[0], (args.m[0] + 1) / (2 * X.shape[1]), args.sansa_factorizer)
         weights = sansa_weights(model)
     else:
         import lae_fast
@@ -179,7 +181,7 @@ def child(args: argparse.Namespace) -> None:
 
 def run_child(data: Path, solver: str, m: int, sansa_l2: float, timeout: float) -> Dict[str, Any]:
     cmd = [sys.executable, __file__, "_child", "--data", str(data), "--solver", solver, "--m", str(m),
-           "--sansa-l2", str(sansa_l2)]
+           "--sansa-l2", str(sansa_l2), "--sansa-factorizer", "icf"]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -236,7 +238,8 @@ def speed(args: argparse.Namespace) -> None:
     body = (f"## Neighbourhood route: fit time and peak memory beside the dense route and SANSA\n\n"
             f"Command: `{command_line()}`\n\n{environment()}"
             f"- EASE λ={L2:g}; neighbourhood m={args.m[0] if args.m else M} (refined), float32; SANSA: ICF "
-            "factorizer, UMR inverter, density (m+1)/(2n) (about the same stored weights)\n"
+            f"factorizer (CHOLMOD refuses catalogues this size), λ={args.sansa_l2[0]:g}, UMR inverter, density "
+            "(m+1)/(2n) (about the same stored weights)\n"
             f"- each fit in a fresh subprocess (peak RSS of that process, X included), competitors in turn, "
             f"best of {args.repeat}; synthetic power-law data (bench/_common.py), cached in bench/_cache\n\n"
             + header + "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n")
@@ -250,6 +253,8 @@ def main() -> None:
     parser.add_argument("--sansa-l2", type=float, nargs="*", default=None)
     parser.add_argument("--shapes", nargs="*", default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument("--sansa-shapes", nargs="*", default=["ml20m", "amazon"], choices=list(SHAPES))
+    parser.add_argument("--sansa-factorizer", choices=["cholmod", "icf"], default=None,
+                        help="SANSA's factorizer (default: cholmod for accuracy, icf for speed, as the issue measured)")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per fit before it is stopped")
     parser.add_argument("--data", default=None)
@@ -257,7 +262,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.part == "accuracy":
         args.m = args.m or [128, 256, 512]
-        args.sansa_l2 = args.sansa_l2 or [1.0, 10.0, 100.0]
+        args.sansa_l2 = args.sansa_l2 or [100.0, 500.0, 1000.0, 2000.0]
+        args.sansa_factorizer = args.sansa_factorizer or "cholmod"
         accuracy(args)
     elif args.part == "speed":
         args.m = args.m or [M]
@@ -265,6 +271,7 @@ def main() -> None:
         speed(args)
     else:
         args.sansa_l2 = args.sansa_l2 or [10.0]
+        args.sansa_factorizer = args.sansa_factorizer or "icf"
         child(args)
 
 
