@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -193,7 +192,6 @@ def run_child(data: Path, solver: str, m: int, sansa_l2: float, timeout: float) 
 
 
 def speed(args: argparse.Namespace) -> None:
-    import lae_fast
     from lae_fast._memory import available_memory, format_bytes
 
     version = sansa_available()
