@@ -6,7 +6,9 @@ thread that made it and owns all its scratch (allocated per call, freed before
 returning); nothing is shared or written except the caller's output arrays.
 The dense path sums the history rows of B with the ranking kernel's
 accumulator (``score.h``: same rows, same order, same arithmetic, so scores are
-bit-identical to :func:`lae_fast.topk`); the sparse path scatters the rows of a
+bit-identical to :func:`lae_fast.topk`); the compressed path sums float16 or
+int8 rows decoded in registers (``dequant.h``), each times its row's scale, and
+adds the diagonal kept apart in float32; the sparse path scatters the rows of a
 pruned CSR B. Selection is the bounded heap of ``topk.h``, offered only the
 scores that can make the top k (see ``_select``): the result is the same as
 offering every score, with a few hundred heap operations instead of n.
@@ -18,12 +20,13 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdlib cimport malloc, calloc, free, qsort
 from libc.math cimport INFINITY, fabs, fabsf
-from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t
 
 import numpy as np
 
-from lae_fast._csrc cimport (lae_accumulate_d, lae_accumulate_f, lae_heap_finish, lae_heap_push,
-                             lae_heap_push_d)
+from lae_fast._csrc cimport (lae_accumulate_d, lae_accumulate_f, lae_dequant_f16, lae_dequant_force,
+                             lae_dequant_i8, lae_dequant_init, lae_dequant_level, lae_heap_finish,
+                             lae_heap_push, lae_heap_push_d)
 
 # Maximum of every run of LAE_CHUNK (32) scores, as float, NaN counted as -inf.
 # Written as a fixed tree of compare-and-select over 8 lanes, which compilers turn
@@ -231,6 +234,51 @@ cdef int _one_sparse(const int64_t *indptr, const int32_t *indices, const float 
     return status
 
 
+ctypedef fused code_t:
+    int8_t
+    uint16_t  # float16 bit patterns (numpy float16 viewed as uint16)
+
+
+cdef int _one_compressed(const code_t *Q, const float *row_scale, const float *diag, int64_t n,
+                         const int64_t *hist, int64_t L, const uint8_t *allowed, bint mask_history,
+                         int64_t block, int32_t k, float *s, int32_t *ids) noexcept nogil:
+    """As _one_dense for a compressed B: sum_i row_scale[i] * decode(Q[i]) + diag[i] e_i."""
+    cdef int64_t p, c0, w
+    cdef int64_t *rows = <int64_t *>malloc((L + 1) * sizeof(int64_t))
+    cdef float *wts = <float *>malloc((L + 1) * sizeof(float))
+    cdef float *acc = <float *>malloc((n + 1) * sizeof(float))
+    cdef int status = ST_OK
+    if rows == NULL or wts == NULL or acc == NULL:
+        status = ST_MEMORY
+    else:
+        L = _canonical(hist, L, n, rows)
+        if L < 0:
+            status = ST_INDEX
+    if status == ST_OK:
+        for p in range(L):
+            wts[p] = row_scale[rows[p]]
+        c0 = 0
+        while c0 < n:
+            w = block
+            if c0 + w > n:
+                w = n - c0
+            if code_t is int8_t:
+                lae_dequant_i8(acc + c0, w, Q, n, c0, rows, wts, L)
+            else:
+                lae_dequant_f16(acc + c0, w, Q, n, c0, rows, wts, L)
+            c0 += w
+        for p in range(L):  # the diagonal is stored apart (see serving.compress)
+            acc[rows[p]] += diag[rows[p]]
+        if mask_history:
+            for p in range(L):
+                acc[rows[p]] = -INFINITY
+        status = _select(acc, n, allowed, k, s, ids)
+    free(rows)
+    free(wts)
+    free(acc)
+    return status
+
+
 cdef inline const uint8_t *_mask_ptr(const uint8_t[::1] allowed):
     return &allowed[0] if allowed is not None and allowed.shape[0] > 0 else NULL
 
@@ -275,6 +323,68 @@ def one_sparse(const int64_t[::1] indptr, const int32_t[::1] indices, const floa
         status = _one_sparse(&indptr[0], ind, dat, n, h, L, mask, mask_history, k,
                              &out_scores[0], &out_ids[0])
     return status
+
+
+def one_compressed(const code_t[:, ::1] Q, const float[::1] row_scale, const float[::1] diag,
+                   const int64_t[::1] hist, const uint8_t[::1] allowed, bint mask_history,
+                   int32_t[::1] out_ids, float[::1] out_scores, int64_t block):
+    """As :func:`one_dense` for a compressed B (int8 codes, or float16 viewed as uint16) with
+    one scale per row and the diagonal apart; returns a status."""
+    cdef int64_t n = Q.shape[1]
+    cdef int32_t k = <int32_t>out_ids.shape[0]
+    cdef const uint8_t *mask = _mask_ptr(allowed)
+    cdef const int64_t *h = _hist_ptr(hist)
+    cdef int64_t L = hist.shape[0]
+    cdef int status
+    if block < 1 or block > n:
+        block = n
+    with nogil:
+        status = _one_compressed(&Q[0, 0], &row_scale[0], &diag[0], n, h, L, mask, mask_history, block, k,
+                                 &out_scores[0], &out_ids[0])
+    return status
+
+
+def batch_compressed(const code_t[:, ::1] Q, const float[::1] row_scale, const float[::1] diag,
+                     const int64_t[::1] hist_ptr, const int64_t[::1] hist_idx, const uint8_t[::1] allowed,
+                     bint mask_history, int32_t[:, ::1] out_ids, float[:, ::1] out_scores,
+                     int8_t[::1] status, int64_t block, int num_threads):
+    """:func:`one_compressed` for every user of a CSR history, users shared out dynamically
+    between ``num_threads`` threads; per-user status codes."""
+    cdef int64_t n = Q.shape[1]
+    cdef int64_t n_users = hist_ptr.shape[0] - 1
+    cdef int32_t k = <int32_t>out_ids.shape[1]
+    cdef const uint8_t *mask = _mask_ptr(allowed)
+    cdef const int64_t *h = _hist_ptr(hist_idx)
+    cdef int64_t u
+    if n_users <= 0 or k <= 0:
+        return
+    if block < 1 or block > n:
+        block = n
+    if num_threads > n_users:
+        num_threads = <int>n_users
+    if num_threads < 1:
+        num_threads = 1
+    for u in prange(n_users, nogil=True, schedule="dynamic", chunksize=4, num_threads=num_threads):
+        status[u] = <int8_t>_one_compressed(&Q[0, 0], &row_scale[0], &diag[0], n,
+                                            h + hist_ptr[u] if h != NULL else NULL,
+                                            hist_ptr[u + 1] - hist_ptr[u], mask, mask_history, block, k,
+                                            &out_scores[u, 0], &out_ids[u, 0])
+
+
+# -- SIMD level of the compressed kernels (dequant.h) ---------------------------------------------
+SIMD_LEVELS = ("portable", "avx2+f16c", "avx512f")
+lae_dequant_init()
+
+
+def simd_level():
+    """Name of the decode loops in use (the widest the CPU runs, chosen when this module loaded)."""
+    return SIMD_LEVELS[lae_dequant_level()]
+
+
+def force_simd_level(level):
+    """Tests only: use ``level`` (index into SIMD_LEVELS, -1 for the best); returns the level used,
+    which is lower when the CPU lacks it. Never call it while another thread serves."""
+    return SIMD_LEVELS[lae_dequant_force(<int>level)]
 
 
 def batch_sparse(const int64_t[::1] indptr, const int32_t[::1] indices, const float[::1] data,
