@@ -203,7 +203,7 @@ def fit(obj: Context, data, model_name, dtype, neighbors, item_text, item_embedd
 
 
 def _evaluate(obj: Context, inter, model, protocol: str, ks, seed: int, heldout: float, as_json: bool,
-              title: str, item_embeddings=None) -> Dict[str, Any]:
+              title: str, item_embeddings=None, head_tail: bool = False, head_share: float = 0.2) -> Dict[str, Any]:
     from .evaluation import evaluate, format_metrics, strong_split, weak_split
 
     with obj.step(f"splitting ({protocol} generalization, seed {seed})"):
@@ -214,7 +214,8 @@ def _evaluate(obj: Context, inter, model, protocol: str, ks, seed: int, heldout:
     with obj.step(f"fitting {model!r} on {split.train.shape[0]} users x {split.train.shape[1]} items"):
         model.fit(split.train, item_embeddings, progress=not obj.quiet)
     with obj.step("ranking and scoring the test users"):
-        metrics = evaluate(model, split, ks=ks, on="test", num_threads=obj.num_threads)
+        metrics = evaluate(model, split, ks=ks, on="test", num_threads=obj.num_threads, head_tail=head_tail,
+                           head_share=head_share)
     result = {"title": title, "model": model.name, "params": {**model.get_params(),
               "dtype": str(getattr(model.dtype, "__name__", model.dtype))},
               "protocol": protocol, "seed": seed, "fit_seconds": getattr(model, "fit_seconds_", None),
@@ -247,18 +248,23 @@ def _parse_ks(value: str):
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")
 @click.option("--heldout", type=float, default=0.1, show_default=True,
               help="strong: users held out per val/test set (fraction, or count if >= 1).")
+@click.option("--head-tail", is_flag=True,
+              help="Also report recall/ndcg on head and tail items (head: the most popular items in training).")
+@click.option("--head-share", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.2,
+              show_default=True, help="With --head-tail: the share of the catalogue that is head.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_ctx
 @library_errors
 def evaluate_cmd(obj: Context, data, model_name, dtype, neighbors, item_text, item_embeddings, text_template, id_field,
                  text_field, user_col, item_col, rating_col, sep, header, min_rating, protocol, ks, seed, heldout,
-                 as_json, **hyper):
+                 head_tail, head_share, as_json, **hyper):
     """Split DATA, fit on the training part and print test Recall/NDCG.
 
     \b
     Examples:
       lae-fast evaluate data.npz --model ease --l2 500 --protocol strong
       lae-fast evaluate ratings.csv --min-rating 4 --model rdlae --protocol weak --json
+      lae-fast evaluate ratings.csv --model rlae --xi 0.3 --head-tail --ks 20,100
       lae-fast evaluate ratings.csv --model l3ae --item-embeddings emb.npz --protocol weak
     """
     ks = _parse_ks(ks)
@@ -270,7 +276,8 @@ def evaluate_cmd(obj: Context, data, model_name, dtype, neighbors, item_text, it
     E = None
     if model.takes_embeddings:
         E = _item_embeddings(obj, inter.item_ids, item_text, item_embeddings, text_template, id_field, text_field)
-    _evaluate(obj, inter, model, protocol, ks, seed, heldout_n, as_json, title=data, item_embeddings=E)
+    _evaluate(obj, inter, model, protocol, ks, seed, heldout_n, as_json, title=data, item_embeddings=E,
+              head_tail=head_tail, head_share=head_share)
 
 
 @main.command()
