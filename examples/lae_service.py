@@ -89,13 +89,24 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 app = FastAPI(title="lae-fast recommendations", lifespan=lifespan)
 
 
-@app.post("/recommend")
-async def recommend(query: Query, request: Request) -> Response:
-    # async and direct: the kernel runs without the GIL for ~0.1-1 ms, less than a
-    # thread-pool hand-over costs; MAX_HISTORY bounds how long it holds this worker's loop
-    body = request.app.state.rec.recommend_json(query.items, query.n,
-                                                filter_items=query.exclude or None)
+def answer(query: Query, request: Request) -> Response:
+    body = request.app.state.rec.recommend_json(query.items, query.n, filter_items=query.exclude or None)
     return Response(content=body, media_type="application/json")
+
+
+async def recommend(query: Query, request: Request) -> Response:
+    # async and direct: the kernel runs for ~0.1-1 ms (MAX_HISTORY bounds it), less than a
+    # hand-over to the thread pool costs; a worker serves one request at a time either way
+    return answer(query, request)
+
+
+def recommend_in_thread_pool(query: Query, request: Request) -> Response:
+    return answer(query, request)
+
+
+# LAE_FAST_THREADPOOL=1: the plain-def endpoint FastAPI runs in its thread pool, for comparison
+# (bench/bench_service.py measures both)
+app.post("/recommend")(recommend_in_thread_pool if os.environ.get("LAE_FAST_THREADPOOL") == "1" else recommend)
 
 
 @app.get("/health")

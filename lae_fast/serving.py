@@ -636,14 +636,7 @@ class Recommender:
         st = self._snap
         idx, scores, n_unknown, cold = self._one_ids(st, item_ids, N, filter_items, items, unknown,
                                                      filter_already_liked_items)
-        enc = st.id_json()
-        values = scores.tolist()
-        fmt = f"%.{digits}g"
-        text = ",".join([fmt % v for v in values])
-        if "n" in text:  # inf or nan (a B holding them): JSON has no literal for them
-            text = ",".join([fmt % v if np.isfinite(v) else "null" for v in values])
-        return ('{"items":[%s],"scores":[%s],"n_unknown":%d,"cold":%s}' % (
-            ",".join([enc[i] for i in idx.tolist()]), text, n_unknown, "true" if cold else "false")).encode()
+        return _json_body(st, idx, scores, n_unknown, cold, digits)
 
     def recommend_batch(self, histories: Any, N: int = 10, *, filter_items: Any = None, items: Any = None,
                         filter_already_liked_items: bool = True, num_threads: Optional[int] = None,
@@ -733,6 +726,20 @@ def _histories(st: _Snapshot, histories: Any) -> Tuple[np.ndarray, np.ndarray]:
     np.cumsum([p.size for p in parts], out=hptr[1:])
     hidx = np.concatenate(parts).astype(np.int64, copy=False) if parts else np.zeros(0, dtype=np.int64)
     return hptr, hidx
+
+
+def _json_body(st: _Snapshot, idx: np.ndarray, scores: np.ndarray, n_unknown: int, cold: bool,
+               digits: int) -> bytes:
+    """The body of :meth:`Recommender.recommend_json`: ids from the snapshot's JSON literals, scores
+    printed with ``digits`` significant digits (a few µs for N = 20)."""
+    enc = st.id_json()
+    values = scores.tolist()
+    fmt = f"%.{digits}g"
+    text = ",".join([fmt % v for v in values])
+    if "n" in text:  # inf or nan (a B holding them): JSON has no literal for them
+        text = ",".join([fmt % v if np.isfinite(v) else "null" for v in values])
+    return ('{"items":[%s],"scores":[%s],"n_unknown":%d,"cold":%s}' % (
+        ",".join([enc[i] for i in idx.tolist()]), text, n_unknown, "true" if cold else "false")).encode()
 
 
 def _raise(st: _Snapshot, status: int, values: Any, name: str) -> None:
