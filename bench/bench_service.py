@@ -130,14 +130,19 @@ class Service:
     """gunicorn + 2 uvicorn workers serving one file, as examples/lae_service.py documents."""
 
     def __init__(self, model_path: str, *, workers: int = 2, reload_seconds: float = 1.0, verify: bool = True,
-                 threadpool: bool = False) -> None:
+                 threadpool: bool = False, server: str = "gunicorn") -> None:
         self.port = free_port()
         env = dict(os.environ, LAE_FAST_MODEL=model_path, LAE_FAST_RELOAD_SECONDS=str(reload_seconds),
                    LAE_FAST_VERIFY="1" if verify else "0", OMP_NUM_THREADS="1",
                    LAE_FAST_THREADPOOL="1" if threadpool else "0")
-        cmd = [sys.executable, "-m", "gunicorn", "lae_service:app", "--chdir", str(ROOT / "examples"),
-               "-w", str(workers), "-k", "uvicorn_worker.UvicornWorker", "-b", f"127.0.0.1:{self.port}",
-               "--log-level", "warning", "--graceful-timeout", "5"]
+        if server == "gunicorn":
+            cmd = [sys.executable, "-m", "gunicorn", "lae_service:app", "--chdir", str(ROOT / "examples"),
+                   "-w", str(workers), "-k", "uvicorn_worker.UvicornWorker", "-b", f"127.0.0.1:{self.port}",
+                   "--log-level", "warning", "--graceful-timeout", "5"]
+        else:  # "uvicorn-asyncio" or "uvicorn-uvloop": uvicorn's own --workers supervisor
+            cmd = [sys.executable, "-m", "uvicorn", "lae_service:app", "--app-dir", str(ROOT / "examples"),
+                   "--workers", str(workers), "--loop", server.split("-")[1], "--host", "127.0.0.1",
+                   "--port", str(self.port), "--log-level", "warning"]
         self.t0 = time.perf_counter()
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.ready_seconds = self._wait_for_workers(workers)
@@ -353,7 +358,7 @@ def main() -> None:
         args.items, args.seconds, args.warmup, args.queries = 5_000, 1.5, 0.5, 500
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from _common import command_line, environment
+    from _common import command_line, environment, publish
 
     from lae_fast import Recommender, _serve
     from lae_fast.compression import CompressedB
@@ -442,6 +447,16 @@ def main() -> None:
         svc = Service(files["float32"], verify=False)
         ready_noverify = svc.ready_seconds
         svc.stop()
+        # uvicorn's own --workers mode: its listening socket reaches asyncio with proto 0, so asyncio
+        # never sets TCP_NODELAY on the connections (uvicorn issue #3149); uvloop sets it on every TCP
+        # connection, gunicorn on its listening socket
+        nodelay = {}
+        for server in ("uvicorn-asyncio", "uvicorn-uvloop"):
+            svc = Service(files["pruned m=100"], server=server)
+            try:
+                nodelay[server] = summarize(run_client(svc.port, requests_file, 1, args.seconds, args.warmup))
+            finally:
+                svc.stop()
         enc = encoding_costs(files["int8"], bodies, min(1000, len(bodies)))
 
     # -- report ---------------------------------------------------------------------------------------
@@ -501,19 +516,16 @@ def main() -> None:
         "The endpoint as `async def` (the recipe) and as a plain `def`, which FastAPI runs in its "
         "thread pool (int8; two rounds, run in turn: round 1 / round 2):\n\n| endpoint | connections | requests/s | p50 ms | p99 ms | worker CPU ms / request |\n"
         "|---|---|---|---|---|---|\n" + pool + "\n\n"
+        "uvicorn's own `--workers 2` mode (pruned file, one connection, keep-alive): with the asyncio loop "
+        f"p50 {nodelay['uvicorn-asyncio']['p50']:.2f} ms ({nodelay['uvicorn-asyncio']['rps']:,.0f} requests/s), "
+        f"with uvloop p50 {nodelay['uvicorn-uvloop']['p50']:.2f} ms ({nodelay['uvicorn-uvloop']['rps']:,.0f} "
+        "requests/s): without TCP_NODELAY each answer waits for the client's delayed ACK.\n\n"
         f"Encoding one answer (int8 file, N={N}, p50 over {min(1000, len(bodies)):,} queries): FastAPI's default "
         f"(`.tolist()`, `jsonable_encoder`, `json.dumps`) {enc['default']:.1f} µs for {enc['default_bytes']} "
         f"bytes; `recommend_json`'s {enc['ours']:.1f} µs for {enc['ours_bytes']} bytes; the ranking itself "
         f"{enc['kernel']:.0f} µs.\n"
     )
-    if args.output:
-        with open(args.output, "w") as fh:
-            fh.write(body)
-    else:
-        from _common import write_section
-
-        write_section("bench_service", body)
-    print(body)
+    publish("bench_service", body, args.output)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import numpy as np
 
 from lae_fast import Recommender, _serve
 from lae_fast.serving import prune
-from _common import command_line, environment, peak_rss_mib, write_section
+from _common import command_line, environment, peak_rss_mib, publish
 
 N = 20
 CODECS = ("float16", "int8")
@@ -241,12 +241,7 @@ def main() -> None:
         "from 4n to ~8m (index + value): that is where a sub-200 µs p50 comes from, at the accuracy cost "
         f"measured in docs/SERVING.md. {scaling_note}\n"
     )
-    if args.output:
-        with open(args.output, "w") as fh:
-            fh.write(body)
-    else:
-        write_section("bench_serving", body)
-    print(body)
+    publish("bench_serving", body, args.output)
 
 
 if __name__ == "__main__":

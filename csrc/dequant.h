@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "score.h"
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define LAE_DEQUANT_X86 1
 #include <immintrin.h>
@@ -40,29 +42,10 @@ static inline float lae_half_to_float(uint16_t h) {
     return f;
 }
 
-/* One loop body per (name, code type, decode of one element): 4 rows per pass, then the rest. */
-#define LAE_DEQUANT_SCALAR(NAME, Q_T, DECODE)                                                      \
-static void NAME(float *restrict acc, int64_t w, const Q_T *restrict Q, int64_t ldq, int64_t c0,   \
-                 const int64_t *restrict rows, const float *restrict wts, int64_t L) {             \
-    int64_t j, p = 0;                                                                              \
-    for (j = 0; j < w; ++j) acc[j] = 0;                                                            \
-    for (; p + 4 <= L; p += 4) {                                                                   \
-        const Q_T *r0 = Q + rows[p] * ldq + c0, *r1 = Q + rows[p + 1] * ldq + c0;                   \
-        const Q_T *r2 = Q + rows[p + 2] * ldq + c0, *r3 = Q + rows[p + 3] * ldq + c0;               \
-        float a0 = wts[p], a1 = wts[p + 1], a2 = wts[p + 2], a3 = wts[p + 3];                      \
-        for (j = 0; j < w; ++j)                                                                    \
-            acc[j] += a0 * DECODE(r0[j]) + a1 * DECODE(r1[j]) + a2 * DECODE(r2[j]) + a3 * DECODE(r3[j]); \
-    }                                                                                              \
-    for (; p < L; ++p) {                                                                           \
-        const Q_T *r0 = Q + rows[p] * ldq + c0;                                                    \
-        float a0 = wts[p];                                                                         \
-        for (j = 0; j < w; ++j) acc[j] += a0 * DECODE(r0[j]);                                      \
-    }                                                                                              \
-}
-
+/* The portable versions: score.h's loop (four rows per pass), decoding each code. */
 #define LAE_DECODE_I8(x) ((float)(x))
-LAE_DEQUANT_SCALAR(lae_dequant_f16_portable, uint16_t, lae_half_to_float)
-LAE_DEQUANT_SCALAR(lae_dequant_i8_portable, int8_t, LAE_DECODE_I8)
+LAE_DEFINE_ACCUMULATE_DECODED(lae_dequant_f16_portable, float, uint16_t, lae_half_to_float)
+LAE_DEFINE_ACCUMULATE_DECODED(lae_dequant_i8_portable, float, int8_t, LAE_DECODE_I8)
 
 #if LAE_DEQUANT_X86
 /* The SIMD versions: VEC lanes per step, LOAD(ptr) decodes VEC codes into a float vector; eight

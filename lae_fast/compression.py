@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ._memory import check_fits_in_memory, empty_checked
-from ._validation import check_int
+from ._validation import check_int, check_square
 
 __all__ = ["CODECS", "CompressedB", "compress", "decompress"]
 
@@ -106,10 +106,7 @@ def compress(B: Any, dtype: str = "float16", *, block_rows: int = 256) -> Compre
     codec = check_codec(dtype)
     block_rows = check_int(block_rows, name="block_rows", low=1)
     B = np.asarray(B)
-    if B.ndim != 2 or B.shape[0] != B.shape[1] or B.shape[0] == 0:
-        raise ValueError(f"B must be a non-empty square (n_items, n_items) matrix, got shape {B.shape}")
-    if B.dtype.kind not in "iuf":
-        raise TypeError(f"B must hold real numbers, got dtype {B.dtype}")
+    check_square(B, name="B")
     n = B.shape[0]
     code_type = CODECS[codec]
     check_fits_in_memory(n * n * code_type.itemsize + 16 * min(block_rows, n) * n,

@@ -36,7 +36,7 @@ from . import _serve
 from . import io as model_io
 from ._memory import check_fits_in_memory
 from ._threads import resolve_num_threads
-from ._validation import as_index_array, check_int, check_interactions
+from ._validation import as_index_array, check_int, check_interactions, check_square
 from .compression import CODECS, CompressedB, check_codec, compress
 from .ids import IdIndex, as_ids
 from .models.base import ItemItemModel
@@ -536,10 +536,10 @@ class Recommender:
             fill_cold(ids[None], scores[None], [True], st.popularity, st.pop_order, allowed)
             return ids, scores, cold
         if st.kind == "dense":
-            status = _serve.one_dense(st.B, hist, allowed, mask_history, ids, scores, st.block)
+            status = _serve.one_dense(st.B, None, None, hist, allowed, mask_history, ids, scores, st.block)
         elif st.kind == "compressed":
-            status = _serve.one_compressed(st.codes, st.packed.row_scale, st.packed.diagonal, hist, allowed,
-                                           mask_history, ids, scores, st.block)
+            status = _serve.one_dense(st.codes, st.packed.row_scale, st.packed.diagonal, hist, allowed,
+                                      mask_history, ids, scores, st.block)
         else:
             indptr, indices, data = st.csr
             status = _serve.one_sparse(indptr, indices, data, hist, allowed, mask_history, ids, scores)
@@ -688,8 +688,8 @@ class Recommender:
                 status = np.zeros(n_users, dtype=np.int8)
                 nt = resolve_num_threads(num_threads)
                 if st.kind == "compressed":
-                    _serve.batch_compressed(st.codes, st.packed.row_scale, st.packed.diagonal, hptr, hidx, allowed,
-                                            filter_already_liked_items, ids, scores, status, st.block, nt)
+                    _serve.batch_dense(st.codes, st.packed.row_scale, st.packed.diagonal, hptr, hidx, allowed,
+                                       filter_already_liked_items, ids, scores, status, st.block, nt)
                 else:
                     indptr, indices, data = st.csr
                     _serve.batch_sparse(indptr, indices, data, hptr, hidx, allowed, filter_already_liked_items,
@@ -815,28 +815,26 @@ def _snapshot_from_file(arrays: dict, meta: dict, name: str,
                      source=name)
 
 
-def _as_serving_dense(B: Any) -> np.ndarray:
-    B = np.asarray(B)
-    if B.ndim != 2 or B.shape[0] != B.shape[1] or B.shape[0] == 0:
-        raise ValueError(f"B must be a non-empty square (n_items, n_items) matrix, got shape {B.shape}")
+def _check_serving_shape(B: Any) -> None:
+    check_square(B, name="B")
     if B.shape[0] > _INT32_MAX:
         raise ValueError(f"B has {B.shape[0]} items; at most {_INT32_MAX} are supported")
+
+
+def _as_serving_dense(B: Any) -> np.ndarray:
+    B = np.asarray(B)
+    _check_serving_shape(B)
     if B.dtype not in (np.float32, np.float64):
-        if B.dtype.kind not in "iuf":
-            raise TypeError(f"B must hold real numbers, got dtype {B.dtype}")
         B = B.astype(np.float32)
     return np.ascontiguousarray(B)
 
 
 def _as_serving_compressed(c: CompressedB) -> CompressedB:
-    codes = c.codes
-    n = codes.shape[0] if codes.ndim == 2 else 0
-    if codes.ndim != 2 or codes.shape != (n, n) or n == 0:
-        raise ValueError(f"compressed B codes must be a non-empty square matrix, got shape {codes.shape}")
+    codes = np.asarray(c.codes)
+    _check_serving_shape(codes)
     if codes.dtype not in CODECS.values():
         raise TypeError(f"compressed B codes must be float16 or int8, got dtype {codes.dtype}")
-    if n > _INT32_MAX:
-        raise ValueError(f"B has {n} items; at most {_INT32_MAX} are supported")
+    n = codes.shape[0]
     row_scale = np.ascontiguousarray(c.row_scale, dtype=np.float32)
     diagonal = np.ascontiguousarray(c.diagonal, dtype=np.float32)
     if row_scale.shape != (n,) or diagonal.shape != (n,):
@@ -845,12 +843,7 @@ def _as_serving_compressed(c: CompressedB) -> CompressedB:
 
 
 def _as_serving_csr(B: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    if B.ndim != 2 or B.shape[0] != B.shape[1] or B.shape[0] == 0:
-        raise ValueError(f"B must be a non-empty square (n_items, n_items) matrix, got shape {B.shape}")
-    if B.shape[0] > _INT32_MAX:
-        raise ValueError(f"B has {B.shape[0]} items; at most {_INT32_MAX} are supported")
-    if B.dtype.kind not in "iuf":
-        raise TypeError(f"B must hold real numbers, got dtype {B.dtype}")
+    _check_serving_shape(B)
     C = sp.csr_matrix(B)
     if not C.has_canonical_format:
         C = C.copy()

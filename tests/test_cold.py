@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from lae_fast import EASE, L3AE, Recommender, TextSimilarity
 from lae_fast.popularity import check_popularity, fill_cold, popularity_order
 
-from test_serving import assert_same
+from test_serving import assert_same, ref_one
 
 
 @pytest.fixture(scope="module")
@@ -20,20 +20,10 @@ def fitted():
     return EASE(l2=5.0).fit(X), X
 
 
-def popular_ref(counts, N, *, filter_items=(), items=None):
-    """Items by count desc, then index asc; filtered / not whitelisted dropped; padded."""
-    counts = np.asarray(counts, dtype=np.float64)
-    n = counts.size
-    ok = np.zeros(n, bool)
-    ok[np.arange(n) if items is None else np.asarray(items)] = True
-    ok[np.asarray(filter_items, dtype=np.int64)] = False
-    cand = np.flatnonzero(ok)
-    order = cand[np.lexsort((cand, -counts[cand]))][:N]
-    ids = np.full(N, -1, np.int32)
-    scores = np.full(N, -np.inf, np.float32)
-    ids[:order.size] = order
-    scores[:order.size] = counts[order]
-    return ids, scores
+def popular_ref(counts, N, *, filter_items=None, items=None):
+    """A cold user's list by the numpy reference: items by count desc, then index asc; padded."""
+    n = len(counts)
+    return ref_one(np.zeros((n, n), np.float32), [], N, filter_items=filter_items, items=items, popularity=counts)
 
 
 def test_the_popularity_is_the_training_counts(fitted):

@@ -5,13 +5,12 @@ import scipy.sparse as sp
 from click.testing import CliRunner
 
 import lae_fast
-import lae_fast.io as model_io
 from lae_fast import EASE, LAE, ModelFileError, Recommender, _serve, serving
 from lae_fast.cli import main
 from lae_fast.compression import CODECS, CompressedB, compress, decompress
 from lae_fast.serving import SERVING_MODEL
 
-from test_serving import assert_same, random_histories, ref_one
+from test_serving import assert_crafted_file_refused, assert_same, random_histories, ref_one
 
 
 #: the decode loops this CPU runs: portable C always, then AVX2 + F16C, then AVX-512F
@@ -217,12 +216,7 @@ def test_crafted_compressed_files_are_refused(tmp_path, fitted_model, mutate, ma
     arrays = {"B": c.codes.copy(), "row_scale": c.row_scale.copy(), "diagonal": c.diagonal.copy(),
               "item_ids": rec.item_ids, "item_counts_": rec.popularity}
     meta = {"model": SERVING_MODEL, "n_items": 120, "kind": "compressed", "dtype": "int8", "m": None, "by": None}
-    mutate(arrays, meta)
-    path = tmp_path / "crafted.laef"
-    model_io.save_arrays(path, arrays, meta)
-    for verify in (True, False):
-        with pytest.raises(ModelFileError, match=match):
-            Recommender.load(path, verify=verify)
+    assert_crafted_file_refused(tmp_path, arrays, meta, mutate, match)
 
 
 @pytest.mark.parametrize("codec", CODECS)

@@ -562,6 +562,11 @@ def test_crafted_serving_files_are_refused_even_without_verify(tmp_path, fitted,
     indptr, indices, data = rec._csr
     arrays = {"indptr": indptr.copy(), "indices": indices.copy(), "data": data.copy(), "item_ids": rec.item_ids}
     meta = {"model": SERVING_MODEL, "n_items": 300, "kind": "pruned", "m": 10, "by": "abs", "dtype": "float32"}
+    assert_crafted_file_refused(tmp_path, arrays, meta, mutate, match)
+
+
+def assert_crafted_file_refused(tmp_path, arrays, meta, mutate, match):
+    """A serving file whose arrays / header ``mutate`` changed is refused, with and without checksums."""
     mutate(arrays, meta)
     path = tmp_path / "crafted.laef"
     model_io.save_arrays(path, arrays, meta)
