@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -390,9 +391,11 @@ def main() -> None:
                     for q, body in res["bodies"].items():  # the service answers what the library answers
                         b = bodies[int(q)]
                         assert body == rec.recommend_json(b["items"], b["n"]).decode(), (label, q)
+                    del rec  # unmapped: only the workers share the file when their memory is read
                     rows.append((label, c, s))
                     print(f"{label} c={c}: {s['rps']:,.0f} req/s p50 {s['p50']:.2f} ms p99 {s['p99']:.2f} ms "
                           f"failed {s['failed']} cpu {s['cpu_ms']:.2f} ms/req", flush=True)
+                gc.collect()
                 mem[label] = [memory_of(pid, path) for pid in svc.worker_pids()]
             finally:
                 svc.stop()

@@ -11,7 +11,7 @@ Run it from the repository root (``pip install 'lae-fast[serve]'``)::
 
     lae-fast compress ease.lae --dtype int8 -o ease-i8.lae
     LAE_FAST_MODEL=ease-i8.lae OMP_NUM_THREADS=1 gunicorn lae_service:app --chdir examples \\
-        -w 2 -k uvicorn_worker.UvicornWorker -c examples/gunicorn_conf.py -b 127.0.0.1:8000
+        -w 2 -k uvicorn_worker.UvicornWorker -b 127.0.0.1:8000
     curl -s 127.0.0.1:8000/recommend -H 'content-type: application/json' -d '{"items": [1, 2, 3], "n": 5}'
 
 Settings (environment variables):
@@ -69,7 +69,7 @@ async def watch_model_file(app: FastAPI) -> None:
         try:
             if await asyncio.to_thread(app.state.rec.reload, verify=VERIFY):
                 app.state.reloads += 1
-        except (OSError, ValueError) as exc:  # a bad or missing file: keep serving the old model
+        except Exception as exc:  # noqa: BLE001 - a bad or missing file: keep serving the old model
             print(f"lae_service[{os.getpid()}]: reload failed, still serving the old model: {exc}", flush=True)
 
 
@@ -95,8 +95,9 @@ def answer(query: Query, request: Request) -> Response:
 
 
 async def recommend(query: Query, request: Request) -> Response:
-    # async and direct: the kernel runs for ~0.1-1 ms (MAX_HISTORY bounds it), less than a
-    # hand-over to the thread pool costs; a worker serves one request at a time either way
+    # async and direct: the kernel holds this worker's event loop for its run (~0.1-1 ms,
+    # bounded by MAX_HISTORY) and saves the hand-over to a thread; one worker per core
+    # gives the parallelism
     return answer(query, request)
 
 
