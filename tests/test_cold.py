@@ -121,6 +121,17 @@ def test_models_without_counts_give_cold_users_nothing():
     assert ids[0].tolist() == popular_ref(model.item_counts_, 4)[0].tolist()
 
 
+def test_a_model_with_a_sparse_B_falls_back_too(fitted):
+    _, X = fitted
+    model = EASE(l2=5.0, neighbors=10).fit(X)
+    assert sp.issparse(model.B_)
+    Xe = sp.vstack([X[:2], sp.csr_matrix((1, 60), dtype=np.float32)]).tocsr()
+    ids, scores, cold = model.recommend(Xe, 5, return_cold=True)
+    assert cold.tolist() == [False, False, True]
+    assert_same((ids[2], scores[2]), popular_ref(model.item_counts_, 5))
+    assert_same(Recommender(model).recommend_one([], 5), popular_ref(model.item_counts_, 5))
+
+
 def test_popularity_survives_files(tmp_path, fitted):
     model, _ = fitted
     path = tmp_path / "m.laef"
