@@ -129,3 +129,13 @@ def write_section(name: str, body: str) -> None:
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     RESULTS.write_text(text)
+
+
+def publish(name: str, body: str, output: str = None) -> None:
+    """Print a script's section and write it to ``output``, or else into bench/RESULTS.md."""
+    if output:
+        with open(output, "w") as fh:
+            fh.write(body)
+    else:
+        write_section(name, body)
+    print(body)

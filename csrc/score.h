@@ -15,26 +15,31 @@
 #define LAE_CLONES
 #endif
 
-#define LAE_DEFINE_ACCUMULATE(NAME, T)                                                     \
-LAE_CLONES static void NAME(T *restrict acc, int64_t w, const T *restrict B, int64_t ldb,   \
+/* One loop for a float / double B (DECODE the identity) and for the portable decoding of a
+ * compressed B (dequant.h): acc[0:w] = sum_p wts[p] * DECODE(B[rows[p], c0:c0+w]). */
+#define LAE_DEFINE_ACCUMULATE_DECODED(NAME, T, Q_T, DECODE)                                  \
+LAE_CLONES static void NAME(T *restrict acc, int64_t w, const Q_T *restrict B, int64_t ldb,  \
                             int64_t c0, const int64_t *restrict rows,                     \
                             const T *restrict wts, int64_t L) {                           \
     int64_t j, p = 0;                                                                      \
     for (j = 0; j < w; ++j) acc[j] = 0;                                                    \
     for (; p + 4 <= L; p += 4) {                                                           \
-        const T *r0 = B + rows[p] * ldb + c0, *r1 = B + rows[p + 1] * ldb + c0;            \
-        const T *r2 = B + rows[p + 2] * ldb + c0, *r3 = B + rows[p + 3] * ldb + c0;        \
+        const Q_T *r0 = B + rows[p] * ldb + c0, *r1 = B + rows[p + 1] * ldb + c0;          \
+        const Q_T *r2 = B + rows[p + 2] * ldb + c0, *r3 = B + rows[p + 3] * ldb + c0;      \
         T a0 = wts[p], a1 = wts[p + 1], a2 = wts[p + 2], a3 = wts[p + 3];                  \
-        for (j = 0; j < w; ++j) acc[j] += a0 * r0[j] + a1 * r1[j] + a2 * r2[j] + a3 * r3[j]; \
+        for (j = 0; j < w; ++j)                                                            \
+            acc[j] += a0 * DECODE(r0[j]) + a1 * DECODE(r1[j]) + a2 * DECODE(r2[j])         \
+                      + a3 * DECODE(r3[j]);                                                \
     }                                                                                      \
     for (; p < L; ++p) {                                                                   \
-        const T *r0 = B + rows[p] * ldb + c0;                                              \
+        const Q_T *r0 = B + rows[p] * ldb + c0;                                            \
         T a0 = wts[p];                                                                     \
-        for (j = 0; j < w; ++j) acc[j] += a0 * r0[j];                                      \
+        for (j = 0; j < w; ++j) acc[j] += a0 * DECODE(r0[j]);                              \
     }                                                                                      \
 }
 
-LAE_DEFINE_ACCUMULATE(lae_accumulate_f, float)
-LAE_DEFINE_ACCUMULATE(lae_accumulate_d, double)
+#define LAE_AS_IS(x) (x)
+LAE_DEFINE_ACCUMULATE_DECODED(lae_accumulate_f, float, float, LAE_AS_IS)
+LAE_DEFINE_ACCUMULATE_DECODED(lae_accumulate_d, double, double, LAE_AS_IS)
 
 #endif

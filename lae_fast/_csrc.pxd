@@ -1,5 +1,5 @@
 # Declarations of the hand-written C helpers in csrc/, shared by the ranking, serving and pruning kernels.
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint16_t
 
 cdef extern from "topk.h" nogil:
     void lae_heap_push(float *s, int32_t *id, int32_t *size, int32_t k, float score, int32_t item)
@@ -15,3 +15,13 @@ cdef extern from "score.h" nogil:
 
 cdef extern from "topk.h" nogil:
     int lae_better(float sa, int32_t ia, float sb, int32_t ib)
+
+cdef extern from "dequant.h" nogil:
+    # function pointers set by lae_dequant_init(), called like functions
+    void lae_dequant_f16(float *acc, int64_t w, const uint16_t *Q, int64_t ldq, int64_t c0,
+                         const int64_t *rows, const float *wts, int64_t L)
+    void lae_dequant_i8(float *acc, int64_t w, const int8_t *Q, int64_t ldq, int64_t c0,
+                        const int64_t *rows, const float *wts, int64_t L)
+    int lae_dequant_init()
+    int lae_dequant_force(int level)
+    int lae_dequant_level()

@@ -6,7 +6,9 @@ thread that made it and owns all its scratch (allocated per call, freed before
 returning); nothing is shared or written except the caller's output arrays.
 The dense path sums the history rows of B with the ranking kernel's
 accumulator (``score.h``: same rows, same order, same arithmetic, so scores are
-bit-identical to :func:`lae_fast.topk`); the sparse path scatters the rows of a
+bit-identical to :func:`lae_fast.topk`); the compressed path sums float16 or
+int8 rows decoded in registers (``dequant.h``), each times its row's scale, and
+adds the diagonal kept apart in float32; the sparse path scatters the rows of a
 pruned CSR B. Selection is the bounded heap of ``topk.h``, offered only the
 scores that can make the top k (see ``_select``): the result is the same as
 offering every score, with a few hundred heap operations instead of n.
@@ -18,12 +20,13 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdlib cimport malloc, calloc, free, qsort
 from libc.math cimport INFINITY, fabs, fabsf
-from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t
 
 import numpy as np
 
-from lae_fast._csrc cimport (lae_accumulate_d, lae_accumulate_f, lae_heap_finish, lae_heap_push,
-                             lae_heap_push_d)
+from lae_fast._csrc cimport (lae_accumulate_d, lae_accumulate_f, lae_dequant_f16, lae_dequant_force,
+                             lae_dequant_i8, lae_dequant_init, lae_dequant_level, lae_heap_finish,
+                             lae_heap_push, lae_heap_push_d)
 
 # Maximum of every run of LAE_CHUNK (32) scores, as float, NaN counted as -inf.
 # Written as a fixed tree of compare-and-select over 8 lanes, which compilers turn
@@ -166,43 +169,6 @@ cdef int _select(floating *acc, int64_t n, const uint8_t *allowed, int32_t k,
     return ST_OK
 
 
-cdef int _one_dense(const floating *B, int64_t n, const int64_t *hist, int64_t L,
-                    const uint8_t *allowed, bint mask_history, int64_t block,
-                    int32_t k, float *s, int32_t *ids) noexcept nogil:
-    cdef int64_t p, c0, w
-    cdef int64_t *rows = <int64_t *>malloc((L + 1) * sizeof(int64_t))
-    cdef floating *wts = <floating *>malloc((L + 1) * sizeof(floating))
-    cdef floating *acc = <floating *>malloc((n + 1) * sizeof(floating))
-    cdef int status = ST_OK
-    if rows == NULL or wts == NULL or acc == NULL:
-        status = ST_MEMORY
-    else:
-        L = _canonical(hist, L, n, rows)
-        if L < 0:
-            status = ST_INDEX
-    if status == ST_OK:
-        for p in range(L):
-            wts[p] = 1
-        c0 = 0
-        while c0 < n:
-            w = block
-            if c0 + w > n:
-                w = n - c0
-            if floating is float:
-                lae_accumulate_f(acc + c0, w, B, n, c0, rows, wts, L)
-            else:
-                lae_accumulate_d(acc + c0, w, B, n, c0, rows, wts, L)
-            c0 += w
-        if mask_history:
-            for p in range(L):
-                acc[rows[p]] = -INFINITY
-        status = _select(acc, n, allowed, k, s, ids)
-    free(rows)
-    free(wts)
-    free(acc)
-    return status
-
-
 cdef int _one_sparse(const int64_t *indptr, const int32_t *indices, const float *data, int64_t n,
                      const int64_t *hist, int64_t L, const uint8_t *allowed, bint mask_history,
                      int32_t k, float *s, int32_t *ids) noexcept nogil:
@@ -231,6 +197,88 @@ cdef int _one_sparse(const int64_t *indptr, const int32_t *indices, const float 
     return status
 
 
+ctypedef fused row_t:  # what a row of a dense B holds
+    float
+    double
+    int8_t    # int8 codes (compressed)
+    uint16_t  # float16 codes, as their bit patterns (compressed)
+
+
+cdef int _one_dense(const row_t *B, const float *row_scale, const float *diag, int64_t n,
+                    const int64_t *hist, int64_t L, const uint8_t *allowed, bint mask_history,
+                    int64_t block, int32_t k, float *s, int32_t *ids) noexcept nogil:
+    """Top-k of the sum of the history's rows of B, for one user.
+
+    float / double rows are summed as stored, with the ranking kernel's accumulator (double
+    for double). Compressed rows (int8 / float16 codes) are decoded times ``row_scale`` of
+    their row, and ``diag``, the diagonal stored apart, is added back (serving.compress).
+    """
+    cdef int64_t p, c0, w
+    cdef int64_t *rows = <int64_t *>malloc((L + 1) * sizeof(int64_t))
+    cdef double *acc_d = NULL  # a float64 B only
+    cdef double *wts_d = NULL
+    cdef float *acc_f = NULL
+    cdef float *wts_f = NULL
+    cdef int status = ST_OK
+    if row_t is double:
+        acc_d = <double *>malloc((n + 1) * sizeof(double))
+        wts_d = <double *>malloc((L + 1) * sizeof(double))
+    else:
+        acc_f = <float *>malloc((n + 1) * sizeof(float))
+        wts_f = <float *>malloc((L + 1) * sizeof(float))
+    if rows == NULL or (acc_d == NULL and acc_f == NULL) or (wts_d == NULL and wts_f == NULL):
+        status = ST_MEMORY
+    else:
+        L = _canonical(hist, L, n, rows)
+        if L < 0:
+            status = ST_INDEX
+    if status == ST_OK:
+        for p in range(L):
+            if row_t is double:
+                wts_d[p] = 1
+            elif row_t is float:
+                wts_f[p] = 1
+            else:
+                wts_f[p] = row_scale[rows[p]]
+        c0 = 0
+        while c0 < n:
+            w = block
+            if c0 + w > n:
+                w = n - c0
+            if row_t is double:
+                lae_accumulate_d(acc_d + c0, w, B, n, c0, rows, wts_d, L)
+            elif row_t is float:
+                lae_accumulate_f(acc_f + c0, w, B, n, c0, rows, wts_f, L)
+            elif row_t is int8_t:
+                lae_dequant_i8(acc_f + c0, w, B, n, c0, rows, wts_f, L)
+            else:
+                lae_dequant_f16(acc_f + c0, w, B, n, c0, rows, wts_f, L)
+            c0 += w
+        if row_t is double:
+            status = _finish(acc_d, n, rows, L, allowed, mask_history, k, s, ids)
+        else:
+            if row_t is int8_t or row_t is uint16_t:
+                for p in range(L):
+                    acc_f[rows[p]] += diag[rows[p]]
+            status = _finish(acc_f, n, rows, L, allowed, mask_history, k, s, ids)
+    free(rows)
+    free(acc_d)
+    free(wts_d)
+    free(acc_f)
+    free(wts_f)
+    return status
+
+
+cdef int _finish(floating *acc, int64_t n, const int64_t *rows, int64_t L, const uint8_t *allowed,
+                 bint mask_history, int32_t k, float *s, int32_t *ids) noexcept nogil:
+    """Mask the history (if asked) and select the best k."""
+    cdef int64_t p
+    if mask_history:
+        for p in range(L):
+            acc[rows[p]] = -INFINITY
+    return _select(acc, n, allowed, k, s, ids)
+
+
 cdef inline const uint8_t *_mask_ptr(const uint8_t[::1] allowed):
     return &allowed[0] if allowed is not None and allowed.shape[0] > 0 else NULL
 
@@ -239,23 +287,29 @@ cdef inline const int64_t *_hist_ptr(const int64_t[::1] hist):
     return &hist[0] if hist.shape[0] > 0 else NULL
 
 
-def one_dense(const floating[:, ::1] B, const int64_t[::1] hist, const uint8_t[::1] allowed,
-              bint mask_history, int32_t[::1] out_ids, float[::1] out_scores, int64_t block):
+def one_dense(const row_t[:, ::1] B, const float[::1] row_scale, const float[::1] diag,
+              const int64_t[::1] hist, const uint8_t[::1] allowed, bint mask_history, int32_t[::1] out_ids,
+              float[::1] out_scores, int64_t block):
     """Top-k (k = len(out_ids) >= 1) of ``sum_{i in hist} B[i]`` for one user; returns a status.
 
-    ``allowed`` (uint8, n) or None: items with 0 are never returned. Runs on the
-    calling thread with the GIL released.
+    B holds float32/float64 weights (``row_scale``, ``diag`` None) or int8 / float16 codes
+    (float16 viewed as uint16) with one scale per row and the diagonal apart. ``allowed``
+    (uint8, n) or None: items with 0 are never returned. Runs on the calling thread with
+    the GIL released.
     """
     cdef int64_t n = B.shape[1]
     cdef int32_t k = <int32_t>out_ids.shape[0]
     cdef const uint8_t *mask = _mask_ptr(allowed)
     cdef const int64_t *h = _hist_ptr(hist)
     cdef int64_t L = hist.shape[0]
+    cdef const float *scale = &row_scale[0] if row_scale is not None else NULL
+    cdef const float *dg = &diag[0] if diag is not None else NULL
     cdef int status
     if block < 1 or block > n:
         block = n
     with nogil:
-        status = _one_dense(&B[0, 0], n, h, L, mask, mask_history, block, k, &out_scores[0], &out_ids[0])
+        status = _one_dense(&B[0, 0], scale, dg, n, h, L, mask, mask_history, block, k, &out_scores[0],
+                            &out_ids[0])
     return status
 
 
@@ -275,6 +329,52 @@ def one_sparse(const int64_t[::1] indptr, const int32_t[::1] indices, const floa
         status = _one_sparse(&indptr[0], ind, dat, n, h, L, mask, mask_history, k,
                              &out_scores[0], &out_ids[0])
     return status
+
+
+def batch_dense(const row_t[:, ::1] Q, const float[::1] row_scale, const float[::1] diag,
+                const int64_t[::1] hist_ptr, const int64_t[::1] hist_idx, const uint8_t[::1] allowed,
+                bint mask_history, int32_t[:, ::1] out_ids, float[:, ::1] out_scores,
+                int8_t[::1] status, int64_t block, int num_threads):
+    """:func:`one_dense` for every user of a CSR history, users shared out dynamically between
+    ``num_threads`` threads; per-user status codes. (A float B is ranked in batches by
+    lae_fast.topk instead, which reads each row block once for many users.)"""
+    cdef int64_t n = Q.shape[1]
+    cdef int64_t n_users = hist_ptr.shape[0] - 1
+    cdef int32_t k = <int32_t>out_ids.shape[1]
+    cdef const uint8_t *mask = _mask_ptr(allowed)
+    cdef const int64_t *h = _hist_ptr(hist_idx)
+    cdef const float *scale = &row_scale[0] if row_scale is not None else NULL
+    cdef const float *dg = &diag[0] if diag is not None else NULL
+    cdef int64_t u
+    if n_users <= 0 or k <= 0:
+        return
+    if block < 1 or block > n:
+        block = n
+    if num_threads > n_users:
+        num_threads = <int>n_users
+    if num_threads < 1:
+        num_threads = 1
+    for u in prange(n_users, nogil=True, schedule="dynamic", chunksize=4, num_threads=num_threads):
+        status[u] = <int8_t>_one_dense(&Q[0, 0], scale, dg, n,
+                                       h + hist_ptr[u] if h != NULL else NULL,
+                                       hist_ptr[u + 1] - hist_ptr[u], mask, mask_history, block, k,
+                                       &out_scores[u, 0], &out_ids[u, 0])
+
+
+# -- SIMD level of the compressed kernels (dequant.h) ---------------------------------------------
+SIMD_LEVELS = ("portable", "avx2+f16c", "avx512f")
+lae_dequant_init()
+
+
+def simd_level():
+    """Name of the decode loops in use (the widest the CPU runs, chosen when this module loaded)."""
+    return SIMD_LEVELS[lae_dequant_level()]
+
+
+def force_simd_level(level):
+    """Tests only: use ``level`` (index into SIMD_LEVELS, -1 for the best); returns the level used,
+    which is lower when the CPU lacks it. Never call it while another thread serves."""
+    return SIMD_LEVELS[lae_dequant_force(<int>level)]
 
 
 def batch_sparse(const int64_t[::1] indptr, const int32_t[::1] indices, const float[::1] data,

@@ -55,6 +55,22 @@ def check_scalar(value: Any, *, name: str, low: Optional[float] = None, high: Op
     return value
 
 
+def check_square(A: Any, *, name: str) -> None:
+    """``A`` (an array or a scipy sparse matrix) is a non-empty square matrix of real numbers.
+
+    Raises
+    ------
+    ValueError
+        Not 2-D, not square, or empty (the shape is named).
+    TypeError
+        Its dtype is not a real number type.
+    """
+    if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] == 0:
+        raise ValueError(f"{name} must be a non-empty square (n_items, n_items) matrix, got shape {A.shape}")
+    if A.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {A.dtype}")
+
+
 def check_dtype(dtype: Any) -> np.dtype:
     """float32 or float64, nothing else."""
     try:

@@ -14,6 +14,7 @@ import numpy as np
 
 from ._cli_common import (Context, LaeFastGroup, data_options, echo_json, group_global_options, library_errors,
                           pass_ctx, reader_options)
+from .compression import CODECS
 from .cli_distributed import SCHEDULER_HELP, fit_sharded, is_sharded_source, recommend_all_command
 from .models.ease import EASE
 from .models.registry import MODEL_REGISTRY, hyperparameter_help, model_names
@@ -132,6 +133,7 @@ def main(ctx: click.Context, num_threads: Optional[int], quiet: bool) -> None:
       lae-fast fit ratings.csv --model ease --l2 500 -o ease.lae
       lae-fast evaluate data.npz --model rdlae --protocol strong
       lae-fast recommend ease.lae histories.csv -k 20
+      lae-fast compress ease.lae --dtype int8 -o ease-i8.lae
       lae-fast info ease.lae
 
     --num-threads and -q may also follow the subcommand.
@@ -201,7 +203,7 @@ def fit(obj: Context, data, model_name, dtype, neighbors, item_text, item_embedd
 
 
 def _evaluate(obj: Context, inter, model, protocol: str, ks, seed: int, heldout: float, as_json: bool,
-              title: str, item_embeddings=None) -> Dict[str, Any]:
+              title: str, item_embeddings=None, head_tail: bool = False, head_share: float = 0.2) -> Dict[str, Any]:
     from .evaluation import evaluate, format_metrics, strong_split, weak_split
 
     with obj.step(f"splitting ({protocol} generalization, seed {seed})"):
@@ -212,7 +214,8 @@ def _evaluate(obj: Context, inter, model, protocol: str, ks, seed: int, heldout:
     with obj.step(f"fitting {model!r} on {split.train.shape[0]} users x {split.train.shape[1]} items"):
         model.fit(split.train, item_embeddings, progress=not obj.quiet)
     with obj.step("ranking and scoring the test users"):
-        metrics = evaluate(model, split, ks=ks, on="test", num_threads=obj.num_threads)
+        metrics = evaluate(model, split, ks=ks, on="test", num_threads=obj.num_threads, head_tail=head_tail,
+                           head_share=head_share)
     result = {"title": title, "model": model.name, "params": {**model.get_params(),
               "dtype": str(getattr(model.dtype, "__name__", model.dtype))},
               "protocol": protocol, "seed": seed, "fit_seconds": getattr(model, "fit_seconds_", None),
@@ -245,18 +248,23 @@ def _parse_ks(value: str):
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")
 @click.option("--heldout", type=float, default=0.1, show_default=True,
               help="strong: users held out per val/test set (fraction, or count if >= 1).")
+@click.option("--head-tail", is_flag=True,
+              help="Also report recall/ndcg on head and tail items (head: the most popular items in training).")
+@click.option("--head-share", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.2,
+              show_default=True, help="With --head-tail: the share of the catalogue that is head.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_ctx
 @library_errors
 def evaluate_cmd(obj: Context, data, model_name, dtype, neighbors, item_text, item_embeddings, text_template, id_field,
                  text_field, user_col, item_col, rating_col, sep, header, min_rating, protocol, ks, seed, heldout,
-                 as_json, **hyper):
+                 head_tail, head_share, as_json, **hyper):
     """Split DATA, fit on the training part and print test Recall/NDCG.
 
     \b
     Examples:
       lae-fast evaluate data.npz --model ease --l2 500 --protocol strong
       lae-fast evaluate ratings.csv --min-rating 4 --model rdlae --protocol weak --json
+      lae-fast evaluate ratings.csv --model rlae --xi 0.3 --head-tail --ks 20,100
       lae-fast evaluate ratings.csv --model l3ae --item-embeddings emb.npz --protocol weak
     """
     ks = _parse_ks(ks)
@@ -268,7 +276,8 @@ def evaluate_cmd(obj: Context, data, model_name, dtype, neighbors, item_text, it
     E = None
     if model.takes_embeddings:
         E = _item_embeddings(obj, inter.item_ids, item_text, item_embeddings, text_template, id_field, text_field)
-    _evaluate(obj, inter, model, protocol, ks, seed, heldout_n, as_json, title=data, item_embeddings=E)
+    _evaluate(obj, inter, model, protocol, ks, seed, heldout_n, as_json, title=data, item_embeddings=E,
+              head_tail=head_tail, head_share=head_share)
 
 
 @main.command()
@@ -354,6 +363,46 @@ def info(model_path, as_json, no_verify):
     else:
         for key, value in summary.items():
             click.echo(f"{key:>17}: {value}")
+
+
+@main.command(name="compress")
+@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Serving file to write.")
+@click.option("--dtype", "codec", type=click.Choice(list(CODECS)), default="float16", show_default=True,
+              help="Bytes per weight: float16 (2) or int8 (1), one float32 scale per row of B.")
+@click.option("--no-verify", is_flag=True, help="Skip the checksum of MODEL (fast on huge files).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@pass_ctx
+@library_errors
+def compress_cmd(obj: Context, model_path, output, codec, no_verify, as_json):
+    """Write a compressed serving copy of MODEL's dense B for lae_fast.Recommender.
+
+    A query reads one row of B per history item, so halving or quartering the
+    bytes per weight cuts the latency of a dense B about as much; the diagonal
+    and the training popularity (for cold users) are kept. Accuracy against
+    float32 is measured in docs/SERVING.md. Load the output in every worker with
+    Recommender.load (memory-mapped: workers share one copy).
+
+    \b
+    Examples:
+      lae-fast compress ease.lae -o ease-f16.lae
+      lae-fast compress ease.lae --dtype int8 -o ease-i8.lae
+    """
+    from .serving import Recommender
+
+    with obj.step(f"loading {model_path}"):
+        dense = Recommender.load(model_path, verify=not no_verify)
+    with obj.step(f"compressing {dense.n_items} x {dense.n_items} to {codec}"):
+        rec = dense.compress(codec)
+    with obj.step(f"writing {output}"):
+        rec.save(output)
+    summary = {"input": model_path, "output": output, "dtype": codec, "n_items": rec.n_items,
+               "bytes": rec.nbytes, "dense_bytes": dense.nbytes}
+    if as_json:
+        echo_json(summary)
+    else:
+        click.echo(f"wrote {output}: {rec!r}, {rec.nbytes / 2**20:,.1f} MiB of B (dense: "
+                   f"{dense.nbytes / 2**20:,.1f} MiB)")
 
 
 @main.command()

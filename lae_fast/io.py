@@ -209,12 +209,14 @@ def load_arrays(source: PathOrFile, *, mmap: bool = True, verify: bool = True) -
         name = os.fspath(source)
         if not os.path.isfile(name):
             raise FileNotFoundError(f"{name}: no such model file")
+        # header and arrays from one open file: a model replaced (renamed over) meanwhile
+        # cannot pair one file's header with another's bytes
         with open(name, "rb") as fh:
             header, _ = _read_header(fh, name)
-        if mmap and os.path.getsize(name) > 0:
-            buf = memoryview(np.memmap(name, dtype=np.uint8, mode="r"))
-        else:
-            with open(name, "rb") as fh:
+            fh.seek(0)
+            if mmap and os.fstat(fh.fileno()).st_size > 0:
+                buf = memoryview(np.memmap(fh, dtype=np.uint8, mode="r"))
+            else:
                 buf = memoryview(fh.read())
     arrays = {k: _array_from(buf, e, k, name, verify) for k, e in header["arrays"].items()}
     return arrays, header["meta"]

@@ -1,4 +1,4 @@
-"""Serving: top-N for one user at a time, from many threads, from a shared or pruned B.
+"""Serving: top-N for one user at a time, from many threads, from a shared, compressed or pruned B.
 
 :class:`Recommender` answers one history per call. The hot part (summing the
 history rows of B, masking, top-N selection) runs in a compiled kernel with the
@@ -7,15 +7,26 @@ from as many threads as you like (a thread pool in a web server); the answers
 are exactly those of a serial run.
 
 ``Recommender.load(path)`` memory-maps B read-only, so worker processes that
-load the same file share one copy of it in the page cache.
+load the same file share one copy of it in the page cache, and
+:meth:`Recommender.reload` swaps in a new file between calls.
 
-:func:`prune` keeps the ``m`` largest entries of every column of B as a sparse
-matrix; a :class:`Recommender` built on it reads ``m`` weights per item instead
-of ``n``, which is what makes long histories fast. The accuracy cost on
-MovieLens-100K is measured in ``docs/SERVING.md``.
+Three forms of B, by what a query reads per history item:
+
+- **dense** (float32/float64): ``4 n`` bytes; scores bit-identical to ``model.recommend``.
+- **compressed** (:meth:`Recommender.compress`, :mod:`lae_fast.compression`):
+  float16 or int8 codes with one scale per row, ``2 n`` or ``n`` bytes, decoded in
+  the kernel with SIMD; top-20 lists within 1% of float32 on MovieLens-1M.
+- **pruned** (:func:`prune`): the ``m`` largest entries of every column, ``8 m``
+  bytes; the accuracy cost on MovieLens-100K is measured in ``docs/SERVING.md``.
+
+A history with no known item gets the most popular training items (see
+:mod:`lae_fast.popularity`); ``return_cold=True`` tells such users apart.
 """
 from __future__ import annotations
 
+import json
+import os
+import threading
 from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -23,11 +34,13 @@ import scipy.sparse as sp
 
 from . import _serve
 from . import io as model_io
-from ._threads import resolve_num_threads
-from ._validation import as_index_array, check_int, check_interactions
 from ._memory import check_fits_in_memory
+from ._threads import resolve_num_threads
+from ._validation import as_index_array, check_int, check_interactions, check_square
+from .compression import CODECS, CompressedB, check_codec, compress
 from .ids import IdIndex, as_ids
 from .models.base import ItemItemModel
+from .popularity import check_popularity, fill_cold, popularity_order
 from .ranking import _column_block, candidate_mask, check_N, topk
 
 __all__ = ["Recommender", "prune", "SERVING_MODEL"]
@@ -39,6 +52,12 @@ _PREFLIGHT_BYTES = 64 * 1024 * 1024
 _INT32_MAX = int(np.iinfo(np.int32).max)
 _UNKNOWN = ("ignore", "raise")
 _BY = ("abs", "value")
+#: Columns per block of the compressed kernel: the float32 accumulator (64 KiB) stays in L2 and
+#: each history row is read in runs of 16-32 KiB, long enough for the hardware prefetcher
+#: (measured in bench/bench_serving.py: 4,096-column blocks, the dense kernel's, were ~10% slower).
+COMPRESSED_BLOCK = 16384
+#: loads retried when the file is replaced while it is being read
+_RELOAD_TRIES = 3
 
 
 # -- pruning ------------------------------------------------------------------------------------
@@ -134,7 +153,64 @@ def prune(B: Any, m: int, *, by: str = "abs", num_threads: Optional[int] = None)
     return sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols))
 
 
-# -- the serving object -------------------------------------------------------------------------
+# -- what one call reads ---------------------------------------------------------------------------
+
+class _Snapshot:
+    """B in one of its forms, the item ids and the popularity: fixed once built.
+
+    A call reads ``recommender._snap`` once and uses only that object, so a
+    :meth:`Recommender.reload` (one attribute assignment) never mixes two files
+    within a call, and the old B stays mapped until its last call returns.
+    """
+
+    __slots__ = ("kind", "B", "csr", "packed", "codes", "n_items", "item_ids", "index", "m", "by",
+                 "popularity", "pop_order", "block", "identity", "_id_json")
+
+    def __init__(self, B: Any, item_ids: Any, popularity: Any, *, m: Optional[int] = None,
+                 by: Optional[str] = None, identity: Optional[Tuple[int, ...]] = None,
+                 source: Optional[str] = None) -> None:
+        self.B: Optional[np.ndarray] = None
+        self.csr: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None
+        self.packed: Optional[CompressedB] = None
+        self.codes: Optional[np.ndarray] = None  # what the compressed kernel reads (int8, or float16 as uint16)
+        if sp.issparse(B):
+            self.kind = "pruned"
+            self.csr = _as_serving_csr(B)
+            n = self.csr[0].shape[0] - 1
+        elif isinstance(B, CompressedB):
+            self.kind = "compressed"
+            self.packed = _as_serving_compressed(B)
+            self.codes = self.packed.codes.view(np.uint16) if self.packed.codec == "float16" else self.packed.codes
+            n = self.codes.shape[0]
+        else:
+            self.kind = "dense"
+            self.B = _as_serving_dense(B)
+            n = self.B.shape[0]
+        self.n_items = int(n)
+        self.item_ids = as_ids(item_ids, self.n_items, name="item_ids")
+        self.index = IdIndex(self.item_ids)
+        self.popularity = check_popularity(popularity, self.n_items, source=source)
+        self.pop_order = popularity_order(self.popularity)
+        self.m = m
+        self.by = by
+        self.block = COMPRESSED_BLOCK if self.kind == "compressed" else _column_block(self.n_items)
+        self.identity = identity
+        self._id_json: Optional[List[str]] = None
+
+    @property
+    def dtype(self) -> str:
+        if self.kind == "pruned":
+            return "float32"
+        return self.packed.codec if self.kind == "compressed" else self.B.dtype.name
+
+    def id_json(self) -> List[str]:
+        """Each item id as a JSON literal, built on first use (racing threads build equal lists)."""
+        enc = self._id_json
+        if enc is None:
+            enc = [json.dumps(v) for v in self.item_ids.tolist()]
+            self._id_json = enc
+        return enc
+
 
 class Recommender:
     """Top-N items for one history at a time; thread-safe, GIL-free in the hot part.
@@ -143,17 +219,27 @@ class Recommender:
     ----------
     model : fitted lae_fast model
         Anything with ``B_`` (n_items, n_items) and ``item_ids_``; B is used
-        as is (no copy when it is C-ordered float32/float64).
+        as is (no copy when it is C-ordered float32/float64). The model's
+        ``item_counts_`` (training popularity), when it has them, serve cold users.
 
     Attributes
     ----------
     item_ids : ndarray, shape (n_items,)
         Original id of each item index.
     n_items : int
+    kind : {'dense', 'compressed', 'pruned'}
+        The form of B served (see :meth:`compress`, :meth:`prune`).
+    dtype : str
+        Type of B's stored weights: float32/float64 (dense), float16/int8
+        (compressed), float32 (pruned).
     pruned : bool
-        Whether scores come from a pruned, sparse B (see :meth:`prune`).
+        Whether scores come from a pruned, sparse B.
     m : int or None
         Entries kept per column of a pruned B.
+    popularity : ndarray of float64, shape (n_items,), or None
+        Training interactions per item: what a cold user's list is ranked by.
+    path : str or None
+        The file :meth:`load` read, which :meth:`reload` re-opens.
 
     Notes
     -----
@@ -163,6 +249,12 @@ class Recommender:
     Ordering follows :func:`lae_fast.topk`: best first, ties to the lower
     index, a masked item is never returned, padding is id -1 / score -inf.
     On a dense B the scores are bit-identical to ``model.recommend``.
+
+    A history with no item (or, by id, none the model knows) is a **cold**
+    user: it gets the items with the most training interactions, best first,
+    ties to the lower index, scored by their count (an empty list when the
+    popularity is unknown, e.g. :meth:`from_matrix` without ``popularity``).
+    Pass ``return_cold=True`` to any ``recommend_*`` method to be told.
 
     Examples
     --------
@@ -174,6 +266,8 @@ class Recommender:
     >>> ids, scores = rec.recommend_one([0, 1], N=2)
     >>> ids
     array([3, 2], dtype=int32)
+    >>> rec.recommend_one([], N=2, return_cold=True)[::2]   # cold: the most popular items
+    (array([1, 0], dtype=int32), True)
     """
 
     def __init__(self, model: Any) -> None:
@@ -184,44 +278,36 @@ class Recommender:
         if B is None:
             raise TypeError(f"Recommender needs a fitted lae_fast model (with B_ and item_ids_), "
                             f"got {type(model).__name__}; use Recommender.from_matrix(B) for a bare matrix")
-        self._setup(B, getattr(model, "item_ids_", None))
+        self._start(_Snapshot(B, getattr(model, "item_ids_", None), getattr(model, "item_counts_", None)))
+
+    def _start(self, snap: _Snapshot, path: Optional[str] = None) -> "Recommender":
+        self._snap = snap
+        self._path = path
+        self._reload_lock = threading.Lock()
+        return self
 
     @classmethod
-    def from_matrix(cls, B: Any, *, item_ids: Any = None) -> "Recommender":
-        """Serve from a bare B: a dense (n, n) float array or a scipy sparse (n, n) matrix.
+    def from_matrix(cls, B: Any, *, item_ids: Any = None, popularity: Any = None) -> "Recommender":
+        """Serve from a bare B: dense (n, n) floats, a scipy sparse (n, n) matrix, or a
+        :class:`~lae_fast.compression.CompressedB`.
 
         Parameters
         ----------
-        B : ndarray or scipy sparse matrix, shape (n_items, n_items)
+        B : ndarray, scipy sparse matrix or CompressedB, shape (n_items, n_items)
             Finite weights; scores are ``x_u · B``.
         item_ids : array-like, shape (n_items,), optional
             Original item ids (default ``0..n-1``).
+        popularity : array-like, shape (n_items,), optional
+            Training interactions per item, for cold users (default: none, and
+            a cold user gets an empty list).
 
         Returns
         -------
         Recommender
         """
-        obj = cls.__new__(cls)
-        obj._setup(B, item_ids)
-        return obj
+        return cls.__new__(cls)._start(_Snapshot(B, item_ids, popularity))
 
-    def _setup(self, B: Any, item_ids: Any, m: Optional[int] = None, by: Optional[str] = None) -> None:
-        self._B: Optional[np.ndarray] = None
-        self._csr: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None
-        if sp.issparse(B):
-            self._csr = _as_serving_csr(B)
-            n = self._csr[0].shape[0] - 1
-        else:
-            self._B = _as_serving_dense(B)
-            n = self._B.shape[0]
-        self.n_items = int(n)
-        self.item_ids = as_ids(item_ids, self.n_items, name="item_ids")
-        self.m = m
-        self.by = by
-        self._block = _column_block(self.n_items)
-        self._index = IdIndex(self.item_ids)
-
-    # -- construction from files and pruning ---------------------------------------------------
+    # -- files ------------------------------------------------------------------------------------
     @classmethod
     def load(cls, path: model_io.PathOrFile, *, verify: bool = True) -> "Recommender":
         """Open a model file (any lae_fast model) or a file written by :meth:`save`.
@@ -230,11 +316,13 @@ class Recommender:
         ----------
         path : str, path-like or binary file object
             Paths are memory-mapped read-only: processes that load the same
-            file share one copy of B. A file object is read into memory.
+            file share one copy of B, and :meth:`reload` can re-open it. A file
+            object is read into memory.
         verify : bool, default=True
-            Check the SHA-256 of every array (reads the whole file once);
-            ``False`` skips it for large trusted files. Header, shapes,
-            dtypes and the sparse structure are always checked.
+            Check the SHA-256 of every array (reads the whole file once, which
+            also brings it into the page cache); ``False`` skips it for large
+            trusted files. Header, shapes, dtypes and the sparse structure are
+            always checked.
 
         Returns
         -------
@@ -247,98 +335,157 @@ class Recommender:
         FileNotFoundError
             No such file.
         """
-        arrays, meta = model_io.load_arrays(path, mmap=True, verify=verify)
-        name = str(getattr(path, "name", path))
-        if meta.get("model") != SERVING_MODEL:
-            return cls(ItemItemModel.from_arrays(arrays, meta, name))
-        return cls._from_serving_arrays(arrays, meta, name)
+        if hasattr(path, "read"):
+            arrays, meta = model_io.load_arrays(path, mmap=True, verify=verify)
+            return cls.__new__(cls)._start(_snapshot_from_file(arrays, meta, str(getattr(path, "name", path))))
+        name = os.path.abspath(os.fspath(path))
+        return cls.__new__(cls)._start(_read_snapshot(name, verify), path=name)
 
-    @classmethod
-    def _from_serving_arrays(cls, arrays: dict, meta: dict, name: str) -> "Recommender":
-        kind = meta.get("kind")
-        n = meta.get("n_items")
-        ids = arrays.get("item_ids")
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1 or ids is None or ids.shape != (n,):
-            raise model_io.ModelFileError(f"{name}: n_items {n!r} and item_ids disagree or are missing")
-        obj = cls.__new__(cls)
-        if kind == "dense":
-            B = arrays.get("B")
-            if B is None or B.shape != (n, n) or B.dtype not in (np.float32, np.float64):
-                raise model_io.ModelFileError(f"{name}: B is missing or is not a ({n}, {n}) float array")
-            obj._setup(B, ids)
-            return obj
-        if kind != "pruned":
-            raise model_io.ModelFileError(f"{name}: unknown serving file kind {kind!r}")
-        indptr, indices, data = (arrays.get(k) for k in ("indptr", "indices", "data"))
-        if (indptr is None or indices is None or data is None or indptr.dtype != np.int64
-                or indices.dtype != np.int32 or data.dtype != np.float32 or indptr.shape != (n + 1,)
-                or indices.ndim != 1 or indices.shape != data.shape):
-            raise model_io.ModelFileError(f"{name}: the pruned B arrays are missing or have wrong dtypes or shapes")
-        nnz = indices.shape[0]
-        if (indptr[0] != 0 or indptr[-1] != nnz or (np.diff(indptr) < 0).any()
-                or (nnz and (indices.min() < 0 or indices.max() >= n)) or not np.isfinite(data).all()):
-            raise model_io.ModelFileError(f"{name}: the pruned B is inconsistent (indptr, indices or values)")
-        m, by = meta.get("m"), meta.get("by")
-        obj._setup(sp.csr_matrix((data, indices, indptr), shape=(n, n)), ids,
-                   m=m if isinstance(m, int) else None, by=by if by in _BY else None)
-        return obj
+    def reload(self, *, verify: bool = True, force: bool = False) -> bool:
+        """Re-open :attr:`path` if the file there was replaced; swap it in between calls.
+
+        Safe while other threads are serving: calls that started before the swap
+        finish on the old B (which stays mapped until they return), calls that
+        start after it use the new one; no call sees a mix. The new file may hold
+        another form of B, other items or another size. Replace the file
+        atomically (write a temporary file, then rename it over the path, as
+        :meth:`save` and ``model.save`` do); a file overwritten in place can
+        crash a process that maps it.
+
+        Parameters
+        ----------
+        verify : bool, default=True
+            As in :meth:`load` (the checksum pass also warms the page cache, so
+            the first queries on the new B do not wait on the disk).
+        force : bool, default=False
+            Re-open even when the file looks unchanged (same inode, size and
+            modification time).
+
+        Returns
+        -------
+        bool
+            True when a new file was swapped in, False when the file was unchanged.
+
+        Raises
+        ------
+        ValueError
+            This Recommender was not loaded from a path.
+        lae_fast.ModelFileError, FileNotFoundError
+            The new file is bad or missing; the old B is still served.
+        """
+        if self._path is None:
+            raise ValueError("this Recommender was not loaded from a file path, so there is nothing to reload; "
+                             "use Recommender.load(path)")
+        with self._reload_lock:  # one reload at a time; calls never wait on it
+            if not force and _file_identity(self._path) == self._snap.identity:
+                return False
+            self._snap = _read_snapshot(self._path, verify)
+            return True
 
     def save(self, path: model_io.PathOrFile) -> None:
-        """Write this Recommender's B (dense or pruned) and item ids, atomically.
+        """Write this Recommender's B (any form), item ids and popularity, atomically.
 
         :meth:`load` reads it back memory-mapped; :func:`lae_fast.load_model`
         refuses it (it holds no model hyper-parameters).
         """
-        meta = {"model": SERVING_MODEL, "n_items": self.n_items, "kind": "pruned" if self.pruned else "dense",
-                "m": self.m, "by": self.by}
-        if self._csr is not None:
-            indptr, indices, data = self._csr
+        st = self._snap
+        meta = {"model": SERVING_MODEL, "n_items": st.n_items, "kind": st.kind, "dtype": st.dtype,
+                "m": st.m, "by": st.by}
+        if st.kind == "pruned":
+            indptr, indices, data = st.csr
             arrays = {"indptr": indptr, "indices": indices, "data": data}
-            meta["dtype"] = "float32"
+        elif st.kind == "compressed":
+            arrays = {"B": st.packed.codes, "row_scale": st.packed.row_scale, "diagonal": st.packed.diagonal}
         else:
-            arrays = {"B": self._B}
-            meta["dtype"] = self._B.dtype.name
-        arrays["item_ids"] = self.item_ids
+            arrays = {"B": st.B}
+        arrays["item_ids"] = st.item_ids
+        if st.popularity is not None:
+            arrays["item_counts_"] = st.popularity
         model_io.save_arrays(path, arrays, meta)
 
+    # -- other forms of B ---------------------------------------------------------------------------
     def prune(self, m: int, *, by: str = "abs") -> "Recommender":
         """A new Recommender serving from B pruned to ``m`` entries per column (see :func:`prune`).
 
         Scores are then sums of float32 sparse rows, no longer equal to the
         model's; the accuracy cost is measured in ``docs/SERVING.md``.
         """
-        if self._B is None:
-            raise ValueError("this Recommender already serves a sparse B; prune from the dense model")
-        obj = type(self).__new__(type(self))
-        obj._setup(prune(self._B, m, by=by), self.item_ids, m=int(min(m, self.n_items)), by=by)
-        return obj
+        st = self._dense_source("prune")
+        B = prune(st.B, m, by=by)
+        return type(self).__new__(type(self))._start(
+            _Snapshot(B, st.item_ids, st.popularity, m=int(min(m, st.n_items)), by=by))
+
+    def compress(self, dtype: str = "float16") -> "Recommender":
+        """A new Recommender serving from a float16 or int8 copy of B (see :mod:`lae_fast.compression`).
+
+        Parameters
+        ----------
+        dtype : {'float16', 'int8'}, default='float16'
+            2 or 1 byte per weight instead of 4, one float32 scale per row, the
+            diagonal kept in float32. Scores are those of the decoded B (within
+            float16 / int8 rounding of the model's); accuracy against float32 on
+            MovieLens-1M is in ``docs/SERVING.md``.
+
+        Returns
+        -------
+        Recommender
+            ``kind == 'compressed'``; :meth:`save` it once and have every worker
+            :meth:`load` the file (compressing in each worker would give each a
+            private copy).
+        """
+        codec = check_codec(dtype)
+        st = self._dense_source("compress")
+        return type(self).__new__(type(self))._start(_Snapshot(compress(st.B, codec), st.item_ids, st.popularity))
+
+    def _dense_source(self, action: str) -> _Snapshot:
+        st = self._snap
+        if st.kind != "dense":
+            raise ValueError(f"this Recommender already serves a {st.kind} B; {action} from the dense model "
+                             "(its model file or Recommender(model))")
+        return st
+
+    # -- what it serves -----------------------------------------------------------------------------
+    item_ids = property(lambda self: self._snap.item_ids, doc="Original id of each item index.")
+    n_items = property(lambda self: self._snap.n_items, doc="Number of items.")
+    kind = property(lambda self: self._snap.kind, doc="'dense', 'compressed' or 'pruned'.")
+    dtype = property(lambda self: self._snap.dtype, doc="Type of B's stored weights.")
+    m = property(lambda self: self._snap.m, doc="Entries kept per column of a pruned B, else None.")
+    by = property(lambda self: self._snap.by, doc="Key a pruned B was pruned by ('abs' or 'value'), else None.")
+    popularity = property(lambda self: self._snap.popularity,
+                          doc="Training interactions per item (float64), or None.")
+    path = property(lambda self: self._path, doc="The file this Recommender was loaded from, or None.")
+    # the B arrays, for tests and benchmarks
+    _B = property(lambda self: self._snap.B)
+    _csr = property(lambda self: self._snap.csr)
 
     @property
     def pruned(self) -> bool:
         """Whether scores come from a sparse (pruned) B."""
-        return self._csr is not None
+        return self._snap.kind == "pruned"
 
     @property
     def nbytes(self) -> int:
-        """Bytes of B read to serve (dense n*n, or the pruned CSR arrays)."""
-        if self._csr is not None:
-            return int(sum(a.nbytes for a in self._csr))
-        return int(self._B.nbytes)
+        """Bytes of B read to serve (dense n*n, the compressed codes and scales, or the pruned CSR arrays)."""
+        st = self._snap
+        if st.kind == "pruned":
+            return int(sum(a.nbytes for a in st.csr))
+        return st.packed.nbytes if st.kind == "compressed" else int(st.B.nbytes)
 
     def __repr__(self) -> str:
-        kind = f"pruned m={self.m}" if self.pruned else f"dense {self._B.dtype.name}"
-        return f"Recommender(n_items={self.n_items}, {kind})"
+        st = self._snap
+        form = f"pruned m={st.m}" if st.kind == "pruned" else f"{st.kind} {st.dtype}"
+        return f"Recommender(n_items={st.n_items}, {form})"
 
-    # -- ranking ------------------------------------------------------------------------------
+    # -- ranking ------------------------------------------------------------------------------------
     def recommend_one(self, item_indices: Any, N: int = 10, *, filter_items: Any = None, items: Any = None,
-                      filter_already_liked_items: bool = True) -> Tuple[np.ndarray, np.ndarray]:
+                      filter_already_liked_items: bool = True, return_cold: bool = False) -> tuple:
         """Top-``N`` items for one history given as item indices.
 
         Parameters
         ----------
         item_indices : array-like of int
             The user's items as positions in ``item_ids`` (any order;
-            duplicates count once). May be empty.
+            duplicates count once). May be empty (a cold user).
         N : int, default=10
         filter_items : array-like of int, optional
             Item indices never returned.
@@ -346,6 +493,9 @@ class Recommender:
             Rank only among these item indices.
         filter_already_liked_items : bool, default=True
             Never return the history's own items.
+        return_cold : bool, default=False
+            Also return whether the history was empty (and the popular items
+            were returned instead).
 
         Returns
         -------
@@ -353,7 +503,10 @@ class Recommender:
             Item indices, best first; ties go to the lower index. Padded with
             -1 when fewer than N items may be returned; a masked item never is.
         scores : ndarray of float32, shape (N,)
-            ``x_u · B`` of those items, -inf on padding.
+            ``x_u · B`` of those items (for a cold user: their training
+            counts), -inf on padding.
+        cold : bool
+            Only with ``return_cold=True``.
 
         Raises
         ------
@@ -362,29 +515,41 @@ class Recommender:
         TypeError
             Non-integer indices.
         """
+        st = self._snap
         N = check_N(N)
-        hist = self._history(item_indices, "item_indices")
+        hist = self._history(st, item_indices, "item_indices")
+        ids, scores, cold = self._one(st, hist, N, filter_items, items, filter_already_liked_items, item_indices)
+        return (ids, scores, cold) if return_cold else (ids, scores)
+
+    def _one(self, st: _Snapshot, hist: np.ndarray, N: int, filter_items: Any, items: Any, mask_history: bool,
+             original: Any) -> Tuple[np.ndarray, np.ndarray, bool]:
         allowed = None if filter_items is None and items is None else candidate_mask(
-            self.n_items, filter_items=filter_items, items=items)
+            st.n_items, filter_items=filter_items, items=items)
         if N > _PREFLIGHT_BYTES // 8:
-            check_fits_in_memory(N * 8 + self.n_items * 8, what=f"a top-{N} list")
+            check_fits_in_memory(N * 8 + st.n_items * 8, what=f"a top-{N} list")
         ids = np.empty(N, dtype=np.int32)
         scores = np.empty(N, dtype=np.float32)
+        cold = hist.size == 0
         if N == 0:
-            return ids, scores
-        if self._B is not None:
-            status = _serve.one_dense(self._B, hist, allowed, filter_already_liked_items, ids, scores, self._block)
+            return ids, scores, cold
+        if cold:
+            fill_cold(ids[None], scores[None], [True], st.popularity, st.pop_order, allowed)
+            return ids, scores, cold
+        if st.kind == "dense":
+            status = _serve.one_dense(st.B, None, None, hist, allowed, mask_history, ids, scores, st.block)
+        elif st.kind == "compressed":
+            status = _serve.one_dense(st.codes, st.packed.row_scale, st.packed.diagonal, hist, allowed,
+                                      mask_history, ids, scores, st.block)
         else:
-            indptr, indices, data = self._csr
-            status = _serve.one_sparse(indptr, indices, data, hist, allowed, filter_already_liked_items,
-                                       ids, scores)
+            indptr, indices, data = st.csr
+            status = _serve.one_sparse(indptr, indices, data, hist, allowed, mask_history, ids, scores)
         if status:
-            self._raise(status, item_indices, "item_indices")
-        return ids, scores
+            _raise(st, status, original, "item_indices")
+        return ids, scores, cold
 
     def recommend_one_ids(self, item_ids: Any, N: int = 10, *, filter_items: Any = None, items: Any = None,
-                          unknown: str = "ignore", filter_already_liked_items: bool = True
-                          ) -> Tuple[np.ndarray, np.ndarray, int]:
+                          unknown: str = "ignore", filter_already_liked_items: bool = True,
+                          return_cold: bool = False) -> tuple:
         """Top-``N`` for one history given as original item ids.
 
         Parameters
@@ -401,6 +566,9 @@ class Recommender:
             What to do with history ids the model does not know: skip them
             (their number is returned) or raise ``ValueError``.
         filter_already_liked_items : bool, default=True
+        return_cold : bool, default=False
+            Also return whether no history id was known (a cold user, given
+            the most popular items).
 
         Returns
         -------
@@ -411,6 +579,8 @@ class Recommender:
         scores : ndarray of float32, shape (k,)
         n_unknown : int
             History ids not in the model (ignored).
+        cold : bool
+            Only with ``return_cold=True``.
 
         Raises
         ------
@@ -419,22 +589,58 @@ class Recommender:
         TypeError
             Ids that are neither integers nor strings.
         """
+        st = self._snap
+        idx, scores, n_unknown, cold = self._one_ids(st, item_ids, N, filter_items, items, unknown,
+                                                     filter_already_liked_items)
+        ids = st.item_ids[idx]
+        return (ids, scores, n_unknown, cold) if return_cold else (ids, scores, n_unknown)
+
+    def _one_ids(self, st: _Snapshot, item_ids: Any, N: int, filter_items: Any, items: Any, unknown: str,
+                 mask_history: bool) -> Tuple[np.ndarray, np.ndarray, int, bool]:
         if unknown not in _UNKNOWN:
             raise ValueError(f"unknown must be one of {_UNKNOWN}, got {unknown!r}")
-        hist, missing = self._index.lookup(item_ids, name="item_ids")
+        N = check_N(N)
+        hist, missing = st.index.lookup(item_ids, name="item_ids")
         if missing.size and unknown == "raise":
             raise ValueError(f"{missing.size} of item_ids are not in the model (e.g. {missing[0]!r}); "
                              "map them first, or pass unknown='ignore'")
-        fi = None if filter_items is None else self._index.lookup(filter_items, name="filter_items")[0]
-        it = None if items is None else self._index.lookup(items, name="items")[0]
-        ids, scores = self.recommend_one(hist, N, filter_items=fi, items=it,
-                                         filter_already_liked_items=filter_already_liked_items)
+        fi = None if filter_items is None else st.index.lookup(filter_items, name="filter_items")[0]
+        it = None if items is None else st.index.lookup(items, name="items")[0]
+        ids, scores, cold = self._one(st, hist, N, fi, it, mask_history, hist)
         k = int(np.count_nonzero(ids >= 0))  # padding only ever sits at the end
-        return self.item_ids[ids[:k]], scores[:k], int(missing.size)
+        return ids[:k], scores[:k], int(missing.size), cold
+
+    def recommend_json(self, item_ids: Any, N: int = 10, *, filter_items: Any = None, items: Any = None,
+                       unknown: str = "ignore", filter_already_liked_items: bool = True,
+                       digits: int = 6) -> bytes:
+        """:meth:`recommend_one_ids` as a ready JSON body (UTF-8 bytes) for a web response.
+
+        ``{"items": [...], "scores": [...], "n_unknown": 0, "cold": false}``:
+        ``items`` are the original ids (JSON numbers or strings), best first,
+        ``scores`` their scores with ``digits`` significant digits. Encoding
+        takes a few microseconds, where generic encoders of numpy results
+        spend tens (float32 scores printed with 17 digits). Parameters as in
+        :meth:`recommend_one_ids`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> rec = Recommender.from_matrix(np.array([[0, 2, 1], [1, 0, 3], [0.5, 0.25, 0]]),
+        ...                               item_ids=["a", "b", "c"], popularity=[5, 9, 1])
+        >>> rec.recommend_json(["a", "zzz"], N=2)
+        b'{"items":["b","c"],"scores":[2,1],"n_unknown":1,"cold":false}'
+        >>> rec.recommend_json([], N=2)
+        b'{"items":["b","a"],"scores":[9,5],"n_unknown":0,"cold":true}'
+        """
+        digits = check_int(digits, name="digits", low=1, high=9)
+        st = self._snap
+        idx, scores, n_unknown, cold = self._one_ids(st, item_ids, N, filter_items, items, unknown,
+                                                     filter_already_liked_items)
+        return _json_body(st, idx, scores, n_unknown, cold, digits)
 
     def recommend_batch(self, histories: Any, N: int = 10, *, filter_items: Any = None, items: Any = None,
-                        filter_already_liked_items: bool = True,
-                        num_threads: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+                        filter_already_liked_items: bool = True, num_threads: Optional[int] = None,
+                        return_cold: bool = False) -> tuple:
         """Top-``N`` for many histories at once (the same answers as :meth:`recommend_one`).
 
         Parameters
@@ -445,11 +651,15 @@ class Recommender:
         filter_items, items, filter_already_liked_items : as in :meth:`recommend_one`
         num_threads : int, optional
             Threads for this batch (see :func:`lae_fast.resolve_num_threads`).
+        return_cold : bool, default=False
+            Also return which users had an empty history (given the popular items).
 
         Returns
         -------
         ids : ndarray of int32, shape (n_users, N)
         scores : ndarray of float32, shape (n_users, N)
+        cold : ndarray of bool, shape (n_users,)
+            Only with ``return_cold=True``.
 
         Raises
         ------
@@ -457,84 +667,183 @@ class Recommender:
             The outputs (``n_users * N * 8`` bytes) and the histories cannot fit
             in available memory; the message gives the estimate.
         """
+        st = self._snap
         N = check_N(N)
-        hptr, hidx = self._histories(histories)
+        hptr, hidx = _histories(st, histories)
         n_users = hptr.shape[0] - 1
         # outputs, plus the int64 CSR copy the kernels make and one score row per thread
-        nbytes = n_users * N * 8 + hidx.size * 24 + hptr.size * 8 + self.n_items * 8 * 16
+        nbytes = n_users * N * 8 + hidx.size * 24 + hptr.size * 8 + st.n_items * 8 * 16
         check_fits_in_memory(nbytes, what=f"recommend_batch: the top-{N} lists of {n_users} users")
-        if self._B is not None:
-            X = sp.csr_matrix((np.ones(hidx.size, dtype=np.float32), hidx, hptr), shape=(n_users, self.n_items))
-            return topk(X, self._B, N, filter_already_liked_items=filter_already_liked_items,
-                        filter_items=filter_items, items=items, binarize=True, num_threads=num_threads)
         allowed = None if filter_items is None and items is None else candidate_mask(
-            self.n_items, filter_items=filter_items, items=items)
-        ids = np.empty((n_users, N), dtype=np.int32)
-        scores = np.empty((n_users, N), dtype=np.float32)
-        if n_users == 0 or N == 0:
-            return ids, scores
-        status = np.zeros(n_users, dtype=np.int8)
-        indptr, indices, data = self._csr
-        _serve.batch_sparse(indptr, indices, data, hptr, hidx, allowed, filter_already_liked_items,
-                            ids, scores, status, resolve_num_threads(num_threads))
-        bad = np.flatnonzero(status)
-        if bad.size:
-            u = int(bad[0])
-            self._raise(int(status[u]), hidx[hptr[u]:hptr[u + 1]], f"histories[{u}]")
-        return ids, scores
+            st.n_items, filter_items=filter_items, items=items)
+        cold = np.diff(hptr) == 0
+        if st.kind == "dense":
+            X = sp.csr_matrix((np.ones(hidx.size, dtype=np.float32), hidx, hptr), shape=(n_users, st.n_items))
+            ids, scores = topk(X, st.B, N, filter_already_liked_items=filter_already_liked_items,
+                               filter_items=filter_items, items=items, binarize=True, num_threads=num_threads)
+        else:
+            ids = np.empty((n_users, N), dtype=np.int32)
+            scores = np.empty((n_users, N), dtype=np.float32)
+            if n_users and N:
+                status = np.zeros(n_users, dtype=np.int8)
+                nt = resolve_num_threads(num_threads)
+                if st.kind == "compressed":
+                    _serve.batch_dense(st.codes, st.packed.row_scale, st.packed.diagonal, hptr, hidx, allowed,
+                                       filter_already_liked_items, ids, scores, status, st.block, nt)
+                else:
+                    indptr, indices, data = st.csr
+                    _serve.batch_sparse(indptr, indices, data, hptr, hidx, allowed, filter_already_liked_items,
+                                        ids, scores, status, nt)
+                bad = np.flatnonzero(status)
+                if bad.size:
+                    u = int(bad[0])
+                    _raise(st, int(status[u]), hidx[hptr[u]:hptr[u + 1]], f"histories[{u}]")
+        fill_cold(ids, scores, cold, st.popularity, st.pop_order, allowed)
+        return (ids, scores, cold) if return_cold else (ids, scores)
 
-    # -- helpers ------------------------------------------------------------------------------
-    def _history(self, values: Any, name: str) -> np.ndarray:
+    # -- helpers ------------------------------------------------------------------------------------
+    @staticmethod
+    def _history(st: _Snapshot, values: Any, name: str) -> np.ndarray:
         """int64 C-contiguous 1-D indices; the kernel checks their range (fast path)."""
         if type(values) is np.ndarray and values.dtype == np.int64 and values.ndim == 1:
             return values if values.flags.c_contiguous else np.ascontiguousarray(values)
-        return as_index_array(values, name=name, n=self.n_items)
-
-    def _histories(self, histories: Any) -> Tuple[np.ndarray, np.ndarray]:
-        if sp.issparse(histories) or (hasattr(histories, "matrix") and sp.issparse(histories.matrix)):
-            X = check_interactions(histories, name="histories", n_items=self.n_items)
-            return X.indptr.astype(np.int64), X.indices.astype(np.int64)
-        if isinstance(histories, (str, bytes)) or not isinstance(histories, (Sequence, np.ndarray)):
-            raise TypeError(f"histories must be a sequence of item-index lists or a sparse matrix, "
-                            f"got {type(histories).__name__}")
-        parts: List[np.ndarray] = [as_index_array(h, name=f"histories[{u}]", n=self.n_items)
-                                   for u, h in enumerate(histories)]
-        hptr = np.zeros(len(parts) + 1, dtype=np.int64)
-        np.cumsum([p.size for p in parts], out=hptr[1:])
-        hidx = np.concatenate(parts).astype(np.int64, copy=False) if parts else np.zeros(0, dtype=np.int64)
-        return hptr, hidx
-
-    def _raise(self, status: int, values: Any, name: str) -> None:
-        if status == _serve.ERR_INDEX:
-            as_index_array(values, name=name, n=self.n_items)  # raises with the offending value
-            raise ValueError(f"{name} has indices outside [0, {self.n_items})")
-        if status == _serve.ERR_MEMORY:
-            raise MemoryError(f"could not allocate the {self.n_items * 8} bytes of scratch for one ranking")
-        raise RuntimeError(f"internal error: serving kernel returned status {status}")
+        return as_index_array(values, name=name, n=st.n_items)
 
 
 # -- helpers -------------------------------------------------------------------------------------
 
-def _as_serving_dense(B: Any) -> np.ndarray:
-    B = np.asarray(B)
-    if B.ndim != 2 or B.shape[0] != B.shape[1] or B.shape[0] == 0:
-        raise ValueError(f"B must be a non-empty square (n_items, n_items) matrix, got shape {B.shape}")
+def _histories(st: _Snapshot, histories: Any) -> Tuple[np.ndarray, np.ndarray]:
+    """Histories as int64 CSR (indptr, indices) over ``st``'s items."""
+    if sp.issparse(histories) or (hasattr(histories, "matrix") and sp.issparse(histories.matrix)):
+        X = check_interactions(histories, name="histories", n_items=st.n_items)
+        return X.indptr.astype(np.int64), X.indices.astype(np.int64)
+    if isinstance(histories, (str, bytes)) or not isinstance(histories, (Sequence, np.ndarray)):
+        raise TypeError(f"histories must be a sequence of item-index lists or a sparse matrix, "
+                        f"got {type(histories).__name__}")
+    parts: List[np.ndarray] = [as_index_array(h, name=f"histories[{u}]", n=st.n_items)
+                               for u, h in enumerate(histories)]
+    hptr = np.zeros(len(parts) + 1, dtype=np.int64)
+    np.cumsum([p.size for p in parts], out=hptr[1:])
+    hidx = np.concatenate(parts).astype(np.int64, copy=False) if parts else np.zeros(0, dtype=np.int64)
+    return hptr, hidx
+
+
+def _json_body(st: _Snapshot, idx: np.ndarray, scores: np.ndarray, n_unknown: int, cold: bool,
+               digits: int) -> bytes:
+    """The body of :meth:`Recommender.recommend_json`: ids from the snapshot's JSON literals, scores
+    printed with ``digits`` significant digits (a few µs for N = 20)."""
+    enc = st.id_json()
+    values = scores.tolist()
+    fmt = f"%.{digits}g"
+    text = ",".join([fmt % v for v in values])
+    if "n" in text:  # inf or nan (a B holding them): JSON has no literal for them
+        text = ",".join([fmt % v if np.isfinite(v) else "null" for v in values])
+    return ('{"items":[%s],"scores":[%s],"n_unknown":%d,"cold":%s}' % (
+        ",".join([enc[i] for i in idx.tolist()]), text, n_unknown, "true" if cold else "false")).encode()
+
+
+def _raise(st: _Snapshot, status: int, values: Any, name: str) -> None:
+    if status == _serve.ERR_INDEX:
+        as_index_array(values, name=name, n=st.n_items)  # raises with the offending value
+        raise ValueError(f"{name} has indices outside [0, {st.n_items})")
+    if status == _serve.ERR_MEMORY:
+        raise MemoryError(f"could not allocate the {st.n_items * 8} bytes of scratch for one ranking")
+    raise RuntimeError(f"internal error: serving kernel returned status {status}")
+
+
+def _file_identity(path: str) -> Optional[Tuple[int, ...]]:
+    """What tells a replaced file from the one loaded: device, inode, size, modification time."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _read_snapshot(path: str, verify: bool) -> _Snapshot:
+    """Load ``path``; if the file there is replaced while it is read, read the new one."""
+    for _ in range(_RELOAD_TRIES):
+        before = _file_identity(path)
+        arrays, meta = model_io.load_arrays(path, mmap=True, verify=verify)
+        if _file_identity(path) == before:
+            return _snapshot_from_file(arrays, meta, path, identity=before)
+    raise model_io.ModelFileError(f"{path}: the file kept changing while it was read ({_RELOAD_TRIES} tries); "
+                                  "replace model files atomically (write elsewhere, then rename)")
+
+
+def _snapshot_from_file(arrays: dict, meta: dict, name: str,
+                        identity: Optional[Tuple[int, ...]] = None) -> _Snapshot:
+    if meta.get("model") != SERVING_MODEL:
+        model = ItemItemModel.from_arrays(arrays, meta, name)
+        return _Snapshot(model.B_, model.item_ids_, getattr(model, "item_counts_", None), identity=identity,
+                         source=name)
+    kind = meta.get("kind")
+    n = meta.get("n_items")
+    ids = arrays.get("item_ids")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1 or ids is None or ids.shape != (n,):
+        raise model_io.ModelFileError(f"{name}: n_items {n!r} and item_ids disagree or are missing")
+    popularity = arrays.get("item_counts_")
+    if kind == "dense":
+        B = arrays.get("B")
+        if B is None or B.shape != (n, n) or B.dtype not in (np.float32, np.float64):
+            raise model_io.ModelFileError(f"{name}: B is missing or is not a ({n}, {n}) float array")
+        return _Snapshot(B, ids, popularity, identity=identity, source=name)
+    if kind == "compressed":
+        codes, row_scale, diagonal = (arrays.get(k) for k in ("B", "row_scale", "diagonal"))
+        if (codes is None or row_scale is None or diagonal is None or codes.shape != (n, n)
+                or codes.dtype not in CODECS.values() or row_scale.shape != (n,) or diagonal.shape != (n,)
+                or row_scale.dtype != np.float32 or diagonal.dtype != np.float32):
+            raise model_io.ModelFileError(f"{name}: the compressed B arrays are missing or have wrong dtypes "
+                                          "or shapes")
+        if not (np.isfinite(row_scale).all() and np.isfinite(diagonal).all()):
+            raise model_io.ModelFileError(f"{name}: the compressed B has NaN or infinite scales or diagonal")
+        return _Snapshot(CompressedB(codes, row_scale, diagonal), ids, popularity, identity=identity, source=name)
+    if kind != "pruned":
+        raise model_io.ModelFileError(f"{name}: unknown serving file kind {kind!r}")
+    indptr, indices, data = (arrays.get(k) for k in ("indptr", "indices", "data"))
+    if (indptr is None or indices is None or data is None or indptr.dtype != np.int64
+            or indices.dtype != np.int32 or data.dtype != np.float32 or indptr.shape != (n + 1,)
+            or indices.ndim != 1 or indices.shape != data.shape):
+        raise model_io.ModelFileError(f"{name}: the pruned B arrays are missing or have wrong dtypes or shapes")
+    nnz = indices.shape[0]
+    if (indptr[0] != 0 or indptr[-1] != nnz or (np.diff(indptr) < 0).any()
+            or (nnz and (indices.min() < 0 or indices.max() >= n)) or not np.isfinite(data).all()):
+        raise model_io.ModelFileError(f"{name}: the pruned B is inconsistent (indptr, indices or values)")
+    m, by = meta.get("m"), meta.get("by")
+    return _Snapshot(sp.csr_matrix((data, indices, indptr), shape=(n, n)), ids, popularity,
+                     m=m if isinstance(m, int) else None, by=by if by in _BY else None, identity=identity,
+                     source=name)
+
+
+def _check_serving_shape(B: Any) -> None:
+    check_square(B, name="B")
     if B.shape[0] > _INT32_MAX:
         raise ValueError(f"B has {B.shape[0]} items; at most {_INT32_MAX} are supported")
+
+
+def _as_serving_dense(B: Any) -> np.ndarray:
+    B = np.asarray(B)
+    _check_serving_shape(B)
     if B.dtype not in (np.float32, np.float64):
-        if B.dtype.kind not in "iuf":
-            raise TypeError(f"B must hold real numbers, got dtype {B.dtype}")
         B = B.astype(np.float32)
     return np.ascontiguousarray(B)
 
 
+def _as_serving_compressed(c: CompressedB) -> CompressedB:
+    codes = np.asarray(c.codes)
+    _check_serving_shape(codes)
+    if codes.dtype not in CODECS.values():
+        raise TypeError(f"compressed B codes must be float16 or int8, got dtype {codes.dtype}")
+    n = codes.shape[0]
+    row_scale = np.ascontiguousarray(c.row_scale, dtype=np.float32)
+    diagonal = np.ascontiguousarray(c.diagonal, dtype=np.float32)
+    if row_scale.shape != (n,) or diagonal.shape != (n,):
+        raise ValueError(f"row_scale and diagonal must have shape ({n},), got {row_scale.shape} and {diagonal.shape}")
+    return CompressedB(np.ascontiguousarray(codes), row_scale, diagonal)
+
+
 def _as_serving_csr(B: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    if B.ndim != 2 or B.shape[0] != B.shape[1] or B.shape[0] == 0:
-        raise ValueError(f"B must be a non-empty square (n_items, n_items) matrix, got shape {B.shape}")
-    if B.shape[0] > _INT32_MAX:
-        raise ValueError(f"B has {B.shape[0]} items; at most {_INT32_MAX} are supported")
-    if B.dtype.kind not in "iuf":
-        raise TypeError(f"B must hold real numbers, got dtype {B.dtype}")
+    _check_serving_shape(B)
     C = sp.csr_matrix(B)
     if not C.has_canonical_format:
         C = C.copy()

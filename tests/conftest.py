@@ -96,8 +96,12 @@ def interactions_like():
 
 # -- references shared by several test modules ---------------------------------------------------
 
-def ref_topk(X, B, N, *, filter_liked=True, filter_items=None, items=None):
-    """Scores X@B in float64 cast to float32; masked items removed; score desc then id asc; padded."""
+def ref_topk(X, B, N, *, filter_liked=True, filter_items=None, items=None, popularity=False):
+    """Scores X@B in float64 cast to float32; masked items removed; score desc then id asc; padded.
+
+    ``popularity``: False scores every user by X@B (``lae_fast.topk``); per-item counts rank
+    the users with no item by them instead, and None gives those users nothing (the cold-user
+    fallback of ``model.recommend`` and ``Recommender``, lae_fast.popularity)."""
     X = sp.csr_matrix(X, dtype=np.float64, copy=True)
     X.sum_duplicates()
     X.eliminate_zeros()
@@ -115,6 +119,11 @@ def ref_topk(X, B, N, *, filter_liked=True, filter_items=None, items=None):
         ok = allowed.copy()
         if filter_liked:
             ok[X.indices[X.indptr[u]:X.indptr[u + 1]]] = False
+        if popularity is not False and X.indptr[u] == X.indptr[u + 1]:
+            if popularity is None:
+                ok[:] = False
+            else:
+                S[u] = np.asarray(popularity, dtype=np.float32)
         cand = np.flatnonzero(ok)
         order = cand[np.lexsort((cand, -S[u, cand]))][:N]
         ids[u, :order.size] = order

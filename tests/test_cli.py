@@ -16,7 +16,7 @@ import lae_fast
 from lae_fast.cli import main
 
 SUBCOMMANDS = ["fit", "evaluate", "recommend", "info", "demo", "embed", "export-encoder", "show-versions",
-               "tune", "datasets", "bench", "bench solvers", "bench fit", "recommend-all"]
+               "tune", "datasets", "bench", "bench solvers", "bench fit", "recommend-all", "compress"]
 
 
 @pytest.fixture()
@@ -54,7 +54,7 @@ def test_help(runner, sub):
     result = invoke(runner, (sub.split() if sub else []) + ["--help"])
     assert result.exit_code == 0
     assert "Usage:" in result.output
-    if sub in ("fit", "evaluate", "recommend", "info", "embed", "export-encoder", None):
+    if sub in ("fit", "evaluate", "recommend", "info", "embed", "export-encoder", "compress", None):
         assert "Example" in result.output
 
 
@@ -107,6 +107,28 @@ def test_evaluate_json(runner, data_npz, protocol):
         for name in ("recall", "recall_capped", "ndcg"):
             assert 0.0 <= metrics[f"{name}@{k}"] <= 1.0
     assert metrics["recall_capped@5"] >= metrics["recall@5"]
+
+
+def test_evaluate_head_tail_equals_the_python_api(runner, data_npz):
+    from lae_fast.evaluation import evaluate, strong_split
+
+    path, X = data_npz
+    args = ["-q", "evaluate", path, "--model", "ease", "--l2", "10", "--ks", "5,10", "--heldout", "30",
+            "--head-tail", "--head-share", "0.3"]
+    result = invoke(runner, args + ["--json"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output)["metrics"]
+    split = strong_split(X, n_heldout=30, random_state=0)
+    ref = evaluate(lae_fast.EASE(l2=10.0).fit(split.train), split, ks=(5, 10), head_tail=True, head_share=0.3)
+    assert {k for k in ref if "_head" in k or "_tail" in k} == {k for k in metrics if "_head" in k or "_tail" in k}
+    for key, value in ref.items():
+        assert metrics[key] == pytest.approx(value, nan_ok=True), key
+    table = invoke(runner, args)
+    assert table.exit_code == 0 and "recall_tail@k" in table.output and "ndcg_head@k" in table.output
+    plain = json.loads(invoke(runner, args[:-3] + ["--json"]).output)["metrics"]
+    assert not any("_tail" in k for k in plain)
+    bad = invoke(runner, args[:-1] + ["1.5"])
+    assert bad.exit_code == 2 and "--head-share" in bad.output
 
 
 def test_evaluate_table(runner, data_npz):

@@ -21,13 +21,20 @@ from lae_fast.serving import SERVING_MODEL, prune
 # ---------------------------------------------------------------------------------------------
 # references
 # ---------------------------------------------------------------------------------------------
-def ref_one(B, hist, N, *, filter_items=None, items=None, filter_liked=True):
-    """Scores summed in float64 from a dense (or densified) B; score desc then id asc; padded."""
+def ref_one(B, hist, N, *, filter_items=None, items=None, filter_liked=True, popularity=None):
+    """Scores summed in float64 from a dense (or densified) B; score desc then id asc; padded.
+
+    An empty history is a cold user: ranked by ``popularity`` (the training counts), or
+    given nothing when the popularity is unknown."""
     B = B.toarray() if sp.issparse(B) else np.asarray(B)
     n = B.shape[0]
     hist = np.unique(np.asarray(hist, dtype=np.int64))
     s = B[hist].astype(np.float64).sum(axis=0).astype(np.float32) if hist.size else np.zeros(n, np.float32)
+    if hist.size == 0 and popularity is not None:
+        s = np.asarray(popularity, dtype=np.float32)
     ok = np.zeros(n, bool)
+    if hist.size == 0 and popularity is None:
+        items = []
     ok[np.arange(n) if items is None else np.asarray(items, dtype=np.int64)] = True
     if filter_items is not None:
         ok[np.asarray(filter_items, dtype=np.int64)] = False
@@ -98,9 +105,10 @@ def test_ties_really_happen(dyadic_B):
     rec = Recommender.from_matrix(dyadic_B)
     ids, scores = rec.recommend_one([3, 4], 100)
     assert (np.diff(scores) == 0).any()
-    # all-zero scores (empty history): every item ties, lowest indices win
-    ids, scores = rec.recommend_one([], 7)
-    assert ids.tolist() == list(range(7)) and np.all(scores == 0)
+    # a history whose rows cancel: every item ties at 0, lowest indices win
+    B = np.array([[1.0, -1.0, 2.0], [-1.0, 1.0, -2.0], [0.5, 0.5, 0.5]], dtype=np.float32)
+    ids, scores = Recommender.from_matrix(B).recommend_one([0, 1], 3, filter_already_liked_items=False)
+    assert ids.tolist() == [0, 1, 2] and np.all(scores == 0)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -147,9 +155,10 @@ def test_padding_and_everything_masked(dyadic_B):
 
 
 def test_single_item_catalogue():
-    rec = Recommender.from_matrix(np.array([[2.0]], dtype=np.float32))
+    rec = Recommender.from_matrix(np.array([[2.0]], dtype=np.float32), popularity=[3])
     assert rec.recommend_one([], 2)[0].tolist() == [0, -1]
     assert rec.recommend_one([0], 2)[0].tolist() == [-1, -1]
+    assert rec.recommend_one([0], 2, filter_already_liked_items=False)[1].tolist() == [2.0, -np.inf]
 
 
 def test_pruned_matches_reference(dyadic_B):
@@ -171,11 +180,14 @@ def test_from_sparse_matrix_equals_dense_of_it(dyadic_B):
         assert_same(a.recommend_one(h, 12), b.recommend_one(h, 12))
 
 
-@pytest.mark.parametrize("pruned", [False, True])
-def test_batch_equals_one_by_one(dyadic_B, pruned):
-    rec = Recommender.from_matrix(dyadic_B)
-    if pruned:
-        rec = rec.prune(60)
+#: the forms of B a Recommender serves, and how to get each from a dense one
+FORMS = {"dense": lambda rec: rec, "pruned": lambda rec: rec.prune(60),
+         "float16": lambda rec: rec.compress("float16"), "int8": lambda rec: rec.compress("int8")}
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_batch_equals_one_by_one(dyadic_B, form):
+    rec = FORMS[form](Recommender.from_matrix(dyadic_B, popularity=np.arange(500) % 7))
     hs = random_histories(500, 200, 50, seed=11)
     kw = {"filter_items": [9, 10], "items": np.arange(2, 480)}
     for num_threads in (1, 2):
@@ -189,17 +201,21 @@ def test_batch_equals_one_by_one(dyadic_B, pruned):
     assert_same(rec.recommend_batch(X, 15, **kw), rec.recommend_batch(hs, 15, **kw))
     ids, scores = rec.recommend_batch([], 4)
     assert ids.shape == (0, 4)
+    # cold users (empty histories) in a batch get what recommend_one gives them, and are flagged
+    hs = [[1, 2], [], [7], []]
+    ids, scores, cold = rec.recommend_batch(hs, 5, return_cold=True, **kw)
+    assert cold.tolist() == [False, True, False, True]
+    for u, h in enumerate(hs):
+        assert_same((ids[u], scores[u]), rec.recommend_one(h, 5, **kw))
 
 
 # ---------------------------------------------------------------------------------------------
 # concurrency
 # ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("pruned", [False, True])
-def test_eight_threads_give_the_serial_answers(fitted, pruned):
+@pytest.mark.parametrize("form", FORMS)
+def test_eight_threads_give_the_serial_answers(fitted, form):
     model, _ = fitted
-    rec = Recommender(model)
-    if pruned:
-        rec = rec.prune(40)
+    rec = FORMS[form](Recommender(model))
     rng = np.random.default_rng(21)
     queries = []
     for _ in range(8 * 1000):
@@ -224,16 +240,18 @@ def test_eight_threads_give_the_serial_answers(fitted, pruned):
         assert_same(got, ref)
 
 
-@pytest.mark.parametrize("pruned", [False, True])
-def test_the_gil_is_released_during_a_call(pruned):
+@pytest.mark.parametrize("form", ["dense", "pruned", "int8"])
+def test_the_gil_is_released_during_a_call(form):
     """A pure-Python thread keeps running while another thread is inside recommend_one."""
     import time
 
     rng = np.random.default_rng(0)
     B = rng.standard_normal((3000, 3000), dtype=np.float32)
     rec = Recommender.from_matrix(B)
-    if pruned:
+    if form == "pruned":
         rec = rec.prune(2000)
+    elif form != "dense":
+        rec = rec.compress(form)
     hist = np.arange(3000, dtype=np.int64)  # every row: ~1-10 ms per call
     calls, ticks = [], []
     done = threading.Event()
@@ -544,6 +562,11 @@ def test_crafted_serving_files_are_refused_even_without_verify(tmp_path, fitted,
     indptr, indices, data = rec._csr
     arrays = {"indptr": indptr.copy(), "indices": indices.copy(), "data": data.copy(), "item_ids": rec.item_ids}
     meta = {"model": SERVING_MODEL, "n_items": 300, "kind": "pruned", "m": 10, "by": "abs", "dtype": "float32"}
+    assert_crafted_file_refused(tmp_path, arrays, meta, mutate, match)
+
+
+def assert_crafted_file_refused(tmp_path, arrays, meta, mutate, match):
+    """A serving file whose arrays / header ``mutate`` changed is refused, with and without checksums."""
     mutate(arrays, meta)
     path = tmp_path / "crafted.laef"
     model_io.save_arrays(path, arrays, meta)

@@ -67,6 +67,7 @@ from ..data import Interactions, is_frame
 from ..gram import gram_buffer
 from ..ids import as_ids, ids_of
 from ..linalg import mirror_upper
+from ..popularity import fill_cold_rows
 from ..ranking import one_hot_rows, topk
 from .registry import MODEL_REGISTRY, class_for_file, register  # noqa: F401 (MODEL_REGISTRY: the old home)
 
@@ -384,8 +385,8 @@ class ItemItemModel:
 
     # -- ranking ----------------------------------------------------------------------------------
     def recommend(self, user_items: Any, N: int = 10, *, filter_already_liked_items: bool = True,
-                  filter_items: Any = None, items: Any = None,
-                  num_threads: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+                  filter_items: Any = None, items: Any = None, num_threads: Optional[int] = None,
+                  return_cold: bool = False) -> tuple:
         """Top-``N`` items for each user history.
 
         Parameters
@@ -402,6 +403,11 @@ class ItemItemModel:
             Rank only among these item indices.
         num_threads : int, optional
             Defaults to the model's ``num_threads``.
+        return_cold : bool, default=False
+            Also return which users had an empty history: they get the most
+            popular training items (``item_counts_``), scored by their count,
+            or nothing (-1 / -inf) for a model without counts
+            (see :mod:`lae_fast.popularity`).
 
         Returns
         -------
@@ -411,15 +417,21 @@ class ItemItemModel:
             candidates; a filtered item is never returned.
         scores : ndarray of float32, shape (n_users, N)
             ``x_u · B`` for those items, -inf on padding.
+        cold : ndarray of bool, shape (n_users,)
+            Only with ``return_cold=True`` (a bool for a 1-D history).
         """
         self._check_fitted()
         single = not sp.issparse(user_items) and np.ndim(user_items) == 1
         if single:
             user_items = sp.csr_matrix(np.asarray(user_items).reshape(1, -1))
+        X = check_interactions(user_items, name="user_items", n_items=self.B_.shape[0])
         rank = nbr.topk_sparse if sp.issparse(self.B_) else partial(topk, binarize=True)
-        ids, scores = rank(user_items, self.B_, N, filter_already_liked_items=filter_already_liked_items,
+        ids, scores = rank(X, self.B_, N, filter_already_liked_items=filter_already_liked_items,
                            filter_items=filter_items, items=items, num_threads=self._threads(num_threads))
-        return (ids[0], scores[0]) if single else (ids, scores)
+        cold = fill_cold_rows(X, ids, scores, getattr(self, "item_counts_", None),
+                              filter_items=filter_items, items=items)
+        out = (ids[0], scores[0], bool(cold[0])) if single else (ids, scores, cold)
+        return out if return_cold else out[:2]
 
     def similar_items(self, item_ids: Any, N: int = 10, *, filter_items: Any = None,
                       items: Any = None) -> Tuple[np.ndarray, np.ndarray]:
