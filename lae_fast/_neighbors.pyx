@@ -24,7 +24,7 @@ from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memset
 from libc.math cimport INFINITY, pow, sqrt
 from libc.float cimport DBL_EPSILON, FLT_EPSILON
-from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
 from scipy.linalg.cython_lapack cimport spotrf, spotrs, dpotrf, dpotrs
 
 from lae_fast._csrc cimport lae_better, lae_heap_finish, lae_heap_push
@@ -266,6 +266,7 @@ cdef struct Source:
     const void *G
     const int32_t *cand
     const float *cnt
+    const int64_t *len  # entries in each list (the rest is -1 padding)
     int64_t kc
     const double *diag
     int64_t n
@@ -280,16 +281,46 @@ cdef struct Text:
     double l2_e
 
 
+cdef struct Marks:
+    # per-thread scratch of the candidate-list lookup
+    int32_t *pos    # n: where each item of S sits (read only where its bit is set)
+    uint64_t *bits  # n bits: S as a bitset, all clear between columns
+    int32_t *hits   # kc: offsets of the hits within one list
+
+
+cdef Marks _marks_new(int64_t n, int64_t kc) noexcept nogil:
+    cdef Marks w
+    w.pos = <int32_t *>malloc(n * sizeof(int32_t))
+    w.bits = <uint64_t *>calloc(n // 64 + 1, sizeof(uint64_t))
+    w.hits = <int32_t *>malloc((kc + 1) * sizeof(int32_t))  # +1: the branch-free append
+    return w
+
+
+cdef inline bint _marks_ok(const Marks *w) noexcept nogil:
+    return w.pos != NULL and w.bits != NULL and w.hits != NULL
+
+
+cdef void _marks_free(Marks *w) noexcept nogil:
+    free(w.pos)
+    free(w.bits)
+    free(w.hits)
+
+
+cdef inline bint _marked(const uint64_t *bits, int64_t b) noexcept nogil:
+    return (bits[b >> 6] >> (b & 63)) & 1
+
+
 cdef void _build(floating *A, const int32_t *S, int64_t s, const Source *src, const double *ridge,
-                 double delta, int32_t *pos) noexcept nogil:
+                 double delta, Marks *w) noexcept nogil:
     """Row-major upper triangle of A = Ĝ_SS + diag(ridge_S + delta).
 
     From a dense G the entries are exact. From the candidate lists, G_ab is known
     when b is in a's list or a in b's (both give the same count); every other
-    off-diagonal entry is taken as 0. ``pos`` (n int32, all -1 on entry and on
-    return) marks where each item of S sits.
+    off-diagonal entry is taken as 0. The scan of every list of S (|S|·kc entries,
+    the hot loop) tests each entry against a bitset of S (n bits, L1/L2-resident)
+    and reads ``w.pos`` only on a hit; the bits are clear on entry and on return.
     """
-    cdef int64_t pa, pb, t, b
+    cdef int64_t pa, pb, t, h, nh
     cdef const floating *G = <const floating *>src.G
     cdef const floating *row
     cdef const int32_t *cand
@@ -301,24 +332,28 @@ cdef void _build(floating *A, const int32_t *S, int64_t s, const Source *src, co
                 A[pa * s + pb] = row[S[pb]]
             A[pa * s + pa] = <floating>(<double>row[S[pa]] + ridge[S[pa]] + delta)
         return
-    memset(A, 0, s * s * sizeof(floating))
     for pa in range(s):
-        pos[S[pa]] = <int32_t>pa
+        memset(A + pa * s + pa, 0, (s - pa) * sizeof(floating))
+        w.pos[S[pa]] = <int32_t>pa
+        w.bits[S[pa] >> 6] |= (<uint64_t>1) << (S[pa] & 63)
     for pa in range(s):
         cand = src.cand + <int64_t>S[pa] * src.kc
         cnt = src.cnt + <int64_t>S[pa] * src.kc
-        for t in range(src.kc):
-            b = cand[t]
-            if b < 0:  # lists are padded at the end
-                break
-            pb = pos[b]
+        # branch-free scan (hits are rare and random): note every hit's offset, then use them
+        nh = 0
+        for t in range(src.len[S[pa]]):
+            w.hits[nh] = <int32_t>t
+            nh += _marked(w.bits, cand[t])
+        for h in range(nh):
+            t = w.hits[h]
+            pb = w.pos[cand[t]]
             if pb > pa:
                 A[pa * s + pb] = cnt[t]
-            elif pb >= 0 and pb != pa:
+            elif pb < pa:
                 A[pb * s + pa] = cnt[t]
         A[pa * s + pa] = <floating>(src.diag[S[pa]] + ridge[S[pa]] + delta)
     for pa in range(s):
-        pos[S[pa]] = -1
+        w.bits[S[pa] >> 6] = 0
 
 
 cdef int _factor_solve(floating *A, floating *rhs, int s, int nrhs) noexcept nogil:
@@ -338,7 +373,7 @@ cdef int _factor_solve(floating *A, floating *rhs, int s, int nrhs) noexcept nog
 
 cdef int _solve_column(int64_t j, const int32_t *S, int64_t s, int64_t jp, const Source *src,
                        const double *ridge, int mode, double xi, const Text *txt,
-                       floating *A, floating *rhs, int32_t *pos, floating *out,
+                       floating *A, floating *rhs, Marks *w, floating *out,
                        int8_t *retries) noexcept nogil:
     """Column j of B on its support S (j = S[jp]) into out[0:s]; a status."""
     cdef int64_t p, c
@@ -348,7 +383,7 @@ cdef int _solve_column(int64_t j, const int32_t *S, int64_t s, int64_t jp, const
     cdef floating *y = rhs + s
     cdef const double *hj = txt.H + j * txt.d
     while True:
-        _build(A, S, s, src, ridge, delta, pos)
+        _build(A, S, s, src, ridge, delta, w)
         if t == 0:
             for p in range(s):
                 if A[p * s + p] > base:
@@ -397,7 +432,8 @@ cdef int _solve_column(int64_t j, const int32_t *S, int64_t s, int64_t jp, const
 
 def solve_block(const int64_t[::1] cols, const int64_t[::1] sup_ptr, const int32_t[::1] sup_idx,
                 const int64_t[::1] jpos, bint dense, const floating[:, ::1] G, const int32_t[:, ::1] cand,
-                const float[:, ::1] cnt, const double[::1] diag, const double[::1] ridge,
+                const float[:, ::1] cnt, const int64_t[::1] cand_len, const double[::1] diag,
+                const double[::1] ridge,
                 int mode, double xi, const double[:, ::1] E, const double[:, ::1] H,
                 const double[::1] inv, double l2_e, floating[::1] out, int8_t[::1] retries,
                 int8_t[::1] status, int num_threads):
@@ -405,8 +441,8 @@ def solve_block(const int64_t[::1] cols, const int64_t[::1] sup_ptr, const int32
 
     Column c: support ``sup_idx[sup_ptr[c]:sup_ptr[c+1]]`` (item indices, column cols[c]
     at offset jpos[c]), its values into the same slice of ``out``. Source of G_SS: the
-    dense ``G`` (n×n, full) if ``dense``, else the candidate lists (``cand``, ``cnt``) with
-    ``diag`` = G_aa. ``ridge`` is γ per item. ``mode`` MODE_EASE uses ``xi``;
+    dense ``G`` (n×n, full) if ``dense``, else the candidate lists (``cand``, ``cnt``,
+    ``cand_len`` entries each) with ``diag`` = G_aa. ``ridge`` is γ per item. ``mode`` MODE_EASE uses ``xi``;
     MODE_L3AE uses E, H (n×d, float64), inv = 1/(1 − q) and ``l2_e``. Per column:
     ``retries`` (raised-ridge attempts needed, see RETRY_FIRST_EXPONENT) and ``status``.
     """
@@ -417,9 +453,9 @@ def solve_block(const int64_t[::1] cols, const int64_t[::1] sup_ptr, const int32
     cdef Text txt
     cdef floating *A
     cdef floating *rhs
-    cdef int32_t *pos
+    cdef Marks w
+    cdef bint ok
     cdef bint use_lists = not dense
-    cdef int64_t a
     if nb == 0:
         return
     for c in range(nb):
@@ -432,6 +468,7 @@ def solve_block(const int64_t[::1] cols, const int64_t[::1] sup_ptr, const int32
     if not use_lists:
         src.G = &G[0, 0]
     src.kc = cand.shape[1]
+    src.len = &cand_len[0]
     src.diag = &diag[0]
     src.n = n
     txt.E = &E[0, 0]
@@ -444,20 +481,19 @@ def solve_block(const int64_t[::1] cols, const int64_t[::1] sup_ptr, const int32
     with nogil, parallel(num_threads=num_threads):
         A = <floating *>malloc(smax * smax * sizeof(floating))
         rhs = <floating *>malloc(2 * smax * sizeof(floating))
-        pos = <int32_t *>malloc(n * sizeof(int32_t)) if use_lists else NULL
-        if pos != NULL:
-            for a in range(n):
-                pos[a] = -1
+        # assigned whole, so that every thread gets its own copy (fields alone would stay shared)
+        w = _marks_new(n if use_lists else 0, src.kc if use_lists else 0)
+        ok = A != NULL and rhs != NULL and (_marks_ok(&w) or not use_lists)
         for c in prange(nb, schedule="dynamic", chunksize=1):
-            if A == NULL or rhs == NULL or (use_lists and pos == NULL):
+            if not ok:
                 status[c] = ST_MEMORY
             else:
                 status[c] = <int8_t>_solve_column(
                     cols[c], &sup_idx[sup_ptr[c]], sup_ptr[c + 1] - sup_ptr[c], jpos[c], &src,
-                    &ridge[0], mode, xi, &txt, A, rhs, pos, &out[sup_ptr[c]], &retries[c])
+                    &ridge[0], mode, xi, &txt, A, rhs, &w, &out[sup_ptr[c]], &retries[c])
         free(A)
         free(rhs)
-        free(pos)
+        _marks_free(&w)
 
 
 # -- batch ranking against a sparse B --------------------------------------------------------------

@@ -342,9 +342,11 @@ class _Solver:
         if not self.dense:
             self.G = np.zeros((1, 1), dtype=dtype)
             self.cand, self.cnt, self.diag = source.indices, source.counts, source.item_counts
+            self.cand_len = np.count_nonzero(source.indices >= 0, axis=1).astype(np.int64)
         else:
             self.G = source
             self.cand, self.cnt = np.zeros((1, 1), np.int32), np.zeros((1, 1), np.float32)
+            self.cand_len = np.zeros(1, np.int64)
             self.diag = source.diagonal().astype(np.float64)
         self.ridge = np.ascontiguousarray(ridge, dtype=np.float64)
         self.dtype, self.nt, self.xi, self.l2_e = dtype, num_threads, xi, l2_e
@@ -358,7 +360,7 @@ class _Solver:
         status = np.zeros(cols.size, dtype=np.int8)
         with sequential_blas():  # one LAPACK thread inside each OpenMP thread
             _neighbors.solve_block(cols, ptr, idx, _jpos(cols, ptr, idx), self.dense, self.G, self.cand, self.cnt,
-                                   self.diag, self.ridge, self.mode, self.xi, self.E, self.H, self.inv,
+                                   self.cand_len, self.diag, self.ridge, self.mode, self.xi, self.E, self.H, self.inv,
                                    self.l2_e, out, retries, status, self.nt)
         if (status == _neighbors.ERR_MEMORY).any():
             raise MemoryError("could not allocate the per-thread scratch of the column solves")
