@@ -1,4 +1,6 @@
 """lae_fast.neighbors (sparse-support EASE family / L3AE) against numpy brute-force references."""
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -6,6 +8,9 @@ import scipy.sparse as sp
 import lae_fast
 from lae_fast import neighbors as nb
 from conftest import dyadic_matrix, power_law, random_binary, rel_err
+
+# the small lists below are narrow on purpose (test_narrow_lists_warn checks the warning itself)
+pytestmark = pytest.mark.filterwarnings("ignore:G_SS is looked up in candidate lists")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -309,6 +314,20 @@ def test_retry_on_lists_with_missing_pairs():
     assert got.n_retried == 0
 
 
+def test_narrow_lists_warn(X):
+    lists = nb.cooccurrence_candidates(X, 6)
+    with pytest.warns(RuntimeWarning, match="Build the lists with k >= 16"):
+        nb.solve_columns(lists, l2=1.0, m=4)
+    with pytest.warns(RuntimeWarning, match="k >= 28"):
+        nb.solve_columns_l3ae(lists, np.ones((X.shape[1], 2)), l2_x=1.0, l2_e=1.0, l2_f=1.0, m=4, text_k=3)
+    wide = nb.cooccurrence_candidates(X, 29)  # no list is full: every co-occurring pair is listed
+    assert (wide.indices[:, -1] < 0).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        nb.solve_columns(wide, l2=1.0, m=20)
+        nb.solve_columns(nb.cooccurrence_candidates(X, 16), l2=1.0, m=4)
+
+
 def test_bad_inputs(X):
     G = dense_gram(X)
     n = G.shape[0]
@@ -414,6 +433,7 @@ def test_topk_sparse_on_a_solved_B_and_threads(X):
     lists = nb.cooccurrence_candidates(X, 8)
     B = nb.ranking_csr(nb.solve_columns(lists, l2=3.0, m=4, refine=True).B)
     assert B.format == "csr" and B.indptr.dtype == np.int64 and B.indices.dtype == np.int32
+    assert nb.ranking_csr(B) is B
     one = nb.topk_sparse(X, B, 7, num_threads=1)
     assert_same(nb.topk_sparse(X, B, 7, num_threads=2), one)
     ids, scores = one
