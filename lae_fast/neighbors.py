@@ -188,9 +188,20 @@ def _check_gram(G: Any, dtype: Optional[np.dtype] = None) -> np.ndarray:
     if G.dtype != target or not G.flags.c_contiguous:
         check_fits_in_memory(G.size * np.dtype(target).itemsize, what=f"a {np.dtype(target).name} copy of G")
         G = np.ascontiguousarray(G, dtype=target)
-    if not np.isfinite(G).all():
-        raise ValueError("G holds NaN or infinite values; a Gram matrix of finite interactions never does")
+    rows = max(1, (1 << 24) // G.shape[0])  # row blocks: no n×n boolean temporary
+    for r0 in range(0, G.shape[0], rows):
+        if not np.isfinite(G[r0:r0 + rows]).all():
+            raise ValueError("G holds NaN or infinite values; a Gram matrix of finite interactions never does")
     return G
+
+
+def _gram_candidates(G: np.ndarray, k: int, num_threads: int) -> CandidateLists:
+    """:func:`candidates_from_dense` on a checked G."""
+    n = G.shape[0]
+    indices, counts = _empty_lists(n, k)
+    item_counts = G.diagonal().astype(np.float64)
+    _raise_status(_neighbors.gram_topk(G, item_counts, indices, counts, num_threads), "the dense candidate selection")
+    return CandidateLists(indices, counts, item_counts)
 
 
 def candidates_from_dense(G: Any, k: int, *, num_threads: Optional[int] = None) -> CandidateLists:
@@ -210,14 +221,7 @@ def candidates_from_dense(G: Any, k: int, *, num_threads: Optional[int] = None) 
     -------
     CandidateLists
     """
-    k = _check_k(k)
-    G = _check_gram(G)
-    n = G.shape[0]
-    indices, counts = _empty_lists(n, k)
-    item_counts = G.diagonal().astype(np.float64)
-    _raise_status(_neighbors.gram_topk(G, item_counts, indices, counts, resolve_num_threads(num_threads)),
-                  "the dense candidate selection")
-    return CandidateLists(indices, counts, item_counts)
+    return _gram_candidates(_check_gram(G), _check_k(k), resolve_num_threads(num_threads))
 
 
 def text_candidates(E: Any, H: Any, inv_one_minus_q: Any, k: int, *,
@@ -461,8 +465,7 @@ def _prepare(source: Any, dtype: np.dtype, *, m: Optional[int], refine: bool, k:
     width = (_check_k(k, "k") if k is not None else 2 * m) if refine else m
     if refine and width < m:
         raise ValueError(f"refinement solves on k >= m candidates first, got k={width} < m={m}")
-    lists = source if isinstance(source, CandidateLists) else candidates_from_dense(source, width,
-                                                                                   num_threads=num_threads)
+    lists = source if isinstance(source, CandidateLists) else _gram_candidates(source, width, num_threads)
     if lists.k < width:
         raise ValueError(f"the candidate lists hold {lists.k} items per column but {width} are needed; "
                          f"build them with k >= {width}")
