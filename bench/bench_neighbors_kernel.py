@@ -86,9 +86,7 @@ def main() -> None:
         if "refined" not in args.skip:
             t, refined = timed(lambda: nb.solve_columns(cands, l2=args.l2, m=m, refine=True, k=K,
                                                         dtype=args.dtype, num_threads=nt))
-            sec = refined.seconds
-            step(f"solves m={m} refined (K={K})", t, f"first pass {sec['first_pass']:.1f} s + refine "
-                 f"{sec['refine']:.1f} s, retried {refined.n_retried}")
+            step(f"solves m={m} refined (K={K})", t, f"retried {refined.n_retried}")
         del cands
         avail = available_memory() or 0
         if "dense" not in args.skip and refined is not None and 3 * n_items ** 2 * 4 < avail:

@@ -94,6 +94,8 @@ class CandidateLists:
     item_counts: np.ndarray
 
     def __post_init__(self) -> None:
+        for name in ("indices", "counts", "item_counts"):  # the kernels read C-ordered buffers
+            object.__setattr__(self, name, np.ascontiguousarray(getattr(self, name)))
         if self.indices.ndim != 2 or self.indices.dtype != np.int32:
             raise ValueError(f"indices must be a 2-D int32 array, got {self.indices.dtype} {self.indices.shape}")
         if self.counts.shape != self.indices.shape or self.counts.dtype != np.float32:
@@ -295,25 +297,6 @@ def _jpos(cols: np.ndarray, ptr: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return np.bincount(owner, weights=idx < cols[owner], minlength=cols.size).astype(np.int64)
 
 
-def _largest_abs(cols: np.ndarray, ptr: np.ndarray, idx: np.ndarray, values: np.ndarray, m: int) -> np.ndarray:
-    """Per column: the m items i ≠ j of its support with the largest |b_ij| (ties to the lower i),
-    as a (len(cols), m) array padded with -1."""
-    lengths = np.diff(ptr)
-    width = int(lengths.max()) if cols.size else 0
-    owner = np.repeat(np.arange(cols.size), lengths)
-    slot = np.arange(idx.size) - ptr[owner]
-    key = np.full((cols.size, width), -np.inf)
-    items = np.full((cols.size, width), -1, dtype=np.int64)
-    key[owner, slot] = np.abs(values.astype(np.float64))
-    items[owner, slot] = idx
-    key[items == cols[:, None]] = -np.inf
-    # supports are sorted by item, so a stable sort on -|b| breaks ties towards the lower index
-    order = np.argsort(-key, axis=1, kind="stable")[:, :m]
-    best = np.take_along_axis(items, order, axis=1)
-    best[np.take_along_axis(key, order, axis=1) == -np.inf] = -1
-    return best
-
-
 def _explicit_supports(supports: Any, n: int) -> sp.csc_matrix:
     """Column j's stored rows, plus j itself, as a canonical CSC pattern."""
     P = sp.csc_matrix(supports)
@@ -374,14 +357,22 @@ class _Solver:
         self.E, self.H, self.inv = text if text is not None else (one, one, np.zeros(1))
         self.retried: List[np.ndarray] = []
 
-    def __call__(self, cols: np.ndarray, ptr: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        out = np.empty(idx.size, dtype=self.dtype)
+    def __call__(self, cols: np.ndarray, ptr: np.ndarray, idx: np.ndarray,
+                 keep: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Lengths, items and values of the solved columns (refined to keep + 1 items if keep > 0)."""
+        lengths = np.diff(ptr)
+        if keep:
+            lengths = np.minimum(lengths, keep + 1)
+        out_ptr = np.zeros(cols.size + 1, dtype=np.int64)
+        np.cumsum(lengths, out=out_ptr[1:])
+        out_idx = np.empty(out_ptr[-1], dtype=np.int32)
+        out = np.empty(out_ptr[-1], dtype=self.dtype)
         retries = np.zeros(cols.size, dtype=np.int8)
         status = np.zeros(cols.size, dtype=np.int8)
         with sequential_blas():  # one LAPACK thread inside each OpenMP thread
-            _neighbors.solve_block(cols, ptr, idx, _jpos(cols, ptr, idx), self.dense, self.G, self.cand, self.cnt,
-                                   self.cand_len, self.diag, self.ridge, self.mode, self.xi, self.E, self.H, self.inv,
-                                   self.l2_e, out, retries, status, self.nt)
+            _neighbors.solve_block(cols, ptr, idx, _jpos(cols, ptr, idx), keep, self.dense, self.G, self.cand,
+                                   self.cnt, self.cand_len, self.diag, self.ridge, self.mode, self.xi, self.E,
+                                   self.H, self.inv, self.l2_e, out_ptr, out_idx, out, retries, status, self.nt)
         if (status == _neighbors.ERR_MEMORY).any():
             raise MemoryError("could not allocate the per-thread scratch of the column solves")
         bad = cols[status == _neighbors.ERR_NOT_PD]
@@ -390,34 +381,25 @@ class _Solver:
                 f"{bad.size} columns (e.g. {bad[0]}) stayed not positive definite after "
                 f"{_neighbors.RETRY_LIMIT} raised ridges; check G and the regularisation")
         self.retried.append(cols[retries > 0])
-        return out
+        return lengths, out_idx, out
 
 
 def _run(n: int, solver: _Solver, supports_of: Callable[[np.ndarray], Tuple[np.ndarray, np.ndarray]],
          refine_m: Optional[int], nnz_per_column: int, block_size: int,
          progress: Optional[Progress]) -> ColumnSolution:
-    """Solve every column block by block (twice with refinement) and assemble the CSC B."""
+    """Solve every column block by block (the kernel refines, if asked) and assemble the CSC B."""
     block_size = _check_k(block_size, "block_size")
     itemsize = np.dtype(solver.dtype).itemsize
     # the per-block pieces and their concatenation coexist once
     check_fits_in_memory(2 * n * nnz_per_column * (itemsize + 4),
                          what=f"the sparse B ({n} columns, up to {nnz_per_column} entries each)")
     lengths, indices, values = [], [], []
-    t_first = t_second = 0.0
+    t0 = time.perf_counter()
     for c0 in range(0, n, block_size):
         cols = np.arange(c0, min(n, c0 + block_size), dtype=np.int64)
-        t0 = time.perf_counter()
         ptr, idx = supports_of(cols)
-        vals = solver(cols, ptr, idx)
-        t1 = time.perf_counter()
-        t_first += t1 - t0
-        if refine_m is not None:
-            ptr, idx = _rows_to_supports(cols, [_largest_abs(cols, ptr, idx, vals, refine_m)])
-            vals = solver(cols, ptr, idx)
-            t_second += time.perf_counter() - t1
-        lengths.append(np.diff(ptr))
-        indices.append(idx)
-        values.append(vals)
+        for part, piece in zip((lengths, indices, values), solver(cols, ptr, idx, refine_m or 0)):
+            part.append(piece)
         if progress is not None:
             progress(int(cols[-1]) + 1, n)
     lengths = np.concatenate(lengths)
@@ -431,8 +413,7 @@ def _run(n: int, solver: _Solver, supports_of: Callable[[np.ndarray], Tuple[np.n
     B = sp.csc_matrix((vals[keep], idx[keep], ptr), shape=(n, n))
     B.has_sorted_indices = True
     retried = np.unique(np.concatenate(solver.retried)) if solver.retried else np.zeros(0, np.int64)
-    seconds = {"solve": t_first} if refine_m is None else {"first_pass": t_first, "refine": t_second}
-    return ColumnSolution(B, retried.astype(np.int64), seconds)
+    return ColumnSolution(B, retried.astype(np.int64), {"solve": time.perf_counter() - t0})
 
 
 def _prepare(source: Any, dtype: np.dtype, *, m: Optional[int], refine: bool, k: Optional[int],
@@ -588,6 +569,11 @@ def solve_columns_l3ae(source: Union[CandidateLists, np.ndarray], item_embedding
     Returns
     -------
     ColumnSolution
+
+    Notes
+    -----
+    G_SS from candidate lists and the retry of a failed Cholesky are as in
+    :func:`solve_columns`; a retry raises α = λ_X + λ_E by δ_t for the column.
     """
     l2_x, l2_e, l2_f, dt = L3AE(l2_x, l2_e, l2_f, dtype=dtype)._check_params()
     nt = resolve_num_threads(num_threads)
