@@ -8,7 +8,8 @@
 * ``solve_block``: one small SPD solve per column j on its support S_j: G_SS is
   gathered from a dense G or looked up in the candidate lists, factored with
   ?potrf and solved with ?potrs (EASE family: RHS e_j; L3AE: RHS e_j and the
-  text column s restricted to S_j).
+  text column s restricted to S_j). To refine, a second solve on the m largest
+  |b_ij| reuses a principal submatrix of the first system.
 * ``rank_sparse``: batch top-N of x_u·B for a CSR B, with the zero scores of the
   items a history does not reach competing exactly as in the dense ranking.
 
@@ -20,11 +21,11 @@ LAPACK's *lower* triangle ('L') is our row-major *upper* triangle (b >= a).
 """
 from cython cimport floating
 from cython.parallel cimport prange, parallel
-from libc.stdlib cimport malloc, calloc, free
-from libc.string cimport memset
+from libc.stdlib cimport malloc, calloc, free, qsort
+from libc.string cimport memcpy, memset
 from libc.math cimport INFINITY, pow, sqrt
 from libc.float cimport DBL_EPSILON, FLT_EPSILON
-from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
 from scipy.linalg.cython_lapack cimport spotrf, spotrs, dpotrf, dpotrs
 
 from lae_fast._csrc cimport lae_better, lae_heap_finish, lae_heap_push
@@ -266,6 +267,7 @@ cdef struct Source:
     const void *G
     const int32_t *cand
     const float *cnt
+    const int64_t *len  # entries in each list (the rest is -1 padding)
     int64_t kc
     const double *diag
     int64_t n
@@ -280,16 +282,46 @@ cdef struct Text:
     double l2_e
 
 
+cdef struct Marks:
+    # per-thread scratch of the candidate-list lookup
+    int32_t *pos    # n: where each item of S sits (read only where its bit is set)
+    uint64_t *bits  # n bits: S as a bitset, all clear between columns
+    int32_t *hits   # kc: offsets of the hits within one list
+
+
+cdef Marks _marks_new(int64_t n, int64_t kc) noexcept nogil:
+    cdef Marks w
+    w.pos = <int32_t *>malloc(n * sizeof(int32_t))
+    w.bits = <uint64_t *>calloc(n // 64 + 1, sizeof(uint64_t))
+    w.hits = <int32_t *>malloc((kc + 1) * sizeof(int32_t))  # +1: the branch-free append
+    return w
+
+
+cdef inline bint _marks_ok(const Marks *w) noexcept nogil:
+    return w.pos != NULL and w.bits != NULL and w.hits != NULL
+
+
+cdef void _marks_free(Marks *w) noexcept nogil:
+    free(w.pos)
+    free(w.bits)
+    free(w.hits)
+
+
+cdef inline bint _marked(const uint64_t *bits, int64_t b) noexcept nogil:
+    return (bits[b >> 6] >> (b & 63)) & 1
+
+
 cdef void _build(floating *A, const int32_t *S, int64_t s, const Source *src, const double *ridge,
-                 double delta, int32_t *pos) noexcept nogil:
+                 double delta, Marks *w) noexcept nogil:
     """Row-major upper triangle of A = Ĝ_SS + diag(ridge_S + delta).
 
     From a dense G the entries are exact. From the candidate lists, G_ab is known
     when b is in a's list or a in b's (both give the same count); every other
-    off-diagonal entry is taken as 0. ``pos`` (n int32, all -1 on entry and on
-    return) marks where each item of S sits.
+    off-diagonal entry is taken as 0. The scan of every list of S (|S|·kc entries,
+    the hot loop) tests each entry against a bitset of S (n bits, L1/L2-resident)
+    and reads ``w.pos`` only on a hit; the bits are clear on entry and on return.
     """
-    cdef int64_t pa, pb, t, b
+    cdef int64_t pa, pb, t, h, nh
     cdef const floating *G = <const floating *>src.G
     cdef const floating *row
     cdef const int32_t *cand
@@ -301,24 +333,28 @@ cdef void _build(floating *A, const int32_t *S, int64_t s, const Source *src, co
                 A[pa * s + pb] = row[S[pb]]
             A[pa * s + pa] = <floating>(<double>row[S[pa]] + ridge[S[pa]] + delta)
         return
-    memset(A, 0, s * s * sizeof(floating))
     for pa in range(s):
-        pos[S[pa]] = <int32_t>pa
+        memset(A + pa * s + pa, 0, (s - pa) * sizeof(floating))
+        w.pos[S[pa]] = <int32_t>pa
+        w.bits[S[pa] >> 6] |= (<uint64_t>1) << (S[pa] & 63)
     for pa in range(s):
         cand = src.cand + <int64_t>S[pa] * src.kc
         cnt = src.cnt + <int64_t>S[pa] * src.kc
-        for t in range(src.kc):
-            b = cand[t]
-            if b < 0:  # lists are padded at the end
-                break
-            pb = pos[b]
+        # branch-free scan (hits are rare and random): note every hit's offset, then use them
+        nh = 0
+        for t in range(src.len[S[pa]]):
+            w.hits[nh] = <int32_t>t
+            nh += _marked(w.bits, cand[t])
+        for h in range(nh):
+            t = w.hits[h]
+            pb = w.pos[cand[t]]
             if pb > pa:
                 A[pa * s + pb] = cnt[t]
-            elif pb >= 0 and pb != pa:
+            elif pb < pa:
                 A[pb * s + pa] = cnt[t]
         A[pa * s + pa] = <floating>(src.diag[S[pa]] + ridge[S[pa]] + delta)
     for pa in range(s):
-        pos[S[pa]] = -1
+        w.bits[S[pa] >> 6] = 0
 
 
 cdef int _factor_solve(floating *A, floating *rhs, int s, int nrhs) noexcept nogil:
@@ -336,11 +372,28 @@ cdef int _factor_solve(floating *A, floating *rhs, int s, int nrhs) noexcept nog
     return info
 
 
-cdef int _solve_column(int64_t j, const int32_t *S, int64_t s, int64_t jp, const Source *src,
-                       const double *ridge, int mode, double xi, const Text *txt,
-                       floating *A, floating *rhs, int32_t *pos, floating *out,
-                       int8_t *retries) noexcept nogil:
-    """Column j of B on its support S (j = S[jp]) into out[0:s]; a status."""
+cdef void _gather(floating *A, const floating *saved, int64_t ld, const int32_t *sel, int64_t s,
+                  double delta) noexcept nogil:
+    """Row-major upper triangle of A = saved[sel, sel] + delta I (``sel`` ascending, so it stays
+    in the upper triangle of ``saved``, an ld×ld matrix built by ``_build``)."""
+    cdef int64_t p, q
+    cdef const floating *row
+    for p in range(s):
+        row = saved + <int64_t>sel[p] * ld
+        for q in range(p, s):
+            A[p * s + q] = row[sel[q]]
+        A[p * s + p] += <floating>delta
+
+
+cdef int _column(int64_t j, const int32_t *S, int64_t s, int64_t jp, const Source *src,
+                 const double *ridge, int mode, double xi, const Text *txt,
+                 const floating *saved, int64_t ld, const int32_t *sel, floating *save,
+                 floating *A, floating *rhs, Marks *w, floating *out, int *tries) noexcept nogil:
+    """Column j of B on its support S (j = S[jp]) into out[0:s]; a status.
+
+    G_SS + diag(ridge) comes from ``src``, or, when ``saved`` is given, from its rows
+    and columns ``sel``. With ``save``, the A first built from ``src`` is copied there.
+    """
     cdef int64_t p, c
     cdef int t = 0, nrhs = 2 if mode == M_L3AE else 1
     cdef double delta = 0, scale, bound, gamma, pjj, dot, base = 1, eps
@@ -348,7 +401,12 @@ cdef int _solve_column(int64_t j, const int32_t *S, int64_t s, int64_t jp, const
     cdef floating *y = rhs + s
     cdef const double *hj = txt.H + j * txt.d
     while True:
-        _build(A, S, s, src, ridge, delta, pos)
+        if saved != NULL:
+            _gather(A, saved, ld, sel, s, delta)
+        else:
+            _build(A, S, s, src, ridge, delta, w)
+            if t == 0 and save != NULL:
+                memcpy(save, A, s * s * sizeof(floating))
         if t == 0:
             for p in range(s):
                 if A[p * s + p] > base:
@@ -365,11 +423,11 @@ cdef int _solve_column(int64_t j, const int32_t *S, int64_t s, int64_t jp, const
         if _factor_solve(A, rhs, <int>s, nrhs) == 0:
             break
         if t == MAX_RETRIES:
-            retries[0] = <int8_t>t
+            tries[0] += t
             return ST_NOT_PD
         t += 1
         delta = base * pow(10.0, t - 1 - RETRY_FIRST_EXP)
-    retries[0] = <int8_t>t
+    tries[0] += t
     pjj = x[jp]
     if mode == M_L3AE:
         # b = λ_E P s − P e_j (1 + λ_E (P s)_j) / P_jj, then b_j = 0
@@ -395,43 +453,120 @@ cdef int _solve_column(int64_t j, const int32_t *S, int64_t s, int64_t jp, const
     return ST_OK
 
 
-def solve_block(const int64_t[::1] cols, const int64_t[::1] sup_ptr, const int32_t[::1] sup_idx,
-                const int64_t[::1] jpos, bint dense, const floating[:, ::1] G, const int32_t[:, ::1] cand,
-                const float[:, ::1] cnt, const double[::1] diag, const double[::1] ridge,
-                int mode, double xi, const double[:, ::1] E, const double[:, ::1] H,
-                const double[::1] inv, double l2_e, floating[::1] out, int8_t[::1] retries,
-                int8_t[::1] status, int num_threads):
-    """Solve the columns ``cols`` of B on their supports; values into ``out`` in support order.
+cdef struct Pick:
+    # per-thread scratch of the refinement: the `keep` largest |b| of a first solve
+    float *key     # smax
+    int32_t *at    # smax
+    float *hs      # keep
+    int32_t *sel   # keep + 1: kept positions in the first support, ascending, j's included
+    int32_t *S2    # keep + 1: the kept items
 
-    Column c: support ``sup_idx[sup_ptr[c]:sup_ptr[c+1]]`` (item indices, column cols[c]
-    at offset jpos[c]), its values into the same slice of ``out``. Source of G_SS: the
-    dense ``G`` (n×n, full) if ``dense``, else the candidate lists (``cand``, ``cnt``) with
+
+cdef Pick _pick_new(int64_t smax, int64_t keep) noexcept nogil:
+    cdef Pick k
+    k.key = <float *>malloc(smax * sizeof(float))
+    k.at = <int32_t *>malloc(smax * sizeof(int32_t))
+    k.hs = <float *>malloc((keep + 1) * sizeof(float))
+    k.sel = <int32_t *>malloc((keep + 1) * sizeof(int32_t))
+    k.S2 = <int32_t *>malloc((keep + 1) * sizeof(int32_t))
+    return k
+
+
+cdef inline bint _pick_ok(const Pick *k) noexcept nogil:
+    return k.key != NULL and k.at != NULL and k.hs != NULL and k.sel != NULL and k.S2 != NULL
+
+
+cdef void _pick_free(Pick *k) noexcept nogil:
+    free(k.key)
+    free(k.at)
+    free(k.hs)
+    free(k.sel)
+    free(k.S2)
+
+
+cdef int _cmp_int32(const void *a, const void *b) noexcept nogil:
+    cdef int32_t x = (<const int32_t *>a)[0]
+    cdef int32_t y = (<const int32_t *>b)[0]
+    return (x > y) - (x < y)
+
+
+cdef int _solve_column(int64_t j, const int32_t *S, int64_t s, int64_t jp, int64_t keep,
+                       const Source *src, const double *ridge, int mode, double xi, const Text *txt,
+                       floating *A, floating *rhs, floating *saved, floating *b1, Marks *w, Pick *pk,
+                       int32_t *out_idx, floating *out, int *tries) noexcept nogil:
+    """Column j on S, or with ``keep`` refined: solve on S, keep the ``keep`` largest |b_i|
+    (i != j; as float, ties to the lower index) and j, solve again on those. The result's
+    items go to out_idx and its values to out (min(s, keep + 1) of each); a status."""
+    cdef int64_t p, c = 0, jp2 = 0
+    cdef int status
+    if keep == 0 or s - 1 <= keep:
+        memcpy(out_idx, S, s * sizeof(int32_t))
+        return _column(j, S, s, jp, src, ridge, mode, xi, txt, NULL, 0, NULL, NULL, A, rhs, w, out, tries)
+    status = _column(j, S, s, jp, src, ridge, mode, xi, txt, NULL, 0, NULL, saved, A, rhs, w, b1, tries)
+    if status != ST_OK:
+        return status
+    for p in range(s):
+        if p != jp:
+            pk.key[c] = <float>(b1[p] if b1[p] >= 0 else -b1[p])
+            pk.at[c] = <int32_t>p  # S ascends, so the lower position is the lower item
+            c += 1
+    _best_k(pk.key, pk.at, c, <int32_t>keep, pk.hs, pk.sel)
+    pk.sel[keep] = <int32_t>jp
+    qsort(pk.sel, keep + 1, sizeof(int32_t), _cmp_int32)
+    for p in range(keep + 1):
+        pk.S2[p] = S[pk.sel[p]]
+        if pk.sel[p] == jp:
+            jp2 = p
+    memcpy(out_idx, pk.S2, (keep + 1) * sizeof(int32_t))
+    # the second system is a principal submatrix of the first: gathered, not looked up again
+    return _column(j, pk.S2, keep + 1, jp2, src, ridge, mode, xi, txt, saved, s, pk.sel, NULL, A, rhs, w,
+                   out, tries)
+
+
+def solve_block(const int64_t[::1] cols, const int64_t[::1] sup_ptr, const int32_t[::1] sup_idx,
+                const int64_t[::1] jpos, int64_t keep, bint dense, const floating[:, ::1] G,
+                const int32_t[:, ::1] cand, const float[:, ::1] cnt, const int64_t[::1] cand_len,
+                const double[::1] diag, const double[::1] ridge, int mode, double xi,
+                const double[:, ::1] E, const double[:, ::1] H, const double[::1] inv, double l2_e,
+                const int64_t[::1] out_ptr, int32_t[::1] out_idx, floating[::1] out,
+                int8_t[::1] retries, int8_t[::1] status, int num_threads):
+    """Solve the columns ``cols`` of B on their supports (refined to ``keep`` + 1 items if keep > 0).
+
+    Column c: support ``sup_idx[sup_ptr[c]:sup_ptr[c+1]]`` (ascending item indices,
+    column cols[c] at offset jpos[c]); its final support and values go to
+    ``out_idx`` / ``out`` from ``out_ptr[c]`` (min(|S|, keep + 1) entries, or |S|
+    without refinement). Source of G_SS: the dense ``G`` (n×n, full) if ``dense``,
+    else the candidate lists (``cand``, ``cnt``, ``cand_len`` entries each) with
     ``diag`` = G_aa. ``ridge`` is γ per item. ``mode`` MODE_EASE uses ``xi``;
     MODE_L3AE uses E, H (n×d, float64), inv = 1/(1 − q) and ``l2_e``. Per column:
-    ``retries`` (raised-ridge attempts needed, see RETRY_FIRST_EXPONENT) and ``status``.
+    ``retries`` (raised-ridge attempts, both solves; see RETRY_FIRST_EXPONENT) and ``status``.
     """
     cdef int64_t nb = cols.shape[0]
     cdef int64_t n = ridge.shape[0]
     cdef int64_t c, smax = 1, s
     cdef Source src
     cdef Text txt
-    cdef floating *A
-    cdef floating *rhs
-    cdef int32_t *pos
+    cdef floating *buf
+    cdef Marks w
+    cdef Pick pk
+    cdef bint ok
     cdef bint use_lists = not dense
-    cdef int64_t a
+    cdef bint refine
+    cdef int tries
     if nb == 0:
         return
     for c in range(nb):
         s = sup_ptr[c + 1] - sup_ptr[c]
         if s > smax:
             smax = s
+    refine = keep > 0 and smax - 1 > keep
     src.G = NULL
     src.cand = &cand[0, 0]
     src.cnt = &cnt[0, 0]
     if not use_lists:
         src.G = &G[0, 0]
     src.kc = cand.shape[1]
+    src.len = &cand_len[0]
     src.diag = &diag[0]
     src.n = n
     txt.E = &E[0, 0]
@@ -442,22 +577,27 @@ def solve_block(const int64_t[::1] cols, const int64_t[::1] sup_ptr, const int32
     if num_threads > nb:
         num_threads = <int>nb
     with nogil, parallel(num_threads=num_threads):
-        A = <floating *>malloc(smax * smax * sizeof(floating))
-        rhs = <floating *>malloc(2 * smax * sizeof(floating))
-        pos = <int32_t *>malloc(n * sizeof(int32_t)) if use_lists else NULL
-        if pos != NULL:
-            for a in range(n):
-                pos[a] = -1
+        # A (smax²) and the right-hand sides (2 smax); to refine, the first A and b as well.
+        # Scratch structs are assigned whole, so that every thread gets its own copy
+        # (assigning their fields alone would leave them shared).
+        buf = <floating *>malloc((smax * smax + 2 * smax + (smax * smax + smax if refine else 0))
+                                 * sizeof(floating))
+        w = _marks_new(n if use_lists else 0, src.kc if use_lists else 0)
+        pk = _pick_new(smax if refine else 0, keep if refine else 0)
+        ok = buf != NULL and (_marks_ok(&w) or not use_lists) and (_pick_ok(&pk) or not refine)
         for c in prange(nb, schedule="dynamic", chunksize=1):
-            if A == NULL or rhs == NULL or (use_lists and pos == NULL):
+            if not ok:
                 status[c] = ST_MEMORY
             else:
+                tries = 0
                 status[c] = <int8_t>_solve_column(
-                    cols[c], &sup_idx[sup_ptr[c]], sup_ptr[c + 1] - sup_ptr[c], jpos[c], &src,
-                    &ridge[0], mode, xi, &txt, A, rhs, pos, &out[sup_ptr[c]], &retries[c])
-        free(A)
-        free(rhs)
-        free(pos)
+                    cols[c], &sup_idx[sup_ptr[c]], sup_ptr[c + 1] - sup_ptr[c], jpos[c], keep, &src,
+                    &ridge[0], mode, xi, &txt, buf, buf + smax * smax, buf + smax * smax + 2 * smax,
+                    buf + 2 * smax * smax + 2 * smax, &w, &pk, &out_idx[out_ptr[c]], &out[out_ptr[c]], &tries)
+                retries[c] = <int8_t>tries
+        free(buf)
+        _marks_free(&w)
+        _pick_free(&pk)
 
 
 # -- batch ranking against a sparse B --------------------------------------------------------------

@@ -25,15 +25,28 @@ Supports come from co-occurrence candidates: the top-K items by cosine
 (:func:`cooccurrence_candidates`). ``refine=True`` solves on the top-K first,
 keeps the m largest :math:`|b_{ij}|` (i ≠ j) and solves again on those m (+ j).
 
+Accuracy of the candidate-list source: G_SS is exact only for the pairs that one
+of the two lists holds; the others are taken as 0, which can leave G_SS far from
+PSD and the column near-singular or not factorisable (then retried with a raised
+ridge, see :func:`solve_columns`). Measured with ``bench/neighbors_accuracy.py``
+on MovieLens-1M (strong split, EASE λ=800, m=256; test recall@20 / ndcg@100):
+dense model 0.2996 / 0.4276; top-256 supports with G_SS from the dense G 0.2950 /
+0.4188, from lists of width 512 / 1024 / 2048: 0.2626 / 0.2950 / 0.2950 recall@20;
+refined from the top 512 with the dense G 0.2902 / 0.4224, from lists of 512 /
+1024 / 2048: 0.0266 (1281 columns retried) / 0.2966 / 0.2900. Build the lists at
+least :data:`LOOKUP_FACTOR` (4) times wider than the widest support (narrower
+lists warn), or pass the dense G where n×n fits.
+
 Typical use::
 
-    cands = cooccurrence_candidates(X, 512)
-    B = solve_columns(cands, l2=500.0, m=256, refine=True).B     # CSC, n×n
+    cands = cooccurrence_candidates(X, 2048)                     # lists 4x the widest support
+    B = solve_columns(cands, l2=800.0, m=256, refine=True).B     # CSC, n×n
     ids, scores = topk_sparse(X, ranking_csr(B), 20)
 """
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -50,6 +63,9 @@ from .ranking import candidate_mask
 #: Columns handed to the solve kernel at once (their supports and values are the only
 #: per-block memory; the output grows block by block).
 BLOCK_SIZE = 2048
+#: Candidate lists should be this many times wider than the supports they serve (see the
+#: module docstring, "Accuracy of the candidate-list source"); narrower lists warn.
+LOOKUP_FACTOR = 4
 #: Size of the float64 score block behind :func:`text_candidates` (entries).
 _TEXT_BLOCK_ENTRIES = 1 << 22
 
@@ -77,6 +93,8 @@ class CandidateLists:
     item_counts: np.ndarray
 
     def __post_init__(self) -> None:
+        for name in ("indices", "counts", "item_counts"):  # the kernels read C-ordered buffers
+            object.__setattr__(self, name, np.ascontiguousarray(getattr(self, name)))
         if self.indices.ndim != 2 or self.indices.dtype != np.int32:
             raise ValueError(f"indices must be a 2-D int32 array, got {self.indices.dtype} {self.indices.shape}")
         if self.counts.shape != self.indices.shape or self.counts.dtype != np.float32:
@@ -178,9 +196,20 @@ def _check_gram(G: Any, dtype: Optional[np.dtype] = None) -> np.ndarray:
     if G.dtype != target or not G.flags.c_contiguous:
         check_fits_in_memory(G.size * np.dtype(target).itemsize, what=f"a {np.dtype(target).name} copy of G")
         G = np.ascontiguousarray(G, dtype=target)
-    if not np.isfinite(G).all():
-        raise ValueError("G holds NaN or infinite values; a Gram matrix of finite interactions never does")
+    rows = max(1, (1 << 24) // G.shape[0])  # row blocks: no n×n boolean temporary
+    for r0 in range(0, G.shape[0], rows):
+        if not np.isfinite(G[r0:r0 + rows]).all():
+            raise ValueError("G holds NaN or infinite values; a Gram matrix of finite interactions never does")
     return G
+
+
+def _gram_candidates(G: np.ndarray, k: int, num_threads: int) -> CandidateLists:
+    """:func:`candidates_from_dense` on a checked G."""
+    n = G.shape[0]
+    indices, counts = _empty_lists(n, k)
+    item_counts = G.diagonal().astype(np.float64)
+    _raise_status(_neighbors.gram_topk(G, item_counts, indices, counts, num_threads), "the dense candidate selection")
+    return CandidateLists(indices, counts, item_counts)
 
 
 def candidates_from_dense(G: Any, k: int, *, num_threads: Optional[int] = None) -> CandidateLists:
@@ -200,14 +229,7 @@ def candidates_from_dense(G: Any, k: int, *, num_threads: Optional[int] = None) 
     -------
     CandidateLists
     """
-    k = _check_k(k)
-    G = _check_gram(G)
-    n = G.shape[0]
-    indices, counts = _empty_lists(n, k)
-    item_counts = G.diagonal().astype(np.float64)
-    _raise_status(_neighbors.gram_topk(G, item_counts, indices, counts, resolve_num_threads(num_threads)),
-                  "the dense candidate selection")
-    return CandidateLists(indices, counts, item_counts)
+    return _gram_candidates(_check_gram(G), _check_k(k), resolve_num_threads(num_threads))
 
 
 def text_candidates(E: Any, H: Any, inv_one_minus_q: Any, k: int, *,
@@ -281,25 +303,6 @@ def _jpos(cols: np.ndarray, ptr: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return np.bincount(owner, weights=idx < cols[owner], minlength=cols.size).astype(np.int64)
 
 
-def _largest_abs(cols: np.ndarray, ptr: np.ndarray, idx: np.ndarray, values: np.ndarray, m: int) -> np.ndarray:
-    """Per column: the m items i ≠ j of its support with the largest |b_ij| (ties to the lower i),
-    as a (len(cols), m) array padded with -1."""
-    lengths = np.diff(ptr)
-    width = int(lengths.max()) if cols.size else 0
-    owner = np.repeat(np.arange(cols.size), lengths)
-    slot = np.arange(idx.size) - ptr[owner]
-    key = np.full((cols.size, width), -np.inf)
-    items = np.full((cols.size, width), -1, dtype=np.int64)
-    key[owner, slot] = np.abs(values.astype(np.float64))
-    items[owner, slot] = idx
-    key[items == cols[:, None]] = -np.inf
-    # supports are sorted by item, so a stable sort on -|b| breaks ties towards the lower index
-    order = np.argsort(-key, axis=1, kind="stable")[:, :m]
-    best = np.take_along_axis(items, order, axis=1)
-    best[np.take_along_axis(key, order, axis=1) == -np.inf] = -1
-    return best
-
-
 def _explicit_supports(supports: Any, n: int) -> sp.csc_matrix:
     """Column j's stored rows, plus j itself, as a canonical CSC pattern."""
     P = sp.csc_matrix(supports)
@@ -348,9 +351,11 @@ class _Solver:
         if not self.dense:
             self.G = np.zeros((1, 1), dtype=dtype)
             self.cand, self.cnt, self.diag = source.indices, source.counts, source.item_counts
+            self.cand_len = np.count_nonzero(source.indices >= 0, axis=1).astype(np.int64)
         else:
             self.G = source
             self.cand, self.cnt = np.zeros((1, 1), np.int32), np.zeros((1, 1), np.float32)
+            self.cand_len = np.zeros(1, np.int64)
             self.diag = source.diagonal().astype(np.float64)
         self.ridge = np.ascontiguousarray(ridge, dtype=np.float64)
         self.dtype, self.nt, self.xi, self.l2_e = dtype, num_threads, xi, l2_e
@@ -358,14 +363,22 @@ class _Solver:
         self.E, self.H, self.inv = text if text is not None else (one, one, np.zeros(1))
         self.retried: List[np.ndarray] = []
 
-    def __call__(self, cols: np.ndarray, ptr: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        out = np.empty(idx.size, dtype=self.dtype)
+    def __call__(self, cols: np.ndarray, ptr: np.ndarray, idx: np.ndarray,
+                 keep: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Lengths, items and values of the solved columns (refined to keep + 1 items if keep > 0)."""
+        lengths = np.diff(ptr)
+        if keep:
+            lengths = np.minimum(lengths, keep + 1)
+        out_ptr = np.zeros(cols.size + 1, dtype=np.int64)
+        np.cumsum(lengths, out=out_ptr[1:])
+        out_idx = np.empty(out_ptr[-1], dtype=np.int32)
+        out = np.empty(out_ptr[-1], dtype=self.dtype)
         retries = np.zeros(cols.size, dtype=np.int8)
         status = np.zeros(cols.size, dtype=np.int8)
         with sequential_blas():  # one LAPACK thread inside each OpenMP thread
-            _neighbors.solve_block(cols, ptr, idx, _jpos(cols, ptr, idx), self.dense, self.G, self.cand, self.cnt,
-                                   self.diag, self.ridge, self.mode, self.xi, self.E, self.H, self.inv,
-                                   self.l2_e, out, retries, status, self.nt)
+            _neighbors.solve_block(cols, ptr, idx, _jpos(cols, ptr, idx), keep, self.dense, self.G, self.cand,
+                                   self.cnt, self.cand_len, self.diag, self.ridge, self.mode, self.xi, self.E,
+                                   self.H, self.inv, self.l2_e, out_ptr, out_idx, out, retries, status, self.nt)
         if (status == _neighbors.ERR_MEMORY).any():
             raise MemoryError("could not allocate the per-thread scratch of the column solves")
         bad = cols[status == _neighbors.ERR_NOT_PD]
@@ -374,34 +387,25 @@ class _Solver:
                 f"{bad.size} columns (e.g. {bad[0]}) stayed not positive definite after "
                 f"{_neighbors.RETRY_LIMIT} raised ridges; check G and the regularisation")
         self.retried.append(cols[retries > 0])
-        return out
+        return lengths, out_idx, out
 
 
 def _run(n: int, solver: _Solver, supports_of: Callable[[np.ndarray], Tuple[np.ndarray, np.ndarray]],
          refine_m: Optional[int], nnz_per_column: int, block_size: int,
          progress: Optional[Progress]) -> ColumnSolution:
-    """Solve every column block by block (twice with refinement) and assemble the CSC B."""
+    """Solve every column block by block (the kernel refines, if asked) and assemble the CSC B."""
     block_size = _check_k(block_size, "block_size")
     itemsize = np.dtype(solver.dtype).itemsize
     # the per-block pieces and their concatenation coexist once
     check_fits_in_memory(2 * n * nnz_per_column * (itemsize + 4),
                          what=f"the sparse B ({n} columns, up to {nnz_per_column} entries each)")
     lengths, indices, values = [], [], []
-    t_first = t_second = 0.0
+    t0 = time.perf_counter()
     for c0 in range(0, n, block_size):
         cols = np.arange(c0, min(n, c0 + block_size), dtype=np.int64)
-        t0 = time.perf_counter()
         ptr, idx = supports_of(cols)
-        vals = solver(cols, ptr, idx)
-        t1 = time.perf_counter()
-        t_first += t1 - t0
-        if refine_m is not None:
-            ptr, idx = _rows_to_supports(cols, [_largest_abs(cols, ptr, idx, vals, refine_m)])
-            vals = solver(cols, ptr, idx)
-            t_second += time.perf_counter() - t1
-        lengths.append(np.diff(ptr))
-        indices.append(idx)
-        values.append(vals)
+        for part, piece in zip((lengths, indices, values), solver(cols, ptr, idx, refine_m or 0)):
+            part.append(piece)
         if progress is not None:
             progress(int(cols[-1]) + 1, n)
     lengths = np.concatenate(lengths)
@@ -415,8 +419,7 @@ def _run(n: int, solver: _Solver, supports_of: Callable[[np.ndarray], Tuple[np.n
     B = sp.csc_matrix((vals[keep], idx[keep], ptr), shape=(n, n))
     B.has_sorted_indices = True
     retried = np.unique(np.concatenate(solver.retried)) if solver.retried else np.zeros(0, np.int64)
-    seconds = {"solve": t_first} if refine_m is None else {"first_pass": t_first, "refine": t_second}
-    return ColumnSolution(B, retried.astype(np.int64), seconds)
+    return ColumnSolution(B, retried.astype(np.int64), {"solve": time.perf_counter() - t0})
 
 
 def _prepare(source: Any, dtype: np.dtype, *, m: Optional[int], refine: bool, k: Optional[int],
@@ -449,11 +452,19 @@ def _prepare(source: Any, dtype: np.dtype, *, m: Optional[int], refine: bool, k:
     width = (_check_k(k, "k") if k is not None else 2 * m) if refine else m
     if refine and width < m:
         raise ValueError(f"refinement solves on k >= m candidates first, got k={width} < m={m}")
-    lists = source if isinstance(source, CandidateLists) else candidates_from_dense(source, width,
-                                                                                   num_threads=num_threads)
+    lists = source if isinstance(source, CandidateLists) else _gram_candidates(source, width, num_threads)
     if lists.k < width:
         raise ValueError(f"the candidate lists hold {lists.k} items per column but {width} are needed; "
                          f"build them with k >= {width}")
+    support = width + sum(e.shape[1] for e in extra)
+    if isinstance(source, CandidateLists) and lists.k < LOOKUP_FACTOR * support and (lists.indices[:, -1] >= 0).any():
+        warnings.warn(
+            f"G_SS is looked up in candidate lists of {lists.k} items for supports of up to {support + 1}: "
+            f"pairs in neither list are taken as 0, and lists narrower than {LOOKUP_FACTOR}x the support "
+            "miss enough of them to spoil the model (bench/neighbors_accuracy.py, MovieLens-1M, EASE, m=256 "
+            "refined from the top 512: recall@20 0.290 with lists of 2048 or a dense G, 0.027 with lists of "
+            "512). Build the lists with k >= "
+            f"{LOOKUP_FACTOR * support}, or pass the dense G if it fits.", RuntimeWarning, stacklevel=3)
 
     def supports_of(cols):
         return _rows_to_supports(cols, [lists.indices[cols, :width]] + [e[cols] for e in extra])
@@ -516,9 +527,11 @@ def solve_columns(source: Union[CandidateLists, np.ndarray], *, l2: float, dropo
     other off-diagonal entry of G_SS is taken as 0. Column j's own row and
     column of G_SS are exact (its support is drawn from its own list), but the
     entries between two neighbours may be missing, so the column is the solution
-    of a slightly different system, and G_SS with zeros may even be indefinite. A
-    column whose Cholesky fails is solved again with the ridge raised for every
-    item of S_j by :math:`\\delta_t = 10^{t-5} \\max(1, \\max_a A_{aa})`,
+    of a different system, and G_SS with zeros may even be indefinite; how much
+    that costs depends on the list width (module docstring: with lists 4x the
+    support the MovieLens-1M accuracy is that of the exact G_SS, with 1x it
+    collapses). A column whose Cholesky fails is solved again with the ridge
+    raised for every item of S_j by :math:`\\delta_t = 10^{t-5} \\max(1, \\max_a A_{aa})`,
     t = 1, 2, … until it succeeds (γ_j + δ then also enters the max above); those
     columns are listed in ``retried_columns``.
     """
@@ -563,6 +576,11 @@ def solve_columns_l3ae(source: Union[CandidateLists, np.ndarray], item_embedding
     Returns
     -------
     ColumnSolution
+
+    Notes
+    -----
+    G_SS from candidate lists and the retry of a failed Cholesky are as in
+    :func:`solve_columns`; a retry raises α = λ_X + λ_E by δ_t for the column.
     """
     l2_x, l2_e, l2_f = check_l3ae_params(l2_x, l2_e, l2_f).values()
     dt = check_dtype(dtype)
@@ -592,12 +610,15 @@ def ranking_csr(B: Any) -> sp.csr_matrix:
 
     Rows are history items: int64 indptr, int32 indices sorted per row without
     duplicates (summed), float32 or float64 values (other types become float32).
-    The input is never modified.
+    The input is never modified; one already in that form is returned as is.
     """
     if not sp.issparse(B):
         raise TypeError(f"B must be a scipy sparse matrix, got {type(B).__name__}; use lae_fast.topk for dense B")
     if B.ndim != 2 or B.shape[0] != B.shape[1]:
         raise ValueError(f"B must be square, got shape {B.shape}")
+    if (B.format == "csr" and B.dtype in (np.float32, np.float64) and B.indices.dtype == np.int32
+            and B.indptr.dtype == np.int64 and B.has_canonical_format):
+        return B  # already what the kernel reads: ranking many batches makes no copies
     dtype = B.dtype if B.dtype in (np.float32, np.float64) else np.float32
     C = sp.csr_matrix(B, dtype=dtype, copy=True)
     C.sum_duplicates()

@@ -1,4 +1,6 @@
 """lae_fast.neighbors (sparse-support EASE family / L3AE) against numpy brute-force references."""
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -6,6 +8,9 @@ import scipy.sparse as sp
 import lae_fast
 from lae_fast import neighbors as nb
 from conftest import dyadic_matrix, power_law, random_binary, rel_err
+
+# the small lists below are narrow on purpose (test_narrow_lists_warn checks the warning itself)
+pytestmark = pytest.mark.filterwarnings("ignore:G_SS is looked up in candidate lists")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,30 +263,36 @@ def test_m_neighbour_supports_and_text_neighbours(X):
         assert set(np.flatnonzero(Bd[:, j])) <= set(S)
 
 
+@pytest.mark.parametrize("model", ["dlae", "l3ae"])
 @pytest.mark.parametrize("source", ["dense", "lists"])
-def test_refine_is_largest_abs_of_first_pass(X, source):
+def test_refine_is_largest_abs_of_first_pass(X, source, model):
     G = dense_gram(X)
     n = G.shape[0]
+    E = np.random.default_rng(6).normal(size=(n, 4))
+
+    def solve(src, **kw):
+        if model == "l3ae":
+            return nb.solve_columns_l3ae(src, E, l2_x=1.0, l2_e=2.0, l2_f=0.5, dtype=np.float64, **kw)
+        return nb.solve_columns(src, l2=3.0, dropout=0.1, xi=1.0, dtype=np.float64, **kw)
+
     lists = nb.cooccurrence_candidates(X, 8)
     src = G if source == "dense" else lists
     first_pattern = np.eye(n, dtype=bool)
     for j in range(n):
         row = lists.indices[j][lists.indices[j] >= 0]
         first_pattern[row, j] = True
-    first = nb.solve_columns(src, l2=3.0, dropout=0.1, xi=1.0, supports=first_pattern, dtype=np.float64).B
+    F = solve(src, supports=first_pattern).B.toarray()
     second_pattern = np.eye(n, dtype=bool)
-    F = first.toarray()
     for j, S in enumerate(supports_of(first_pattern)):
         S = S[S != j]
-        best = S[np.lexsort((S, -np.abs(F[S, j])))][:3]
+        best = S[np.lexsort((S, -np.abs(F[S, j]).astype(np.float32)))][:3]  # |b| compared as float32
         second_pattern[best, j] = True
-    ref = nb.solve_columns(src, l2=3.0, dropout=0.1, xi=1.0, supports=second_pattern, dtype=np.float64).B
+    ref = solve(src, supports=second_pattern).B
     seen = []
-    got = nb.solve_columns(src, l2=3.0, dropout=0.1, xi=1.0, m=3, refine=True, k=8, dtype=np.float64,
-                           block_size=7, progress=lambda d, t: seen.append((d, t)))
+    got = solve(src, m=3, refine=True, k=8, block_size=7, progress=lambda d, t: seen.append((d, t)))
     np.testing.assert_array_equal(got.B.toarray(), ref.toarray())
     assert seen == [(7, n), (14, n), (21, n), (28, n), (30, n)]
-    assert set(got.seconds) >= {"first_pass", "refine", "candidates"}
+    assert set(got.seconds) >= {"solve", "candidates"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,6 +309,15 @@ def test_retry_on_indefinite_dense_system():
         np.testing.assert_allclose(B[:, j], ref_column(G, gamma, 1.0, np.arange(2), j), rtol=1e-12)
 
 
+def test_lists_from_slices_are_made_contiguous(X):
+    wide = nb.cooccurrence_candidates(X, 8)
+    narrow = nb.CandidateLists(wide.indices[:, :3], wide.counts[:, :3], wide.item_counts)
+    assert narrow.indices.flags.c_contiguous and narrow.counts.flags.c_contiguous
+    got = nb.solve_columns(narrow, l2=2.0, m=3, dtype=np.float64).B
+    np.testing.assert_array_equal(got.toarray(), nb.solve_columns(nb.cooccurrence_candidates(X, 3), l2=2.0, m=3,
+                                                                  dtype=np.float64).B.toarray())
+
+
 def test_retry_on_lists_with_missing_pairs():
     # true G = 10 on the diagonal, 9 off it (PSD); b, c are each only in a's list, so G_bc is taken as 0
     lists = nb.CandidateLists(np.array([[1, 2], [0, -1], [0, -1]], np.int32),
@@ -307,6 +327,35 @@ def test_retry_on_lists_with_missing_pairs():
     assert np.isfinite(got.B.data).all()
     got = nb.solve_columns(lists, l2=0.1, m=1, dtype=np.float32)  # supports {a, b}, {b, a}, {c, a}: PD
     assert got.n_retried == 0
+
+
+def test_retry_in_both_passes_of_a_refined_column():
+    # hand-made lists (counts above the item counts): the 3x3 first system of column a and
+    # its kept 2x2 block {a, b} are both indefinite at l2 = 0.1
+    lists = nb.CandidateLists(np.array([[1, 2], [0, -1], [0, -1]], np.int32),
+                              np.array([[12, 1], [12, 0], [1, 0]], np.float32), np.full(3, 10.0))
+    got = nb.solve_columns(lists, l2=0.1, xi=1.0, m=1, refine=True, k=2, dtype=np.float64)
+    assert got.retried_columns.tolist() == [0, 1]
+    B = got.B.toarray()
+    assert set(np.flatnonzero(B[:, 0])) == {0, 1}
+    # the second solve on {a, b} factors at t = 5: ridge 0.1 + 10^0 · 10.1
+    Ghat = np.array([[10.0, 12, 1], [12, 10, 0], [1, 0, 10]])
+    np.testing.assert_allclose(B[[0, 1], 0], ref_column(Ghat, np.full(3, 0.1 + 10.1), 1.0, np.array([0, 1]), 0),
+                               rtol=1e-12)
+
+
+def test_narrow_lists_warn(X):
+    lists = nb.cooccurrence_candidates(X, 6)
+    with pytest.warns(RuntimeWarning, match="Build the lists with k >= 16"):
+        nb.solve_columns(lists, l2=1.0, m=4)
+    with pytest.warns(RuntimeWarning, match="k >= 28"):
+        nb.solve_columns_l3ae(lists, np.ones((X.shape[1], 2)), l2_x=1.0, l2_e=1.0, l2_f=1.0, m=4, text_k=3)
+    wide = nb.cooccurrence_candidates(X, 29)  # no list is full: every co-occurring pair is listed
+    assert (wide.indices[:, -1] < 0).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        nb.solve_columns(wide, l2=1.0, m=20)
+        nb.solve_columns(nb.cooccurrence_candidates(X, 16), l2=1.0, m=4)
 
 
 def test_bad_inputs(X):
@@ -414,6 +463,7 @@ def test_topk_sparse_on_a_solved_B_and_threads(X):
     lists = nb.cooccurrence_candidates(X, 8)
     B = nb.ranking_csr(nb.solve_columns(lists, l2=3.0, m=4, refine=True).B)
     assert B.format == "csr" and B.indptr.dtype == np.int64 and B.indices.dtype == np.int32
+    assert nb.ranking_csr(B) is B
     one = nb.topk_sparse(X, B, 7, num_threads=1)
     assert_same(nb.topk_sparse(X, B, 7, num_threads=2), one)
     ids, scores = one
