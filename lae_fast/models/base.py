@@ -264,15 +264,22 @@ class ItemItemModel:
         n = X.shape[1] if X is not None else G.shape[0]
         k = min(2 * m, max(n - 1, 1))
         nt = params["num_threads"]
-        check_fits_in_memory(nbr.route_bytes(n, m, k, params["dtype"]),
+        dtype = params["dtype"]
+        if G is None and n * n * dtype.itemsize <= MEMORY_HEADROOM * (available_memory() or 0):
+            with timer("gram"):  # exact G_SS from the dense G while it fits
+                G = mirror_upper(gram_buffer(X, dtype, nt, what="the Gram of the neighbourhood route"),
+                                 num_threads=nt)
+        width = min(nbr.LOOKUP_FACTOR * k, max(n - 1, 1))  # lists wide enough for the G_SS look-ups
+        check_fits_in_memory(nbr.route_bytes(n, m, width, dtype),
                              what=f"the neighbourhood route ({n} items, {m} neighbours per column)")
         with timer("candidates"):
-            source = nbr.cooccurrence_candidates(X, k, num_threads=nt) if G is None else G
+            source = nbr.cooccurrence_candidates(X, width, num_threads=nt) if G is None else G
         m = min(m, k)
         solution = self._solve_columns(source, m, k, params, timer, item_embeddings)
         with timer("assemble"):
             B = nbr.ranking_csr(solution.B)
-        counts = source.item_counts if G is None else np.asarray(G.diagonal(), dtype=np.float64)
+        counts = (source.item_counts if isinstance(source, nbr.CandidateLists)
+                  else np.asarray(G.diagonal(), dtype=np.float64))
         return {"B_": B, "item_counts_": counts, "solver_": "neighbors", "neighbors_": m,
                 "n_retried_columns_": solution.n_retried}
 
