@@ -14,7 +14,7 @@ from .linalg import spd_inverse_inplace
 from .models import (DLAE, EASE, EDLAE, LAE, L3AE, RDLAE, RLAE, EASEText, ItemItemModel, LinearAutoencoder,
                      TextSimilarity)
 from .ranking import topk
-from .serving import Recommender
+from .serving import Recommender, load_model
 
 __all__ = [
     "__version__", "LAE", "EASE", "DLAE", "EDLAE", "RLAE", "RDLAE", "LinearAutoencoder", "ItemItemModel",
@@ -22,8 +22,3 @@ __all__ = [
     "gram", "topk", "spd_inverse_inplace", "resolve_num_threads", "NotFittedError", "ModelFileError",
     "load_model", "Interactions", "load_interactions", "DataFormatError", "Recommender",
 ]
-
-
-def load_model(path, *, mmap: bool = True, verify: bool = True) -> ItemItemModel:
-    """Load any lae-fast model file (see :meth:`ItemItemModel.load`)."""
-    return ItemItemModel.load(path, mmap=mmap, verify=verify)

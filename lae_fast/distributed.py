@@ -59,6 +59,8 @@ from .gram import gram_into
 from .ids import align_items, as_ids, factorize, union_ids
 from .linalg import mirror_upper
 from .models.base import ItemItemModel
+from .popularity import fill_cold_rows
+from .serving import load_model
 from .models.registry import model_names
 from .ranking import topk
 from .rec_writers import RecWriter, top_rows
@@ -730,13 +732,14 @@ def _resolve_B(ref: Any) -> np.ndarray:
     key = (os.path.realpath(ref.path), st.st_mtime_ns, st.st_size)
     if key not in _B_CACHE:
         _B_CACHE.clear()  # one model per worker at a time
-        _B_CACHE[key] = ItemItemModel.load(ref.path, mmap=True, verify=False).B_
+        _B_CACHE[key] = load_model(ref.path, mmap=True, verify=False).B_
     return _B_CACHE[key]
 
 
 def _rank_shard(data: Any, name: str, kind: str, index: int, B_ref: Any, item_ids: np.ndarray, N: int,
                 filter_seen: bool, output_dir: str, batch_users: int, num_threads: Optional[int],
-                shares: Dict[str, int], user_col: str, item_col: str, fmt: str) -> Dict[str, Any]:
+                shares: Dict[str, int], user_col: str, item_col: str, fmt: str,
+                popularity: Optional[np.ndarray]) -> Dict[str, Any]:
     inter = _load(data, name, kind, user_col, item_col)
     if inter is None:
         return {"shard": name, "file": None, "users": 0, "rows": 0, "unknown": 0}
@@ -748,6 +751,7 @@ def _rank_shard(data: Any, name: str, kind: str, index: int, B_ref: Any, item_id
         for lo in range(0, X.shape[0], batch_users):
             hi = min(lo + batch_users, X.shape[0])
             ids, scores = topk(X[lo:hi], B, N, filter_already_liked_items=filter_seen, num_threads=nt)
+            fill_cold_rows(X[lo:hi], ids, scores, popularity)
             writer.write(*top_rows(inter.user_ids[lo:hi], ids, scores, item_ids))
     return {"shard": name, "file": path, "users": int(X.shape[0]), "rows": writer.rows, "unknown": int(unknown)}
 
@@ -833,9 +837,10 @@ def recommend_all(model: Any, source: Any, output_dir: Union[str, os.PathLike], 
     batch_users = check_int(batch_users, name="batch_users", low=1)
     if isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
-        loaded = ItemItemModel.load(path, mmap=True, verify=verify)
+        loaded = load_model(path, mmap=True, verify=verify)
         broadcast = False if broadcast is None else broadcast
-        B_ref: Any = _ModelFile(os.path.abspath(path)) if not broadcast or client is None else np.asarray(loaded.B_)
+        B_ref: Any = (_ModelFile(os.path.abspath(path)) if not broadcast or client is None
+                      else loaded.B_ if sp.issparse(loaded.B_) else np.asarray(loaded.B_))
     elif isinstance(model, ItemItemModel):
         loaded = model
         if broadcast is False:
@@ -859,8 +864,9 @@ def recommend_all(model: Any, source: Any, output_dir: Union[str, os.PathLike], 
             os.remove(p)
     shards = _materialize(_resolve_shards(source), client)
     shares = _host_shares(client) if client is not None else {}
+    popularity = getattr(loaded, "item_counts_", None)  # the cold-user fallback, as model.recommend gives it
     tail = (item_ids, int(N), bool(filter_already_liked_items), os.path.abspath(output_dir), int(batch_users),
-            num_threads, shares, user_col, item_col, format)
+            num_threads, shares, user_col, item_col, format, popularity)
     if client is None:
         stats = [_rank_shard(s.data, s.name, s.kind, s.index, B_ref, *tail) for s in shards]
     else:

@@ -457,7 +457,9 @@ def _prepare(source: Any, dtype: np.dtype, *, m: Optional[int], refine: bool, k:
         raise ValueError(f"the candidate lists hold {lists.k} items per column but {width} are needed; "
                          f"build them with k >= {width}")
     support = width + sum(e.shape[1] for e in extra)
-    if isinstance(source, CandidateLists) and lists.k < LOOKUP_FACTOR * support and (lists.indices[:, -1] >= 0).any():
+    complete = lists.k >= lists.n_items - 1  # a list of every other item misses no pair
+    if (isinstance(source, CandidateLists) and not complete and lists.k < LOOKUP_FACTOR * support
+            and (lists.indices[:, -1] >= 0).any()):
         warnings.warn(
             f"G_SS is looked up in candidate lists of {lists.k} items for supports of up to {support + 1}: "
             f"pairs in neither list are taken as 0, and lists narrower than {LOOKUP_FACTOR}x the support "

@@ -49,8 +49,10 @@ def topk(user_items: Any, B: np.ndarray, N: int = 10, *, filter_already_liked_it
     ----------
     user_items : sparse matrix, shape (n_users, n_items)
         One history row per user.
-    B : ndarray of shape (n_items, n_items)
-        Item-item weights, row-major (C-contiguous is fastest; anything else is copied).
+    B : ndarray or scipy sparse matrix, shape (n_items, n_items)
+        Item-item weights, row-major (C-contiguous is fastest; anything else is copied). A sparse
+        B (the neighbourhood route, a pruned B) is ranked by its rows in CSR form; items a history
+        does not reach score 0 and compete like any other.
     N : int, default=10
         Number of items per user.
     filter_already_liked_items : bool, default=True
@@ -71,6 +73,11 @@ def topk(user_items: Any, B: np.ndarray, N: int = 10, *, filter_already_liked_it
         Their scores. A user with fewer than N candidates gets padding of
         id -1 and score -inf: a masked item is never returned.
     """
+    if sp.issparse(B):
+        from .neighbors import topk_sparse  # neighbors imports this module: a top-level import would cycle
+
+        return topk_sparse(user_items, B, N, filter_already_liked_items=filter_already_liked_items,
+                           filter_items=filter_items, items=items, num_threads=num_threads)
     if B.ndim != 2 or B.shape[0] != B.shape[1]:
         raise ValueError(f"B must be square, got shape {B.shape}")
     n = B.shape[1]

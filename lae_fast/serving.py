@@ -37,13 +37,13 @@ from . import io as model_io
 from ._memory import check_fits_in_memory
 from ._threads import resolve_num_threads
 from ._validation import as_index_array, check_int, check_interactions, check_square
-from .compression import CODECS, CompressedB, check_codec, compress
+from .compression import CODECS, CompressedB, check_codec, compress, decompress
 from .ids import IdIndex, as_ids
 from .models.base import ItemItemModel
 from .popularity import check_popularity, fill_cold, popularity_order
 from .ranking import _column_block, candidate_mask, check_N, topk
 
-__all__ = ["Recommender", "prune", "SERVING_MODEL"]
+__all__ = ["Recommender", "prune", "load_model", "SERVING_MODEL"]
 
 #: ``meta["model"]`` of the files written by :meth:`Recommender.save`
 SERVING_MODEL = "lae-fast-serving"
@@ -749,6 +749,29 @@ def _raise(st: _Snapshot, status: int, values: Any, name: str) -> None:
     if status == _serve.ERR_MEMORY:
         raise MemoryError(f"could not allocate the {st.n_items * 8} bytes of scratch for one ranking")
     raise RuntimeError(f"internal error: serving kernel returned status {status}")
+
+
+def load_model(path: model_io.PathOrFile, *, mmap: bool = True, verify: bool = True) -> ItemItemModel:
+    """Any model file lae-fast writes, as a model that ranks, evaluates and serves.
+
+    A fitted model's file gives its class (:meth:`ItemItemModel.load`); a serving file written by
+    :meth:`Recommender.save` (dense, pruned or compressed B) gives an
+    :meth:`ItemItemModel.from_weights` model holding that B, a compressed one decoded to float32
+    (serve it with :class:`Recommender` to keep it compressed).
+
+    Raises
+    ------
+    lae_fast.ModelFileError
+        Corrupt, truncated, foreign or inconsistent file.
+    """
+    arrays, meta = model_io.load_arrays(path, mmap=mmap, verify=verify)
+    name = str(getattr(path, "name", path))
+    if meta.get("model") != SERVING_MODEL:
+        return ItemItemModel.from_arrays(arrays, meta, name)
+    snap = _snapshot_from_file(arrays, meta, name)
+    B = (sp.csr_matrix((snap.csr[2], snap.csr[1], snap.csr[0]), shape=(snap.n_items, snap.n_items))
+         if snap.kind == "pruned" else decompress(snap.packed) if snap.kind == "compressed" else snap.B)
+    return ItemItemModel.from_weights(B, item_ids=snap.item_ids, item_counts=snap.popularity)
 
 
 def _file_identity(path: str) -> Optional[Tuple[int, ...]]:

@@ -600,11 +600,14 @@ def test_cli_info_on_a_pruned_serving_file(cli_model, tmp_path):
     assert summary["kind"] == "pruned" and summary["shape"] == [server.n_items, server.n_items]
 
 
-def test_cli_recommend_refuses_a_serving_file(cli_model, tmp_path):
+def test_cli_recommend_reads_a_serving_file(cli_model, tmp_path):
     path = tmp_path / "serve.laef"
-    Recommender.load(cli_model).prune(3).save(path)
+    server = Recommender.load(cli_model).prune(3)
+    server.save(path)
     hist = tmp_path / "h.csv"
     hist.write_text("user,item\n1,100\n")
-    result = CliRunner().invoke(main, ["-q", "recommend", str(path), str(hist)])
+    result = CliRunner().invoke(main, ["-q", "recommend", str(path), str(hist), "--format", "json", "-k", "4"])
     assert_clean_cli(result)
-    assert result.exit_code == 1 and "unknown model type" in result.output
+    assert result.exit_code == 0
+    expect, _, _ = server.recommend_one_ids([100], 4)  # original ids, best first
+    assert [r["item"] for r in json.loads(result.output)["1"]] == expect.tolist()

@@ -51,7 +51,6 @@ import contextlib
 import sys
 import time
 import warnings
-from functools import partial
 from typing import Any, Callable, ClassVar, Dict, Iterator, Mapping, Optional, Tuple
 
 import numpy as np
@@ -131,6 +130,46 @@ class ItemItemModel:
     param_help: ClassVar[Mapping[str, str]] = {}
     fixed: ClassVar[Mapping[str, float]] = {}
     takes_embeddings: ClassVar[bool] = False
+
+    def __init__(self, *, dtype: Any = np.float32, num_threads: Optional[int] = None) -> None:
+        # the base class itself only holds a given B (from_weights); models define their own __init__
+        self.dtype = dtype
+        self.num_threads = num_threads
+
+    @classmethod
+    def from_weights(cls, B: Any, *, item_ids: Any = None, item_counts: Any = None,
+                     num_threads: Optional[int] = None) -> "ItemItemModel":
+        """A fitted model holding a given B (dense, or scipy sparse), e.g. read from a serving file.
+
+        It ranks, evaluates and serves like any fitted model; it has no hyper-parameters and no
+        catalogue name, so it cannot be refitted or saved as a model (serve it with
+        :class:`lae_fast.Recommender`, whose ``save`` writes such a B).
+
+        Parameters
+        ----------
+        B : ndarray or scipy sparse matrix, shape (n_items, n_items)
+            Finite float weights; scores are ``x_u · B``.
+        item_ids : array-like of shape (n_items,), optional
+        item_counts : array-like of shape (n_items,), optional
+            Training popularity (the cold-user fallback of ``recommend``).
+        """
+        if cls is not ItemItemModel:
+            raise TypeError(f"from_weights builds a bare ItemItemModel; {cls.__name__} is fitted with fit()")
+        if sp.issparse(B):
+            B = nbr.ranking_csr(B)
+        else:
+            B = np.asarray(B)
+            if B.dtype not in (np.float32, np.float64):
+                raise TypeError(f"B must hold float32 or float64 weights, got dtype {B.dtype}")
+        if B.ndim != 2 or B.shape[0] != B.shape[1] or B.shape[0] == 0:
+            raise ValueError(f"B must be a non-empty square (n_items, n_items) matrix, got shape {B.shape}")
+        model = cls(dtype=B.dtype, num_threads=num_threads)
+        n = B.shape[0]
+        learned: Dict[str, Any] = {"B_": B, "solver_": "given"}
+        if item_counts is not None:
+            learned["item_counts_"] = np.asarray(item_counts, dtype=np.float64).reshape(n)
+        model._set_fitted(learned, as_ids(item_ids, n, name="item_ids"), n_users=None, nnz=None, seconds={})
+        return model
 
     # -- parameters -------------------------------------------------------------------------------
     def get_params(self) -> Dict[str, Any]:
@@ -432,8 +471,7 @@ class ItemItemModel:
         if single:
             user_items = sp.csr_matrix(np.asarray(user_items).reshape(1, -1))
         X = check_interactions(user_items, name="user_items", n_items=self.B_.shape[0])
-        rank = nbr.topk_sparse if sp.issparse(self.B_) else partial(topk, binarize=True)
-        ids, scores = rank(X, self.B_, N, filter_already_liked_items=filter_already_liked_items,
+        ids, scores = topk(X, self.B_, N, filter_already_liked_items=filter_already_liked_items,
                            filter_items=filter_items, items=items, num_threads=self._threads(num_threads))
         cold = fill_cold_rows(X, ids, scores, getattr(self, "item_counts_", None),
                               filter_items=filter_items, items=items)
@@ -477,6 +515,9 @@ class ItemItemModel:
         no pickle. See :mod:`lae_fast.io` for the layout.
         """
         self._check_fitted()
+        if not self.name:
+            raise TypeError("this model holds a given B (from_weights or a serving file) and has no catalogue "
+                            "name to save under; save it with lae_fast.Recommender(model).save(path)")
         # numpy scalars (np.int64(500) from a grid) are not JSON serialisable: store Python numbers
         params = {k: (np.dtype(v).name if k == "dtype" else v.item() if isinstance(v, np.generic) else v)
                   for k, v in self.get_params().items()}
