@@ -19,7 +19,7 @@ import click
 
 __all__ = ["Context", "pass_ctx", "library_errors", "echo_json", "LaeFastGroup", "GLOBAL_OPTIONS", "cli_words",
            "KEYWORD_FLAGS", "data_options", "column_spec", "group_global_options",
-           "reader_options"]
+           "reader_options", "check_outputs"]
 
 
 class Context:
@@ -237,6 +237,15 @@ def _add_global_options(cmd: click.Command) -> None:
             cmd.params.append(click.Option(decls, **kwargs, expose_value=False, callback=_set_on_context))
     for sub in getattr(cmd, "commands", {}).values():
         _add_global_options(sub)
+
+
+def check_outputs(*paths: Optional[str]) -> None:
+    """Refuse unusable output paths (a directory, device, FIFO; a missing folder) before any work starts."""
+    from .io import check_target
+
+    for path in paths:
+        if path is not None:
+            check_target(path)
 
 
 def echo_json(obj: Any) -> None:

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 import click
 
-from ._cli_common import data_options, echo_json, library_errors, pass_ctx, reader_options
+from ._cli_common import check_outputs, data_options, echo_json, library_errors, pass_ctx, reader_options
 from ._memory import format_bytes
 from .models.ease import RDLAE, LinearAutoencoder
 from .models.registry import model_names
@@ -148,6 +148,7 @@ def tune_command(obj: Any, data, model_name, grids, protocol, metric, ks, seed, 
     ks = _parse_ks(ks)
     if output:
         _check_output(output, (".csv", ".json"), "--output")
+    check_outputs(output, plot)
     if plot:
         _check_output(plot, (".png",), "--plot")
         from .plots import require_matplotlib
