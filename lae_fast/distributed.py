@@ -98,7 +98,8 @@ def connect(scheduler: Optional[str] = None, **cluster_kwargs: Any) -> Iterator[
         ``"local"``: start a ``LocalCluster`` of one worker process with one thread
         per CPU (the fastest local layout measured: no n×n transfers between
         workers, one B per machine); ``"local:N"``: N worker processes of one
-        thread each.
+        thread each, N at most the CPUs this process may use (more workers would
+        only compete for them, and each process costs memory).
         Anything else is a scheduler address such as ``tcp://10.0.0.5:8786``.
     **cluster_kwargs
         Passed to ``LocalCluster`` (``"local"`` only), e.g. ``processes=False``.
@@ -122,6 +123,11 @@ def connect(scheduler: Optional[str] = None, **cluster_kwargs: Any) -> Iterator[
                 n_workers = 0
             if n_workers < 1:
                 raise ValueError(f"scheduler {scheduler!r}: write local:N with N >= 1 workers, e.g. local:2")
+            cpus = available_cpus()
+            if n_workers > cpus:
+                raise ValueError(f"scheduler {scheduler!r}: this machine lets lae-fast use {cpus} CPUs, so local:N "
+                                 f"takes at most N = {cpus} one-thread workers (each is a process); use local:{cpus}, "
+                                 "or a dask cluster (tcp://...) for more")
         kwargs = {"n_workers": n_workers, "threads_per_worker": threads, "dashboard_address": ":0",
                   **cluster_kwargs}
         with dd.LocalCluster(**kwargs) as cluster, dd.Client(cluster) as client:

@@ -601,3 +601,54 @@ class TestAlignItems:
         X, n_unknown = align_items(inter, np.array(["20", "x"]))
         np.testing.assert_array_equal(X.toarray(), [[1, 0], [0, 0], [0, 0]])
         assert n_unknown == 4
+
+
+class TestSilentLossIsRefused:
+    """Readers never swallow rows, guess between duplicated columns or merge distinct ids."""
+
+    @pytest.mark.parametrize("sep", [",", "\t", ";", "::"])
+    def test_unterminated_quote_names_its_line(self, tmp_path, sep):
+        rows = ["user", "item"], ["1", "2"], ["1", '"3'], ["2", "4"], ["2", "5"]
+        path = write(tmp_path / "q.csv", "\n".join(sep.join(r) for r in rows) + "\n")
+        with pytest.raises(DataFormatError, match=r"q\.csv: line 3: a quote opened on this line is not closed "
+                                                  r"before the line ends \(the field runs to line 5 and the end"):
+            read_csv(path)
+
+    def test_a_line_break_inside_a_closed_quote_is_refused_too(self, tmp_path):
+        path = write(tmp_path / "q.csv", 'user,item\n1,"a\nb"\n2,c\n')
+        with pytest.raises(DataFormatError, match=r"line 2: a quote opened on this line .*runs to line 3\)"):
+            read_csv(path)
+
+    def test_quotes_that_close_on_their_line_still_read(self, tmp_path):
+        inter = read_csv(write(tmp_path / "ok.csv", 'user,item\n1,"a,b"\n2, "c" \n'))
+        assert inter.item_ids.tolist() == ["a,b", "c"]
+
+    @pytest.mark.parametrize("header, kwargs, column", [
+        ("user,item,item", {}, "item"),
+        ("user,Item,ITEM:token", {}, "Item"),
+        ("user,user,item", {}, "user"),
+        ("uid,x,item,item", {"user_col": "uid", "item_col": "item"}, "item"),
+        ("user,item,rating,rating", {"min_rating": 1}, "rating"),
+    ])
+    def test_duplicated_header_column_is_refused(self, tmp_path, header, kwargs, column):
+        n = len(header.split(","))
+        path = write(tmp_path / "dup.csv", header + "\n" + ",".join(["1"] * n) + "\n")
+        with pytest.raises(DataFormatError, match=rf"dup\.csv: the header names column '{column}' 2 times "
+                                                  r"\(positions \d, \d\), so which one to read is ambiguous"):
+            read_csv(path, **kwargs)
+
+    def test_duplicates_that_are_not_read_do_not_matter(self, tmp_path):
+        path = write(tmp_path / "d.csv", "user,item,tag,tag,rating,rating\n1,2,a,b,5,4\n")
+        assert read_csv(path).item_ids.tolist() == [2]  # the ratings are not read without min_rating
+        path = write(tmp_path / "p.csv", "user,item,item\n1,2,3\n")
+        assert read_csv(path, item_col=2).item_ids.tolist() == [3]  # a position is never ambiguous
+
+    def test_float_ids_that_cannot_be_exact_are_refused(self):
+        from lae_fast.ids import id_column
+
+        assert id_column(np.array([2.0 ** 53, -3.0]), name="ids").tolist() == [2 ** 53, -3]
+        for big in (2.0 ** 53 + 2, 1e19, -1e30):
+            with pytest.raises(TypeError, match="float ids beyond 2\\*\\*53"):
+                id_column(np.array([1.0, big]), name="ids")
+        with pytest.raises(TypeError, match="float ids beyond"):  # 2**53 + 1 and + 2 are one float
+            Interactions.from_matrix(sp.eye(2, format="csr"), item_ids=np.array([2.0 ** 53 + 2, 1.0]))
