@@ -157,8 +157,14 @@ def reader_options(user_col: Optional[str], item_col: Optional[str], rating_col:
 # -- global options, accepted before or after the subcommand -------------------------------------------
 
 def _check_num_threads(ctx: click.Context, param: click.Parameter, value: Optional[int]) -> Optional[int]:
-    if value == 0:
-        raise click.BadParameter("0 is not a thread count; use a positive number or -1 for all CPUs")
+    """--num-threads by the library's rule (not 0, at most the maximum), before any work starts."""
+    from ._threads import resolve_num_threads
+
+    if value is not None:
+        try:
+            resolve_num_threads(value)
+        except (ValueError, TypeError) as exc:
+            raise click.BadParameter(str(exc).replace("num_threads=", "", 1)) from None
     return value
 
 

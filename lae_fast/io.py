@@ -208,6 +208,8 @@ def _check_header(header: Any, name: str, data_start: int) -> None:
                           "non-negative integers and the data starts after the header")
         if not isinstance(e.get("sha256"), str) or not _SHA256.match(e["sha256"]):
             raise corrupt(f"array {key!r} has no SHA-256 digest")
+        if math.prod(shape) * np.dtype(dtype).itemsize != e["nbytes"]:  # Python ints: no overflow
+            raise corrupt(f"array {key!r}: shape {shape} and dtype {dtype} do not make {e['nbytes']} bytes")
     meta = header["meta"]
     for field, (kind, nullable) in _META_FIELDS.items():
         if field not in meta or (meta[field] is None and nullable):
@@ -218,14 +220,8 @@ def _check_header(header: Any, name: str, data_start: int) -> None:
 
 
 def _array_from(buf, e: dict, key: str, name: str, verify: bool) -> np.ndarray:
-    dtype = np.dtype(e["dtype"])
-    if dtype.hasobject or dtype.kind not in "biufU":
-        raise ModelFileError(f"{name}: array {key!r} has forbidden dtype {dtype}")
-    shape = tuple(e["shape"])
-    nbytes = math.prod(shape) * dtype.itemsize  # Python ints: a crafted shape cannot overflow
-    start = e["offset"]
-    if nbytes != e["nbytes"]:
-        raise ModelFileError(f"{name}: array {key!r} has inconsistent size in the header")
+    """One array of a file whose header passed :func:`_check_header`."""
+    dtype, shape, start, nbytes = np.dtype(e["dtype"]), tuple(e["shape"]), e["offset"], e["nbytes"]
     if start + nbytes > len(buf):
         raise ModelFileError(
             f"{name}: file is truncated (array {key!r} needs bytes up to {start + nbytes}, "
@@ -261,6 +257,13 @@ def check_finite(arr: np.ndarray, *, source: str, key: str) -> None:
                                  "it again")
 
 
+def source_name(source: PathOrFile) -> str:
+    """How messages name a model file: its path as given, or a file object's name."""
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    return str(getattr(source, "name", "<file object>"))
+
+
 def load_arrays(source: PathOrFile, *, mmap: bool = True, verify: bool = True) -> Tuple[Dict[str, np.ndarray], dict]:
     """Read a file written by :func:`save_arrays`; returns ``(arrays, meta)``.
 
@@ -272,8 +275,8 @@ def load_arrays(source: PathOrFile, *, mmap: bool = True, verify: bool = True) -
     ModelFileError
         The file is truncated, corrupt, foreign, pickled or of an unknown version.
     """
+    name = source_name(source)
     if hasattr(source, "read"):
-        name = getattr(source, "name", "<file object>")
         data = source.read()
         if not isinstance(data, (bytes, bytearray)):
             raise TypeError(f"{name}: open the model file in binary mode ('rb')")
@@ -281,7 +284,6 @@ def load_arrays(source: PathOrFile, *, mmap: bool = True, verify: bool = True) -
         header, _ = _read_header(fh, name)
         buf = memoryview(data)
     else:
-        name = os.fspath(source)
         if not os.path.isfile(name):
             raise FileNotFoundError(f"{name}: no such model file")
         # header and arrays from one open file: a model replaced (renamed over) meanwhile

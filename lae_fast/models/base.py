@@ -41,7 +41,7 @@ What the base gives every model
 the learned attributes ``B_``, ``item_ids_``, ``n_users_``, ``nnz_`` and ``fit_seconds_``
 (set by the base alone: no other module assigns a model's attributes), ``B``,
 ``n_items``, ``get_params``/``set_params``/``repr``, ``recommend`` and ``similar_items``
-(exactly N results, own items masked, ties to the lower index), ``save``/``load``
+(exactly min(N, n_items) columns, own items masked, ties to the lower index), ``save``/``load``
 (pickle-free, checksummed, memory-mapped), and the ``NotFittedError`` before ``fit``.
 ``tests/test_contract.py`` checks all of it for every registered model.
 """
@@ -402,6 +402,7 @@ class ItemItemModel:
             One history row per user, in the model's item index space. A 1-D
             dense vector is one user and gives 1-D results.
         N : int, default=10
+            Length of each list; at most ``n_items`` (a larger N is capped).
         filter_already_liked_items : bool, default=True
             Never return a user's own items.
         filter_items : array-like of int, optional
@@ -418,11 +419,11 @@ class ItemItemModel:
 
         Returns
         -------
-        ids : ndarray of int32, shape (n_users, N)
+        ids : ndarray of int32, shape (n_users, min(N, n_items))
             Item indices (``model.item_ids_[ids]`` gives the original ids), best first,
-            ties broken by lower index. Padded with -1 when a user has fewer than N
-            candidates; a filtered item is never returned.
-        scores : ndarray of float32, shape (n_users, N)
+            ties broken by lower index. Padded with -1 when a user has fewer candidates
+            than columns; a filtered item is never returned.
+        scores : ndarray of float32, shape (n_users, min(N, n_items))
             ``x_u · B`` for those items, -inf on padding.
         cold : ndarray of bool, shape (n_users,)
             Only with ``return_cold=True`` (a bool for a 1-D history).
@@ -498,30 +499,35 @@ class ItemItemModel:
         mmap : bool, default=True
             Memory-map B read-only (paths only) so processes share one copy.
         verify : bool, default=True
-            Check the SHA-256 of every array (skip for very large trusted files).
+            Check the SHA-256 of every array and that B is finite (both read the whole
+            file; skip them for very large trusted files).
 
         Raises
         ------
         lae_fast.io.ModelFileError
-            Corrupt, truncated, foreign or mismatched file.
+            Corrupt, truncated, foreign or mismatched file, or NaN/infinite weights.
         """
         arrays, meta = model_io.load_arrays(path, mmap=mmap, verify=verify)
-        return cls.from_arrays(arrays, meta, str(getattr(path, "name", path)))
+        return cls.from_arrays(arrays, meta, model_io.source_name(path), check_values=verify)
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any],
-                    source: str = "<arrays>") -> "ItemItemModel":
+                    source: str = "<arrays>", *, check_values: bool = True) -> "ItemItemModel":
         """Build a fitted model from what :func:`lae_fast.io.load_arrays` read (checks everything).
+
+        ``check_values=False`` skips the one check that reads all of B: that its
+        weights are finite (``load(verify=False)`` on large trusted files).
 
         Raises
         ------
         lae_fast.io.ModelFileError
-            Unknown model, missing or inconsistent arrays, invalid hyper-parameters.
+            Unknown model, missing or inconsistent arrays, invalid hyper-parameters,
+            NaN or infinite weights.
         """
         target = class_for_file(meta, source)
         if cls is not ItemItemModel and not issubclass(target, cls):
             raise model_io.ModelFileError(f"{source}: holds a {target.__name__}, not a {cls.__name__}")
-        B, ids = weights_from_arrays(arrays, meta, source)
+        B, ids = weights_from_arrays(arrays, meta, source, check_values=check_values)
         params = dict(meta.get("params") or {})
         try:
             if "dtype" in params:
@@ -552,14 +558,16 @@ def weights_to_arrays(B: Any) -> Dict[str, np.ndarray]:
 
 
 def weights_from_arrays(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any],
-                        source: str) -> Tuple[Any, np.ndarray]:
+                        source: str, *, check_values: bool = True) -> Tuple[Any, np.ndarray]:
     """B (dense, or CSR on the file's memory-mapped arrays) and the item ids, after checking every shape.
+
+    ``check_values`` also checks that every weight is finite (a pass over all of B).
 
     Raises
     ------
     lae_fast.io.ModelFileError
-        A missing array, shapes or dtypes that disagree with the header, or a CSR structure that is
-        not one (indptr not monotonic, an index out of range).
+        A missing array, shapes or dtypes that disagree with the header, a CSR structure that is
+        not one (indptr not monotonic, an index out of range), or NaN/infinite weights.
     """
     ids = arrays.get("item_ids")
     n = meta.get("n_items")
@@ -577,6 +585,8 @@ def weights_from_arrays(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any
         if (indptr[0] != 0 or indptr[-1] != nnz or (np.diff(indptr) < 0).any()
                 or (nnz and (indices.min() < 0 or indices.max() >= n))):
             raise model_io.ModelFileError(f"{source}: the sparse B is inconsistent (indptr or indices)")
+        if check_values:
+            model_io.check_finite(data, source=source, key="B_data")
         return sp.csr_matrix((data, indices, indptr), shape=(n, n)), ids
     B = arrays.get("B")
     if B is None or B.ndim != 2 or B.shape != (n, n):
@@ -584,4 +594,6 @@ def weights_from_arrays(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any
                                       f"n_items {n})")
     if B.dtype.name != dtype or B.dtype not in (np.float32, np.float64):
         raise model_io.ModelFileError(f"{source}: B has dtype {B.dtype}, header says {dtype}")
+    if check_values:
+        model_io.check_finite(B, source=source, key="B")
     return B, ids
