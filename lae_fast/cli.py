@@ -87,9 +87,14 @@ def _item_embeddings(obj: "Context", item_ids, item_text, item_embeddings, templ
     return E
 
 
-def _read_data(path: str, *, num_threads: Optional[int] = None, **options: Any):
-    """Read DATA with the reader its extension names, refusing flags that reader does not take."""
+def _read_data(path: str, model=None, *, num_threads: Optional[int] = None, **options: Any):
+    """Read DATA with the reader its extension names, refusing flags that reader does not take.
+
+    With ``model``, an npz file's declared item count is checked against the model's memory need
+    first: a few bytes can declare a billion items, and reading them would already cost gigabytes.
+    """
     from .data import FORMATS, file_format, load_interactions
+    from .data.npz import read_npz_shape
 
     fmt = file_format(path)
     takes = FORMATS[fmt][2]
@@ -99,6 +104,8 @@ def _read_data(path: str, *, num_threads: Optional[int] = None, **options: Any):
         raise click.UsageError(f"{flags} do not apply to {path} (a {fmt} file)")
     if "num_threads" in takes:
         options["num_threads"] = num_threads
+    if model is not None and fmt == "npz":
+        model.check_fit_memory(read_npz_shape(path)[1])
     return load_interactions(path, **options)
 
 
@@ -195,7 +202,7 @@ def fit(obj: Context, data, model_name, dtype, neighbors, item_text, item_embedd
     if sharded:
         return fit_sharded(obj, model, data, scheduler, user_col, item_col, output, as_json, check_users)
     with obj.step(f"reading {data}"):
-        inter = _read_data(data, **reader_options(user_col, item_col, rating_col, sep, header, min_rating=min_rating),
+        inter = _read_data(data, model, **reader_options(user_col, item_col, rating_col, sep, header, min_rating=min_rating),
                            num_threads=obj.num_threads)
     E = None
     if model.takes_embeddings:
@@ -284,7 +291,7 @@ def evaluate_cmd(obj: Context, data, model_name, dtype, neighbors, item_text, it
     model = _model_from_options(obj, model_name, hyper, dtype, item_text, item_embeddings, neighbors)
     heldout_n = int(heldout) if heldout >= 1 else heldout
     with obj.step(f"reading {data}"):
-        inter = _read_data(data, **reader_options(user_col, item_col, rating_col, sep, header, min_rating=min_rating),
+        inter = _read_data(data, model, **reader_options(user_col, item_col, rating_col, sep, header, min_rating=min_rating),
                            num_threads=obj.num_threads)
     E = None
     if model.takes_embeddings:

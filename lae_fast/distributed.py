@@ -53,6 +53,7 @@ from ._threads import ENV_VAR, available_cpus, resolve_num_threads
 from ._validation import check_dtype, check_int
 from ._memory import check_fits_in_memory
 from .data import DataFormatError, Interactions, interactions_from_pairs, read_npz, read_parquet, save_npz
+from .data.npz import read_npz_item_ids
 from .data.npz import NPZ_EXTENSIONS
 from .data.parquet import PARQUET_EXTENSIONS, parquet_columns, require_columns, write_parquet
 from .gram import gram_into
@@ -338,13 +339,7 @@ def _load(data: Any, name: str, kind: str, user_col: str, item_col: str) -> Opti
 def _shard_items(data: Any, name: str, kind: str, user_col: str, item_col: str) -> Optional[np.ndarray]:
     """The item ids of a shard: an npz file's item space (its header only), else the ids it uses."""
     if kind == "npz":
-        try:
-            with np.load(data, allow_pickle=False) as z:
-                n_items = int(z["shape"][1])
-                ids = z["item_ids"] if "item_ids" in z.files else None
-            return as_ids(ids, n_items, name="item_ids")
-        except Exception:  # let the full reader name the problem
-            return read_npz(data).item_ids
+        return read_npz_item_ids(data)
     if kind == "parquet":
         (items,) = parquet_columns(data, (item_col,), user_col, item_col)
         if items.size == 0:

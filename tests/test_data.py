@@ -652,3 +652,149 @@ class TestSilentLossIsRefused:
                 id_column(np.array([1.0, big]), name="ids")
         with pytest.raises(TypeError, match="float ids beyond"):  # 2**53 + 1 and + 2 are one float
             Interactions.from_matrix(sp.eye(2, format="csr"), item_ids=np.array([2.0 ** 53 + 2, 1.0]))
+
+
+# -- tiny files that declare huge arrays --------------------------------------------------------------------
+def _npy_bytes(shape, dtype="<f4", payload=b""):
+    """An .npy header declaring ``shape`` followed by ``payload`` (which need not match it)."""
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": dtype, "fortran_order": False, "shape": tuple(shape)})
+    return buf.getvalue() + payload
+
+
+def _zip(path, members, *, zeros=None):
+    """An npz of raw .npy members; ``zeros=(key, shape, dtype)`` streams a member of zeros (deflated)."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for key, raw in members.items():
+            zf.writestr(key + ".npy", raw)
+        if zeros is not None:
+            key, shape, dtype = zeros
+            with zf.open(key + ".npy", "w", force_zip64=True) as fh:
+                fh.write(_npy_bytes(shape, dtype))
+                left = int(np.prod(shape)) * np.dtype(dtype).itemsize
+                chunk = bytes(1 << 22)
+                while left > 0:
+                    fh.write(chunk[:min(left, len(chunk))])
+                    left -= len(chunk)
+    return path
+
+
+def _peak_bytes(call):
+    """(peak bytes traced while ``call`` ran, its exception or None): numpy reports to tracemalloc."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        call()
+        error = None
+    except Exception as exc:  # noqa: BLE001
+        error = exc
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak, error
+
+
+def _csr_members(n_users=2, n_items=6):
+    return {"indptr": _npy_bytes((3,), "<i8", np.array([0, 1, 2], np.int64).tobytes()),
+            "indices": _npy_bytes((2,), "<i4", np.array([0, 5], np.int32).tobytes()),
+            "data": _npy_bytes((2,), "<f4", np.ones(2, np.float32).tobytes()),
+            "shape": _npy_bytes((2,), "<i8", np.array([n_users, n_items], np.int64).tobytes())}
+
+
+class TestDeclaredSizes:
+    MiB = 1 << 20
+
+    def test_the_crafted_csr_reads(self, tmp_path):
+        inter = read_npz(_zip(tmp_path / "ok.npz", _csr_members()))
+        np.testing.assert_array_equal(dense(inter), [[1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 1]])
+
+    def test_shape_of_a_billion_items_is_refused_by_the_budget_before_allocating(self, tmp_path, monkeypatch):
+        import lae_fast._memory as memory
+
+        path = _zip(tmp_path / "wide.npz", _csr_members(2, 10 ** 9))
+        assert path.stat().st_size < 1000
+        monkeypatch.setattr(memory, "available_memory", lambda: 4 << 30)
+        peak, error = _peak_bytes(lambda: read_npz(path))
+        assert isinstance(error, MemoryError) and "2 x 1000000000 interaction matrix" in str(error)
+        assert peak < 8 * self.MiB
+
+    def test_the_cli_refuses_a_fit_it_cannot_do_before_reading(self, tmp_path):
+        from click.testing import CliRunner
+
+        from lae_fast.cli import main
+
+        path = _zip(tmp_path / "wide.npz", _csr_members(2, 10 ** 9))
+        for args in (["-q", "fit", str(path), "-o", str(tmp_path / "m.laef")], ["-q", "evaluate", str(path)]):
+            peak, _ = _peak_bytes(lambda: CliRunner().invoke(main, args))
+            result = CliRunner().invoke(main, args)
+            assert result.exit_code == 1 and "Error: fitting EASE (1000000000 items" in result.output
+            assert peak < 32 * self.MiB  # the 8 GB of item ids are never built
+        assert not (tmp_path / "m.laef").exists()
+
+    def test_fit_checks_the_n_by_n_buffer_before_touching_X(self, monkeypatch):
+        import lae_fast
+        import lae_fast._memory as memory
+
+        monkeypatch.setattr(memory, "available_memory", lambda: 1 << 30)
+        X = sp.csr_matrix((np.ones(2, np.float32), ([0, 1], [0, 10 ** 6 - 1])), shape=(2, 10 ** 6))
+        peak, error = _peak_bytes(lambda: lae_fast.EASE(1.0).fit(Interactions.from_matrix(X)))
+        assert isinstance(error, MemoryError) and "1000000x1000000 float32" in str(error)
+
+    def test_a_member_bomb_that_disagrees_is_never_inflated(self, tmp_path):
+        members = _csr_members()
+        del members["data"]
+        path = _zip(tmp_path / "bomb.npz", members, zeros=("data", (64 * self.MiB,), "<f4"))  # 256 MiB
+        assert path.stat().st_size < 2 * self.MiB
+        peak, error = _peak_bytes(lambda: read_npz(path))
+        assert isinstance(error, DataFormatError) and "shapes disagree" in str(error)
+        assert "indices has 2, data has 67108864" in str(error)
+        assert peak < 8 * self.MiB
+
+    def test_members_the_reader_does_not_need_are_never_inflated(self, tmp_path):
+        path = _zip(tmp_path / "extra.npz", _csr_members(), zeros=("row", (64 * self.MiB,), "<i4"))
+        peak, error = _peak_bytes(lambda: read_npz(path))
+        assert error is None and peak < 8 * self.MiB
+
+    @pytest.mark.parametrize("key, shape", [("data", (10 ** 12,)), ("shape", (10 ** 9,)), ("indptr", (3, 10 ** 10))])
+    def test_a_header_that_declares_more_than_the_member_holds(self, tmp_path, key, shape):
+        members = _csr_members()
+        members[key] = _npy_bytes(shape, "<f4" if key == "data" else "<i8", b"\0" * 64)
+        peak, error = _peak_bytes(lambda: read_npz(_zip(tmp_path / "liar.npz", members)))
+        assert isinstance(error, DataFormatError), error
+        assert re.search(rf"array '{key}' declares shape|its '{key}' entry declares shape", str(error)), str(error)
+        assert peak < 8 * self.MiB
+
+    def test_object_members_are_refused_without_unpickling(self, tmp_path):
+        members = _csr_members()
+        members["item_ids"] = _npy_bytes((6,), "|O", b"\x80\x04junk")
+        with pytest.raises(DataFormatError, match="holds Python objects, and lae-fast never loads pickles"):
+            read_npz(_zip(tmp_path / "pickle.npz", members))
+
+    def test_shard_item_spaces_read_only_shape_and_ids(self, tmp_path):
+        from lae_fast.data.npz import read_npz_item_ids
+
+        members = _csr_members()
+        members["item_ids"] = _npy_bytes((6,), "<i8", np.arange(10, 16, dtype=np.int64).tobytes())
+        del members["data"]
+        path = _zip(tmp_path / "shard.npz", members, zeros=("data", (64 * self.MiB,), "<f4"))
+        peak, error = _peak_bytes(lambda: read_npz_item_ids(path))
+        assert error is None and peak < 8 * self.MiB
+        assert read_npz_item_ids(path).tolist() == list(range(10, 16))
+
+    def test_embedding_files_that_declare_too_much(self, tmp_path):
+        from lae_fast.text import ItemTextError, load_embeddings
+
+        npy = tmp_path / "emb.npy"
+        npy.write_bytes(_npy_bytes((10 ** 6, 10 ** 6), "<f4", b"\0" * 128))
+        peak, error = _peak_bytes(lambda: load_embeddings(npy))
+        assert isinstance(error, ItemTextError) and "declares shape (1000000, 1000000)" in str(error)
+        assert peak < 8 * self.MiB
+        members = {"item_ids": _npy_bytes((2,), "<i8", np.arange(2, dtype=np.int64).tobytes()),
+                   "embeddings": _npy_bytes((2, 10 ** 9), "<f4", b"\0" * 64)}
+        with pytest.raises(ItemTextError, match=r"array 'embeddings' declares shape \(2, 1000000000\)"):
+            load_embeddings(_zip(tmp_path / "emb.npz", members))

@@ -330,6 +330,45 @@ def test_read_npz_garbled_bytes(raw, cut, flip):
                 assert inter.matrix.shape == X.shape
 
 
+@FAST
+@given(key=st.sampled_from(["indptr", "indices", "data", "shape", "user_ids", "item_ids"]),
+       shape=st.lists(st.one_of(st.integers(0, 8), st.integers(0, 2 ** 45)), min_size=0, max_size=3),
+       payload=st.integers(0, 200))
+def test_read_npz_declared_shapes_never_allocate_what_the_file_lacks(key, shape, payload):
+    """Any shape a member's header declares: the reader answers (exactly) or refuses, allocating
+    no more than the file holds."""
+    import tracemalloc
+    import zipfile as zf
+
+    good = {"indptr": np.array([0, 1, 2], np.int64), "indices": np.array([0, 2], np.int32),
+            "data": np.ones(2, np.float32), "shape": np.array([2, 3], np.int64),
+            "user_ids": np.array([7, 8], np.int64), "item_ids": np.array([4, 5, 6], np.int64)}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "x.npz")
+        with zf.ZipFile(path, "w", zf.ZIP_DEFLATED) as z:
+            for name, arr in good.items():
+                buf = io.BytesIO()
+                if name == key:
+                    np.lib.format.write_array_header_1_0(buf, {"descr": arr.dtype.str, "fortran_order": False,
+                                                               "shape": tuple(shape)})
+                    buf.write(arr.tobytes()[:payload].ljust(payload, b"\0"))
+                else:
+                    np.lib.format.write_array(buf, arr)
+                z.writestr(name + ".npy", buf.getvalue())
+        tracemalloc.start()
+        try:
+            inter = read_npz(path)
+        except (DataFormatError, MemoryError) as exc:
+            assert_message(exc)
+            inter = None
+        finally:
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+    assert peak < 32 << 20  # first calls also trace lazy imports; a declared 2**45 elements would be TBs
+    if inter is not None:  # the header happened to describe what the member holds
+        np.testing.assert_array_equal(inter.matrix.toarray(), [[1, 0, 0], [0, 0, 1]])
+
+
 # ---------------------------------------------------------------------------------------------
 # model files
 # ---------------------------------------------------------------------------------------------

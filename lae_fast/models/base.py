@@ -208,6 +208,9 @@ class ItemItemModel:
         params = self.validated_params()
         if is_frame(X):  # rows of a DataFrame: the one conversion, with the readers' rules
             X = Interactions.from_frame(X, num_threads=params["num_threads"])
+        declared = getattr(X, "shape", None)
+        if isinstance(declared, tuple) and len(declared) == 2 and isinstance(declared[1], (int, np.integer)):
+            self.check_fit_memory(int(declared[1]))  # before X is checked or its ids are sorted
         Xc = check_interactions(X)
         n = Xc.shape[1]
         item_ids = ids_of(X, n)
@@ -217,6 +220,30 @@ class ItemItemModel:
         learned = self._fit(Xc, params, timer, E)
         self._set_fitted(learned, item_ids, n_users=Xc.shape[0], nnz=Xc.nnz, seconds=timer.seconds)
         return self
+
+    def check_fit_memory(self, n_items: int) -> None:
+        """Refuse now a fit on ``n_items`` items that cannot fit in memory, on the route it would take.
+
+        The dense route holds an n_items² matrix; the neighbourhood route (models with the
+        ``neighbors`` option, taken when asked for or when the dense one does not fit) what
+        :func:`lae_fast.neighbors.route_bytes` says.
+
+        :meth:`fit` calls it before it touches X; a caller that knows the item count before
+        reading the data (the CLI, from an npz file's declared shape) calls it first.
+
+        Raises
+        ------
+        MemoryError
+            With the estimate and what is available.
+        """
+        n, params = int(n_items), self.validated_params()
+        m = self._route(n, params, warn=False)
+        if m is not None:
+            check_fits_in_memory(*self._neighborhood_need(n, m, params))
+            return
+        dtype = params["dtype"]
+        check_fits_in_memory(n * n * dtype.itemsize, what=f"fitting {type(self).__name__} ({n} items, one "
+                                                          f"{n}x{n} {dtype.name} matrix)")
 
     def _fit(self, X: sp.csr_matrix, params: Dict[str, Any], timer: StepTimer,
              item_embeddings: Optional[np.ndarray]) -> Dict[str, Any]:
@@ -231,7 +258,7 @@ class ItemItemModel:
             A = gram_buffer(X, params["dtype"], params["num_threads"], what=f"fitting {type(self).__name__}")
         return {**self._solve_gram(A, params, timer, item_embeddings), "solver_": "dense"}
 
-    def _route(self, n: int, params: Dict[str, Any]) -> Optional[int]:
+    def _route(self, n: int, params: Dict[str, Any], *, warn: bool = True) -> Optional[int]:
         """Neighbours per column of the neighbourhood route, or None for the dense route.
 
         ``neighbors=m`` asks for the route; ``neighbors=None`` takes the dense route when its
@@ -247,10 +274,11 @@ class ItemItemModel:
         avail = available_memory()
         if avail is None or need <= MEMORY_HEADROOM * avail:
             return None
-        warnings.warn(f"{type(self).__name__}: the dense {n}x{n} {params['dtype'].name} matrix needs "
-                      f"{format_bytes(need)} but {format_bytes(avail)} is available; fitting on neighbourhoods of "
-                      f"{DEFAULT_NEIGHBORS} items per column instead (pass neighbors=m to choose m)",
-                      RouteWarning, stacklevel=4)
+        if warn:
+            warnings.warn(f"{type(self).__name__}: the dense {n}x{n} {params['dtype'].name} matrix needs "
+                          f"{format_bytes(need)} but {format_bytes(avail)} is available; fitting on neighbourhoods of "
+                          f"{DEFAULT_NEIGHBORS} items per column instead (pass neighbors=m to choose m)",
+                          RouteWarning, stacklevel=4)
         return DEFAULT_NEIGHBORS
 
     def _fit_neighborhoods(self, X: Optional[sp.csr_matrix], G: Optional[np.ndarray], m: int,
@@ -262,7 +290,7 @@ class ItemItemModel:
         Gram is given (fit_gram); the refined support keeps the m largest |b_ij| of a first solve.
         """
         n = X.shape[1] if X is not None else G.shape[0]
-        k = min(2 * m, max(n - 1, 1))
+        k = _candidates_per_item(n, m)
         nt = params["num_threads"]
         dtype = params["dtype"]
         if G is None and n * n * dtype.itemsize <= MEMORY_HEADROOM * (available_memory() or 0):
@@ -282,6 +310,12 @@ class ItemItemModel:
                   else np.asarray(G.diagonal(), dtype=np.float64))
         return {"B_": B, "item_counts_": counts, "solver_": "neighbors", "neighbors_": m,
                 "n_retried_columns_": solution.n_retried}
+
+    @staticmethod
+    def _neighborhood_need(n: int, m: int, params: Dict[str, Any]) -> Tuple[int, str]:
+        """``(bytes, what)`` of a neighbourhood fit of n items, for ``check_fits_in_memory``."""
+        return (nbr.route_bytes(n, m, _candidates_per_item(n, m), params["dtype"]),
+                f"the neighbourhood route ({n} items, {m} neighbours per column)")
 
     def _solve_columns(self, source: Any, m: int, k: int, params: Dict[str, Any], timer: StepTimer,
                        item_embeddings: Optional[np.ndarray]) -> "nbr.ColumnSolution":
@@ -555,6 +589,11 @@ def weights_to_arrays(B: Any) -> Dict[str, np.ndarray]:
     C = sp.csr_matrix(B)
     return {"B_indptr": C.indptr.astype(np.int64, copy=False), "B_indices": C.indices.astype(np.int32, copy=False),
             "B_data": C.data}
+
+
+def _candidates_per_item(n: int, m: int) -> int:
+    """Candidates of a neighbourhood fit: 2m per item, at most the other n - 1 items."""
+    return min(2 * m, max(n - 1, 1))
 
 
 def weights_from_arrays(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any],

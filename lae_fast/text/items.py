@@ -29,6 +29,8 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..data.archive import NpzArchive, read_npy
+from ..data.interactions import DataFormatError
 from ..datasets import cache_dir as datasets_cache_dir
 from ..ids import IdIndex
 from ..io import atomic_write
@@ -439,8 +441,8 @@ def _read_cache(path: Path, n_rows: int) -> Optional[np.ndarray]:
     if not path.is_file():
         return None
     try:
-        arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+        arr = read_npy(str(path), fix="it is re-created on the next run")
+    except (OSError, ValueError, MemoryError) as exc:
         warnings.warn(f"ignoring the unreadable embedding cache file {path} ({exc}); embedding again",
                       RuntimeWarning, stacklevel=3)
         return None
@@ -488,21 +490,19 @@ def load_embeddings(path: PathLike) -> Tuple[Optional[np.ndarray], np.ndarray]:
     name = os.fspath(path)
     if not os.path.isfile(name):
         raise FileNotFoundError(f"{name}: no such embeddings file")
-    try:
-        loaded = np.load(name, allow_pickle=False)
-        if isinstance(loaded, np.ndarray):
-            ids, vectors = None, loaded
-        else:
-            with loaded:
-                missing = {"item_ids", "embeddings"} - set(loaded.files)
+    fix = "write it with `lae-fast embed ITEMS -o FILE.npz`"
+    try:  # declared sizes are checked before anything is inflated or allocated
+        if zipfile.is_zipfile(name):
+            with NpzArchive(name, fix=fix) as npz:
+                missing = {"item_ids", "embeddings"} - set(npz.files)
                 if missing:
-                    raise ItemTextError(f"{name}: missing arrays {sorted(missing)} (found {loaded.files}); "
-                                        "write it with `lae-fast embed ITEMS -o FILE.npz`")
-                ids, vectors = loaded["item_ids"], loaded["embeddings"]
-    except ItemTextError:
-        raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise ItemTextError(f"{name}: not a readable embeddings file ({exc})") from None
+                    raise ItemTextError(f"{name}: missing arrays {sorted(missing)} (found {npz.files}); {fix}")
+                npz.check_budget(["item_ids", "embeddings"], what=f"{name}: the embeddings and their ids")
+                ids, vectors = npz.read("item_ids"), npz.read("embeddings")
+        else:
+            ids, vectors = None, read_npy(name, fix=fix)
+    except DataFormatError as exc:
+        raise ItemTextError(f"not a readable embeddings file: {exc}") from None
     if vectors.ndim != 2 or not np.issubdtype(vectors.dtype, np.floating):
         raise ItemTextError(f"{name}: embeddings must be a 2-D float matrix, got {vectors.dtype} {vectors.shape}")
     if ids is not None and ids.shape != (vectors.shape[0],):
