@@ -369,6 +369,39 @@ def test_read_npz_declared_shapes_never_allocate_what_the_file_lacks(key, shape,
         np.testing.assert_array_equal(inter.matrix.toarray(), [[1, 0, 0], [0, 0, 1]])
 
 
+_json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-(2 ** 70), 2 ** 70), st.floats(allow_nan=False),
+              st.text(max_size=4)),
+    lambda children: st.one_of(st.lists(children, max_size=3), st.dictionaries(st.text(max_size=3), children,
+                                                                                max_size=3)),
+    max_leaves=8)
+
+
+@FAST
+@given(template=st.lists(st.sampled_from(["{", "}", "[", "]", ".", "!", ":", "r", "0", "1", "title", "genres",
+                                          "__class__", " ", "x"]), max_size=12).map("".join),
+       records=st.lists(st.fixed_dictionaries({"item": _json_values, "title": _json_values,
+                                               "genres": _json_values}), min_size=1, max_size=3))
+def test_item_text_templates_and_ids_only_fail_cleanly(template, records):
+    """Any template over any JSON records: texts, or a ValueError (ItemTextError included) with a message."""
+    from lae_fast.text import load_item_texts
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "items.jsonl")
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write("\n".join(json.dumps(r) for r in records) + "\n")
+        try:
+            texts = load_item_texts(path, template=template)
+        except (ValueError, TypeError) as exc:
+            assert_message(exc)
+            return
+    assert all(isinstance(k, (int, str)) and isinstance(v, str) for k, v in texts.items())
+    import string
+
+    parts = list(string.Formatter().parse(template))  # rendered: so only plain names and indexes were there
+    assert all("." not in name and not spec and not conv for _, name, spec, conv in parts if name is not None)
+
+
 # ---------------------------------------------------------------------------------------------
 # model files
 # ---------------------------------------------------------------------------------------------
