@@ -94,7 +94,7 @@ def _read_data(path: str, model=None, *, num_threads: Optional[int] = None, **op
     first: a few bytes can declare a billion items, and reading them would already cost gigabytes.
     """
     from .data import FORMATS, file_format, load_interactions
-    from .data.npz import read_npz_shape
+    from .data.formats import declared_n_items
 
     fmt = file_format(path)
     takes = FORMATS[fmt][2]
@@ -104,8 +104,9 @@ def _read_data(path: str, model=None, *, num_threads: Optional[int] = None, **op
         raise click.UsageError(f"{flags} do not apply to {path} (a {fmt} file)")
     if "num_threads" in takes:
         options["num_threads"] = num_threads
-    if model is not None and fmt == "npz":
-        model.check_fit_memory(read_npz_shape(path)[1])
+    n_items = declared_n_items(path) if model is not None else None
+    if n_items is not None:
+        model.check_fit_memory(n_items)
     return load_interactions(path, **options)
 
 

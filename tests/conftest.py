@@ -183,3 +183,13 @@ def craft_model_file(path, good, *, edit=None, raw_header=None):
         if len(head) <= data_start:
             fh.write(b"\0" * (data_start - len(head)) + bytes(payload))
     return path
+
+
+def make_fifo(path):
+    """A FIFO at ``path`` with a reader held open (non-blocking): a writer that wrongly opens it
+    goes through instead of blocking forever, so a regression fails the test rather than hanging it.
+    Returns the reader's descriptor (closed when the test process ends)."""
+    import os
+
+    os.mkfifo(path)
+    return os.open(path, os.O_RDONLY | os.O_NONBLOCK)

@@ -22,6 +22,8 @@ from lae_fast import EASE, Recommender
 from lae_fast._atomic import temp_name_pattern
 from lae_fast.io import atomic_path, atomic_write, check_target
 
+from conftest import make_fifo
+
 
 def temps(folder):
     return sorted(n for n in os.listdir(folder) if ".lae-fast-" in n)
@@ -31,7 +33,7 @@ def hostile_targets(tmp_path):
     """Existing non-regular files a write must refuse: name -> path."""
     out = {"a directory": tmp_path / "adir", "a FIFO": tmp_path / "a.fifo"}
     out["a directory"].mkdir()
-    os.mkfifo(out["a FIFO"])
+    make_fifo(out["a FIFO"])
     try:  # a character device like /dev/null, made inside tmp_path so a failure harms nothing
         os.mknod(tmp_path / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
         out["a character device"] = tmp_path / "null"
@@ -69,7 +71,7 @@ def test_a_symlink_is_followed(tmp_path):
         fh.write(b"new")
     assert link.is_symlink() and real.read_bytes() == b"new"
     fifo = tmp_path / "f"
-    os.mkfifo(fifo)
+    make_fifo(fifo)
     (tmp_path / "to-fifo").symlink_to(fifo)
     with pytest.raises(FileExistsError, match=r"to-fifo \(-> .*f\): is a FIFO"):
         check_target(tmp_path / "to-fifo")
@@ -256,10 +258,8 @@ def writers():
 def test_every_library_writer_refuses_a_fifo_and_writes_atomically(tmp_path, writers):
     for name, write in writers.items():
         fifo = tmp_path / f"fifo-{len(os.listdir(tmp_path))}"
-        os.mkfifo(fifo)
         suffix = {"TuneResult.write csv": ".csv", "plot_tuning": ".png"}.get(name, "")
-        if suffix:  # these writers append their extension: make the FIFO carry it
-            os.rename(fifo, str(fifo) + suffix)
+        make_fifo(str(fifo) + suffix)  # these writers append their extension: the FIFO carries it
         with pytest.raises(FileExistsError, match="FIFO"):
             write(fifo)
         assert stat.S_ISFIFO(os.lstat(str(fifo) + suffix).st_mode), name
