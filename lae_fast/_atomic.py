@@ -1,7 +1,7 @@
 """Atomic file replacement: every file lae-fast writes goes through here.
 
-A write goes to a temporary file beside the target, named ``.NAME.lae-fast-XXXXXXXX.tmp``
-so a leftover is recognisable; the file is flushed, fsynced and renamed over the target,
+A write goes to a temporary file beside the target, named ``.NAME.lae-fast-NN.tmp`` (one of
+16 slots, so concurrent writers of one file do not collide) so a leftover is recognisable; the file is flushed, fsynced and renamed over the target,
 so a reader sees the old file or the new one, never half of one. On top of that:
 
 * the target must be a regular file (or not exist yet): a directory, device, FIFO or
@@ -11,7 +11,8 @@ so a reader sees the old file or the new one, never half of one. On top of that:
   file and then ends the process by the same signal;
 * SIGKILL cannot be caught: the writer holds an exclusive ``flock`` on its temporary
   file, the kernel drops it when the process dies, and the next write of the same
-  target removes every temporary file of that target whose lock is free.
+  target removes every temporary file of that target whose lock is free (it checks
+  the 16 slot names: no scan of the folder, which may hold thousands of files).
 """
 from __future__ import annotations
 
@@ -19,11 +20,11 @@ import contextlib
 import errno
 import os
 import re
-import secrets
 import signal
 import stat
 import threading
-from typing import BinaryIO, Iterator, Set, Tuple, Union
+import time
+from typing import BinaryIO, Iterator, List, Set, Tuple, Union
 
 try:  # POSIX only; elsewhere stale temporary files are simply not detected
     import fcntl
@@ -34,11 +35,13 @@ __all__ = ["atomic_write", "atomic_path", "check_target", "temp_name_pattern", "
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-#: marks lae-fast's temporary files: ``.NAME`` + TEMP_TAG + 8 hex digits + ``.tmp``
+#: marks lae-fast's temporary files: ``.NAME`` + TEMP_TAG + a two-digit slot + ``.tmp``
 TEMP_TAG = ".lae-fast-"
 _SUFFIX = ".tmp"
-# NAME_MAX is 255 on common file systems; the tag, random part and suffix take 23 characters
+# NAME_MAX is 255 on common file systems; the tag, slot number and suffix take 17 characters
 _MAX_BASE = 200
+#: temporary file names per target: concurrent writers of one file beyond this wait for a free one
+_SLOTS = 16
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
           (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"))
 
@@ -56,9 +59,15 @@ def _prefix(target: str) -> str:
     return "." + os.path.basename(target)[:_MAX_BASE] + TEMP_TAG
 
 
+def _slots(target: str) -> List[str]:
+    """The temporary file names of ``target``: a fixed few, so finding stale ones needs no folder scan."""
+    base = os.path.join(os.path.dirname(target), _prefix(target))
+    return [f"{base}{k:02d}{_SUFFIX}" for k in range(_SLOTS)]
+
+
 def temp_name_pattern(target: PathLike) -> "re.Pattern[str]":
     """The names of the temporary files written for ``target`` (in its directory)."""
-    return re.compile(re.escape(_prefix(os.fspath(target))) + r"[0-9a-f]{8}" + re.escape(_SUFFIX) + r"\Z")
+    return re.compile(re.escape(_prefix(os.fspath(target))) + r"[0-9]{2}" + re.escape(_SUFFIX) + r"\Z")
 
 
 def _kind(mode: int) -> str:
@@ -96,54 +105,64 @@ def check_target(path: PathLike) -> str:
     return real
 
 
-def _remove_stale(target: str) -> None:
-    """Remove temporary files of ``target`` left by writers that died (their flock is free)."""
+def _is_live(path: str) -> bool:
+    with _live_lock:
+        return path in _live
+
+
+def _remove_if_stale(path: str) -> bool:
+    """Remove a temporary file whose writer died (its flock is free); True if removed or absent."""
     if fcntl is None:
-        return
-    folder = os.path.dirname(target)
-    pattern = temp_name_pattern(target)
+        return False
     try:
-        entries = [e.path for e in os.scandir(folder) if pattern.match(e.name)]
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        return True
     except OSError:
-        return
-    for path in entries:
-        with _live_lock:
-            if path in _live:
-                continue
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0))
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            continue
+            return False  # a live writer holds it
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                continue  # a live writer in another process holds it
-            with contextlib.suppress(OSError):
-                if os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
-                    os.unlink(path)
-        finally:
-            os.close(fd)
+            if os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+                os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return False
+        return True
+    finally:
+        os.close(fd)
+
+
+def _remove_stale(target: str) -> None:
+    """Remove the temporary files of ``target`` left by writers that died."""
+    for path in _slots(target):
+        if not _is_live(path) and os.path.lexists(path):
+            _remove_if_stale(path)
 
 
 def _create_temp(target: str, mode: int) -> Tuple[int, str]:
-    """A new locked temporary file beside ``target``: ``(fd, path)``."""
-    folder, prefix = os.path.dirname(target), _prefix(target)
+    """A new locked temporary file beside ``target``: ``(fd, path)``, in the first free slot."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
     while True:
-        path = os.path.join(folder, prefix + secrets.token_hex(4) + _SUFFIX)
-        try:
-            fd = os.open(path, flags, mode)  # the kernel applies the umask, as a plain open() would
-        except FileExistsError:
-            continue
-        if fcntl is None:
-            return fd, path
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        if os.fstat(fd).st_nlink:
-            return fd, path
-        os.close(fd)  # a concurrent writer's stale sweep took it before we locked it: draw again
+        for path in _slots(target):
+            try:
+                fd = os.open(path, flags, mode)  # the kernel applies the umask, as a plain open() would
+            except FileExistsError:
+                continue  # a live writer's (stale ones were removed just before)
+            if fcntl is None:
+                return fd, path
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_nlink:
+                return fd, path
+            os.close(fd)  # a concurrent writer's sweep took it before we locked it: try again
+        time.sleep(0.01)  # every slot is being written by someone else: wait for one to finish
+        _remove_stale(target)
 
 
 @contextlib.contextmanager
@@ -234,7 +253,7 @@ def atomic_write(path: PathLike) -> Iterator[BinaryIO]:
     Yields
     ------
     binary file object
-        Opened on a temporary file ``.NAME.lae-fast-XXXXXXXX.tmp`` beside ``path``.
+        Opened on a temporary file ``.NAME.lae-fast-NN.tmp`` beside ``path``.
 
     Raises
     ------

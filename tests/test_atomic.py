@@ -95,7 +95,7 @@ def test_temp_file_is_recognisable_and_removed_on_error(tmp_path):
             fh.write(b"partial")
             names = temps(tmp_path)
             assert len(names) == 1 and temp_name_pattern(target).match(names[0])
-            assert names[0].startswith(".model.laef.lae-fast-") and names[0].endswith(".tmp")
+            assert names == [".model.laef.lae-fast-00.tmp"]
             raise RuntimeError("boom")
     assert target.read_bytes() == b"old" and temps(tmp_path) == []
 
@@ -142,19 +142,23 @@ def test_atomic_path_for_tools_that_write_by_name(tmp_path):
 
 
 def test_concurrent_writers_of_one_target(tmp_path):
-    """Threads racing on one target: every write lands whole, no temporary file survives."""
+    """More threads racing on one target than there are temporary slots (16): every write lands whole,
+    the surplus writers wait for a free slot, no temporary file survives."""
+    import time
+
     target = tmp_path / "m.bin"
     errors = []
 
     def writer(k):
         try:
-            for i in range(15):
+            for i in range(3):
                 with atomic_write(target) as fh:
                     fh.write(bytes([k]) * 4096)
+                    time.sleep(0.02)  # hold the slot while the others arrive
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
 
-    threads = [threading.Thread(target=writer, args=(k,)) for k in range(6)]
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(24)]
     for t in threads:
         t.start()
     for t in threads:
@@ -269,3 +273,17 @@ def test_every_library_writer_refuses_a_fifo_and_writes_atomically(tmp_path, wri
         write(good)  # replacing an existing file
         assert os.path.getsize(first) > 0, name
     assert temps(tmp_path) == []
+
+
+def test_encoder_quantisation_refuses_a_bad_target_before_any_work(tmp_path):
+    pytest.importorskip("onnx")  # guard only: .[test] installs it
+    from lae_fast.text.export import quantize_encoder
+
+    src = tmp_path / "model.onnx"
+    src.write_bytes(b"not even loaded: the target is checked first")
+    make_fifo(tmp_path / "out.onnx")
+    with pytest.raises(FileExistsError, match="is a FIFO"):
+        quantize_encoder(src, tmp_path / "out.onnx")
+    with pytest.raises(FileNotFoundError, match="folder of this output path does not exist"):
+        quantize_encoder(src, tmp_path / "missing" / "out.onnx")
+    assert sorted(os.listdir(tmp_path)) == ["model.onnx", "out.onnx"]  # no quantisation work folder left

@@ -442,6 +442,41 @@ def test_model_files_damaged(model_bytes, data):
         np.testing.assert_array_equal(B, model.B_)
 
 
+@FAST
+@given(data=st.data())
+def test_model_headers_edited_with_checksums_recomputed(model_bytes, data):
+    """Any field of the header replaced by any JSON value, checksums recomputed: a ModelFileError naming
+    the file, or (a harmless edit) the same model, through every loader and `lae-fast info`."""
+    from conftest import craft_model_file
+
+    model, good = model_bytes
+    keys = data.draw(st.lists(st.sampled_from(["meta", "arrays", "B", "item_ids", "item_counts_", "dtype", "shape",
+                                               "offset", "nbytes", "sha256", "n_items", "model", "params", "l2",
+                                               "x"]), min_size=1, max_size=4))
+    value = data.draw(_json_values)
+
+    def edit(header):
+        target = header
+        for key in keys[:-1]:
+            if not isinstance(target, dict) or not isinstance(target.get(key), (dict, list)):
+                break
+            target = target[key] if isinstance(target[key], dict) else target
+        if isinstance(target, dict):
+            target[keys[-1]] = value
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = craft_model_file(os.path.join(tmp, "edited.laef"), good, edit=edit)
+        for loader in (lae_fast.load_model, Recommender.load):
+            try:
+                loaded = loader(path)
+            except ModelFileError as exc:
+                assert str(exc).startswith(path), exc
+                continue
+            B = loaded.B_ if hasattr(loaded, "B_") else loaded._B
+            np.testing.assert_array_equal(B, model.B_)
+        assert_clean_cli(CliRunner().invoke(main, ["info", path]))
+
+
 # ---------------------------------------------------------------------------------------------
 # public API
 # ---------------------------------------------------------------------------------------------
