@@ -219,8 +219,10 @@ def _npz_declared_agree(npz: NpzArchive, fmt: str, n_users: int, n_items: int) -
 
 def _npz_shape(name: str, shape: np.ndarray) -> Tuple[int, int]:
     if shape.ndim != 1 or shape.size != 2 or shape.dtype.kind not in "iu" or (shape < 0).any():
+        # shown by value only when small: an empty array of shape (2**34, 0) is free, its list is not
+        got = repr(shape.tolist()) if shape.size <= 8 and shape.ndim <= 1 else f"an array of shape {shape.shape}"
         raise DataFormatError(f"{name}: shape must be two non-negative integers (n_users, n_items), "
-                              f"got {shape.tolist()!r}; {_NPZ_FIX}")
+                              f"got {got} ({shape.dtype}); {_NPZ_FIX}")
     n_users, n_items = int(shape[0]), int(shape[1])
     if n_users == 0 or n_items == 0:
         raise DataFormatError(f"{name}: the matrix is empty (shape {n_users} users x {n_items} items); "

@@ -239,7 +239,8 @@ class ItemItemModel:
         n, params = int(n_items), self.validated_params()
         m = self._route(n, params, warn=False)
         if m is not None:
-            check_fits_in_memory(*self._neighborhood_need(n, m, params))
+            nbytes, what = self._neighborhood_need(n, m, params)
+            check_fits_in_memory(nbytes, what=what)
             return
         dtype = params["dtype"]
         check_fits_in_memory(n * n * dtype.itemsize, what=f"fitting {type(self).__name__} ({n} items, one "
@@ -297,9 +298,9 @@ class ItemItemModel:
             with timer("gram"):  # exact G_SS from the dense G while it fits
                 G = mirror_upper(gram_buffer(X, dtype, nt, what="the Gram of the neighbourhood route"),
                                  num_threads=nt)
-        width = min(nbr.LOOKUP_FACTOR * k, max(n - 1, 1))  # lists wide enough for the G_SS look-ups
-        check_fits_in_memory(nbr.route_bytes(n, m, width, dtype),
-                             what=f"the neighbourhood route ({n} items, {m} neighbours per column)")
+        width = _lookup_width(n, k)  # lists wide enough for the G_SS look-ups
+        nbytes, what = self._neighborhood_need(n, m, params)
+        check_fits_in_memory(nbytes, what=what)
         with timer("candidates"):
             source = nbr.cooccurrence_candidates(X, width, num_threads=nt) if G is None else G
         m = min(m, k)
@@ -314,7 +315,8 @@ class ItemItemModel:
     @staticmethod
     def _neighborhood_need(n: int, m: int, params: Dict[str, Any]) -> Tuple[int, str]:
         """``(bytes, what)`` of a neighbourhood fit of n items, for ``check_fits_in_memory``."""
-        return (nbr.route_bytes(n, m, _candidates_per_item(n, m), params["dtype"]),
+        width = _lookup_width(n, _candidates_per_item(n, m))
+        return (nbr.route_bytes(n, m, width, params["dtype"]),
                 f"the neighbourhood route ({n} items, {m} neighbours per column)")
 
     def _solve_columns(self, source: Any, m: int, k: int, params: Dict[str, Any], timer: StepTimer,
@@ -594,6 +596,11 @@ def weights_to_arrays(B: Any) -> Dict[str, np.ndarray]:
 def _candidates_per_item(n: int, m: int) -> int:
     """Candidates of a neighbourhood fit: 2m per item, at most the other n - 1 items."""
     return min(2 * m, max(n - 1, 1))
+
+
+def _lookup_width(n: int, k: int) -> int:
+    """Width of the candidate lists a neighbourhood fit builds: LOOKUP_FACTOR x k, at most n - 1."""
+    return min(nbr.LOOKUP_FACTOR * k, max(n - 1, 1))
 
 
 def weights_from_arrays(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any],
