@@ -43,7 +43,7 @@ _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 #: metadata fields lae-fast writes: the type a reader may then rely on, and whether null is allowed
 _META_FIELDS = {"n_items": (int, False), "n_users": (int, True), "nnz": (int, True), "m": (int, True),
                 "model": (str, False), "dtype": (str, False), "kind": (str, False), "by": (str, True),
-                "lae_fast_version": (str, False), "params": (dict, True)}
+                "lae_fast_version": (str, False), "params": (dict, True), "B_format": (str, False)}
 _TYPE_LABELS = {int: "a non-negative integer", str: "a string", dict: "a mapping"}
 
 PathOrFile = Union[str, os.PathLike, BinaryIO]
@@ -216,7 +216,7 @@ def _check_header(header: Any, name: str, data_start: int) -> None:
             continue
         value = meta[field]
         if not (_is_int(value) if kind is int else isinstance(value, kind)):
-            raise corrupt(f"meta field {field!r} is {str(value)[:40]!r}, not {_TYPE_LABELS[kind]}")
+            raise corrupt(f"meta field {field!r} is {repr(value)[:40]}, not {_TYPE_LABELS[kind]}")
 
 
 def _array_from(buf, e: dict, key: str, name: str, verify: bool) -> np.ndarray:

@@ -447,3 +447,23 @@ def test_check_finite_reads_in_chunks(monkeypatch):
     with pytest.raises(ModelFileError, match="first at flat position 99"):
         model_io.check_finite(B, source="f", key="B")
     model_io.check_finite(np.array([1, 2], np.int64), source="f", key="ids")  # not floats: nothing to check
+
+
+def test_sparse_B_files_are_checked_like_dense_ones(tmp_path, X_small):
+    """A model fitted on the neighbourhood route stores B as CSR arrays: same schema and value checks."""
+    model = EASE(2.0, neighbors=4).fit(X_small)
+    path = tmp_path / "sparse.laef"
+    model.save(path)
+    assert model_io.load_arrays(path)[1]["B_format"] == "csr"
+    good = path.read_bytes()
+    craft_model_file(tmp_path / "fmt.laef", good, edit=_set("meta", "B_format", value=7))
+    with pytest.raises(ModelFileError, match="meta field 'B_format' is 7, not a string"):
+        lae_fast.load_model(tmp_path / "fmt.laef")
+    arrays, meta = model_io.load_arrays(path)
+    data = np.array(arrays["B_data"])
+    data[0] = np.inf
+    model_io.save_arrays(tmp_path / "inf.laef", {**arrays, "B_data": data}, meta)
+    with pytest.raises(ModelFileError, match=r"array 'B_data' holds NaN or infinite values \(the first at flat "
+                                             r"position 0\)"):
+        lae_fast.load_model(tmp_path / "inf.laef")
+    assert lae_fast.load_model(tmp_path / "inf.laef", verify=False).B_.nnz == model.B_.nnz  # documented skip
