@@ -18,18 +18,11 @@ from click.testing import CliRunner
 import lae_fast
 from lae_fast.cli import main
 
-from conftest import craft_model_file, make_fifo
+from conftest import cli_commands, craft_model_file, make_fifo
 
 
-def leaf_commands(group=main, prefix=()):
-    for name, cmd in sorted(group.commands.items()):
-        if isinstance(cmd, click.Group):
-            yield from leaf_commands(cmd, prefix + (name,))
-        else:
-            yield prefix + (name,), cmd
-
-
-LEAVES = list(leaf_commands())
+#: (path without "lae-fast", command) of every command that runs (groups only dispatch)
+LEAVES = [(tuple(path.split()[1:]), cmd) for path, cmd in cli_commands() if not isinstance(cmd, click.Group)]
 IDS = [" ".join(path) for path, _ in LEAVES]
 WITH_ARGUMENTS = [(path, cmd) for path, cmd in LEAVES if any(isinstance(p, click.Argument) for p in cmd.params)]
 
