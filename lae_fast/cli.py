@@ -415,6 +415,7 @@ def compress_cmd(obj: Context, model_path, output, codec, no_verify, as_json):
     """
     from .serving import Recommender
 
+    check_outputs(output)
     with obj.step(f"loading {model_path}"):
         dense = Recommender.load(model_path, verify=not no_verify)
     with obj.step(f"compressing {dense.n_items} x {dense.n_items} to {codec}"):

@@ -152,7 +152,7 @@ def _non_regular_outputs(tmp_path, suffix):
     return outs
 
 
-@pytest.mark.parametrize("command", ["fit", "recommend", "bench fit", "tune -o", "tune --plot", "embed"])
+@pytest.mark.parametrize("command", ["fit", "recommend", "bench fit", "tune -o", "tune --plot", "embed", "compress"])
 def test_outputs_that_are_devices_or_fifos(command, good_inputs, tmp_path):
     suffix = {"tune -o": ".csv", "tune --plot": ".png"}.get(command, "")
     for out in _non_regular_outputs(tmp_path, suffix):
@@ -161,7 +161,8 @@ def test_outputs_that_are_devices_or_fifos(command, good_inputs, tmp_path):
                 "bench fit": ["bench", "fit", good_inputs["data"], "-o", out],
                 "tune -o": ["tune", good_inputs["data"], "-o", out],
                 "tune --plot": ["tune", good_inputs["data"], "--plot", out],
-                "embed": ["embed", good_inputs["hist"], "-o", out]}[command]
+                "embed": ["embed", good_inputs["hist"], "-o", out],
+                "compress": ["compress", good_inputs["model"], "-o", out]}[command]
         before = stat.S_IFMT(os.lstat(out).st_mode)
         full, result = _invoke((), args)
         assert_one_error_line(result, full)

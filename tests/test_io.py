@@ -467,3 +467,18 @@ def test_sparse_B_files_are_checked_like_dense_ones(tmp_path, X_small):
                                              r"position 0\)"):
         lae_fast.load_model(tmp_path / "inf.laef")
     assert lae_fast.load_model(tmp_path / "inf.laef", verify=False).B_.nnz == model.B_.nnz  # documented skip
+
+
+def test_compressed_serving_files_with_nan_codes_are_refused(tmp_path, X_small):
+    """float16 codes of a compressed B can hold NaN/inf too: refused on load unless verify=False."""
+    rec = lae_fast.Recommender(EASE(2.0).fit(X_small)).compress("float16")
+    path = tmp_path / "c.laef"
+    rec.save(path)
+    arrays, meta = model_io.load_arrays(path)
+    codes = np.array(arrays["B"])
+    codes[2, 3] = np.nan
+    model_io.save_arrays(tmp_path / "nan.laef", {**arrays, "B": codes}, meta)
+    with pytest.raises(ModelFileError, match=r"nan\.laef: array 'B' holds NaN or infinite values"):
+        lae_fast.Recommender.load(tmp_path / "nan.laef")
+    assert lae_fast.Recommender.load(tmp_path / "nan.laef", verify=False).n_items == rec.n_items
+    lae_fast.Recommender.load(path)  # the untouched file loads

@@ -409,8 +409,8 @@ def test_absurd_N_is_capped_not_allocated(pruned):
         assert ids.shape == scores.shape == (80,)
         assert_same((ids, scores), ref_one(P, [3, 7], 80))
         assert (ids[-2:] == -1).all() and (ids[:-2] >= 0).all()  # two own items masked: two pads
-        ids, scores = rec.recommend_batch([[3, 7], []], N)
-        assert ids.shape == (2, 80) and (ids[1] >= 0).all()
+        ids, scores = rec.recommend_batch([[3, 7], [5]], N)
+        assert ids.shape == (2, 80) and (ids[1, :79] >= 0).all() and ids[1, 79] == -1
         got, _, _ = rec.recommend_one_ids([3, 7], N)
         assert got.shape == (78,)
 
