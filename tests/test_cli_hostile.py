@@ -117,10 +117,10 @@ def test_options_given_values_of_the_wrong_kind(path, cmd, hostile, tmp_path):
 def test_absurd_thread_counts_for_every_command(path, cmd, hostile, tmp_path):
     args = _skeleton(cmd, hostile["garbage.csv"], str(tmp_path))
     for value in ("100000", "50000", "0"):
-        full = ["--num-threads", value, *path, *args]
-        result = CliRunner().invoke(main, full)
-        assert_one_error_line(result, full)
-        assert result.exit_code == 2 and "--num-threads" in result.output
+        for full in (["--num-threads", value, *path, *args], [*path, *args, "--num-threads", value]):
+            result = CliRunner().invoke(main, full)  # before the subcommand, and after it
+            assert_one_error_line(result, full)
+            assert result.exit_code == 2 and "--num-threads" in result.output
         full, result = _invoke(path, args, env={"LAE_FAST_NUM_THREADS": value})
         assert_one_error_line(result, full)
         assert "LAE_FAST_NUM_THREADS" in result.output
