@@ -19,7 +19,7 @@ import click
 
 __all__ = ["Context", "pass_ctx", "library_errors", "echo_json", "LaeFastGroup", "GLOBAL_OPTIONS", "cli_words",
            "KEYWORD_FLAGS", "data_options", "column_spec", "group_global_options",
-           "reader_options"]
+           "reader_options", "check_outputs"]
 
 
 class Context:
@@ -157,8 +157,14 @@ def reader_options(user_col: Optional[str], item_col: Optional[str], rating_col:
 # -- global options, accepted before or after the subcommand -------------------------------------------
 
 def _check_num_threads(ctx: click.Context, param: click.Parameter, value: Optional[int]) -> Optional[int]:
-    if value == 0:
-        raise click.BadParameter("0 is not a thread count; use a positive number or -1 for all CPUs")
+    """--num-threads by the library's rule (not 0, at most the maximum), before any work starts."""
+    from ._threads import resolve_num_threads
+
+    if value is not None:
+        try:
+            resolve_num_threads(value)
+        except (ValueError, TypeError) as exc:
+            raise click.BadParameter(str(exc).replace("num_threads=", "", 1)) from None
     return value
 
 
@@ -237,6 +243,15 @@ def _add_global_options(cmd: click.Command) -> None:
             cmd.params.append(click.Option(decls, **kwargs, expose_value=False, callback=_set_on_context))
     for sub in getattr(cmd, "commands", {}).values():
         _add_global_options(sub)
+
+
+def check_outputs(*paths: Optional[str]) -> None:
+    """Refuse unusable output paths (a directory, device, FIFO; a missing folder) before any work starts."""
+    from .io import check_target
+
+    for path in paths:
+        if path is not None:
+            check_target(path)
 
 
 def echo_json(obj: Any) -> None:

@@ -14,6 +14,8 @@ import os
 from typing import Iterator, Optional
 
 ENV_VAR = "LAE_FAST_NUM_THREADS"
+#: most threads a kernel starts unless the machine has more CPUs (see ``max_num_threads``)
+MAX_THREADS = 1024
 _controller = None
 
 
@@ -45,17 +47,27 @@ def _parse_env(name: str) -> Optional[int]:
         raise ValueError(f"{name}={value!r} is not an integer; set it to a thread count such as 2") from None
 
 
+def max_num_threads() -> int:
+    """The largest thread count a kernel accepts: :data:`MAX_THREADS`, or the CPUs if there are more."""
+    return max(MAX_THREADS, available_cpus())
+
+
 def resolve_num_threads(num_threads: Optional[int] = None) -> int:
     """Number of threads a kernel should use.
 
     Order of precedence: the ``num_threads`` argument, then ``LAE_FAST_NUM_THREADS``,
     then ``OMP_NUM_THREADS``, then the CPUs this process may use. A negative value
-    counts back from the available CPUs (-1 = all of them, -2 = all but one).
+    counts back from the available CPUs (-1 = all of them, -2 = all but one). More
+    threads than CPUs are honoured, up to :func:`max_num_threads` (1024, or the CPUs
+    if there are more): beyond that a request is a typo, and the OpenMP runtime
+    would abort (or crash) creating the threads.
 
     Raises
     ------
     ValueError
-        If the request is 0 or not an integer.
+        If the request is 0, above the maximum, or (in the environment) not an integer.
+    TypeError
+        If the argument is not an integer.
     """
     source = "num_threads"
     if num_threads is None:
@@ -74,6 +86,10 @@ def resolve_num_threads(num_threads: Optional[int] = None) -> int:
         raise ValueError(f"{source}=0 is not a thread count; use a positive number, or -1 for all CPUs")
     if num_threads < 0:
         return max(1, cpus + 1 + num_threads)
+    limit = max_num_threads()
+    if num_threads > limit:
+        raise ValueError(f"{source}={num_threads} is more threads than lae-fast starts (at most {limit}; this "
+                         f"process may use {cpus} CPUs); use a count up to {cpus}, or -1 for all CPUs")
     return num_threads
 
 

@@ -12,8 +12,8 @@ from typing import Any, Dict, Optional
 import click
 import numpy as np
 
-from ._cli_common import (Context, LaeFastGroup, data_options, echo_json, group_global_options, library_errors,
-                          pass_ctx, reader_options)
+from ._cli_common import (Context, LaeFastGroup, check_outputs, data_options, echo_json, group_global_options,
+                          library_errors, pass_ctx, reader_options)
 from .compression import CODECS
 from .cli_distributed import SCHEDULER_HELP, fit_sharded, is_sharded_source, recommend_all_command
 from .models.ease import EASE
@@ -87,9 +87,14 @@ def _item_embeddings(obj: "Context", item_ids, item_text, item_embeddings, templ
     return E
 
 
-def _read_data(path: str, *, num_threads: Optional[int] = None, **options: Any):
-    """Read DATA with the reader its extension names, refusing flags that reader does not take."""
+def _read_data(path: str, model=None, *, num_threads: Optional[int] = None, **options: Any):
+    """Read DATA with the reader its extension names, refusing flags that reader does not take.
+
+    With ``model``, an npz file's declared item count is checked against the model's memory need
+    first: a few bytes can declare a billion items, and reading them would already cost gigabytes.
+    """
     from .data import FORMATS, file_format, load_interactions
+    from .data.formats import declared_n_items
 
     fmt = file_format(path)
     takes = FORMATS[fmt][2]
@@ -99,6 +104,9 @@ def _read_data(path: str, *, num_threads: Optional[int] = None, **options: Any):
         raise click.UsageError(f"{flags} do not apply to {path} (a {fmt} file)")
     if "num_threads" in takes:
         options["num_threads"] = num_threads
+    n_items = declared_n_items(path) if model is not None else None
+    if n_items is not None:
+        model.check_fit_memory(n_items)
     return load_interactions(path, **options)
 
 
@@ -138,9 +146,21 @@ def main(ctx: click.Context, num_threads: Optional[int], quiet: bool) -> None:
 
     --num-threads and -q may also follow the subcommand.
     """
+    if num_threads is None:  # --num-threads itself is checked as an option
+        _check_thread_environment()
     ctx.obj = Context(num_threads, quiet)
     # library warnings (e.g. the solver route a fit took) as one plain line, not a source excerpt
     warnings.showwarning = lambda message, category, *args, **kwargs: click.echo(f"warning: {message}", err=True)
+
+
+def _check_thread_environment() -> None:
+    """$LAE_FAST_NUM_THREADS / $OMP_NUM_THREADS, checked before any work starts."""
+    from ._threads import resolve_num_threads
+
+    try:
+        resolve_num_threads(None)
+    except (ValueError, TypeError) as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()
@@ -172,6 +192,7 @@ def fit(obj: Context, data, model_name, dtype, neighbors, item_text, item_embedd
       lae-fast fit ratings.csv --model l3ae --item-embeddings emb.npz -o l3ae.lae
       lae-fast fit shards/ --model ease --l2 500 --scheduler tcp://10.0.0.5:8786 -o ease.lae
     """
+    check_outputs(output)
     sharded = scheduler is not None or is_sharded_source(data)
     if not sharded and not os.path.exists(data):
         raise click.BadParameter(f"Path {data!r} does not exist.", param_hint="'DATA'")
@@ -182,7 +203,7 @@ def fit(obj: Context, data, model_name, dtype, neighbors, item_text, item_embedd
     if sharded:
         return fit_sharded(obj, model, data, scheduler, user_col, item_col, output, as_json, check_users)
     with obj.step(f"reading {data}"):
-        inter = _read_data(data, **reader_options(user_col, item_col, rating_col, sep, header, min_rating=min_rating),
+        inter = _read_data(data, model, **reader_options(user_col, item_col, rating_col, sep, header, min_rating=min_rating),
                            num_threads=obj.num_threads)
     E = None
     if model.takes_embeddings:
@@ -271,7 +292,7 @@ def evaluate_cmd(obj: Context, data, model_name, dtype, neighbors, item_text, it
     model = _model_from_options(obj, model_name, hyper, dtype, item_text, item_embeddings, neighbors)
     heldout_n = int(heldout) if heldout >= 1 else heldout
     with obj.step(f"reading {data}"):
-        inter = _read_data(data, **reader_options(user_col, item_col, rating_col, sep, header, min_rating=min_rating),
+        inter = _read_data(data, model, **reader_options(user_col, item_col, rating_col, sep, header, min_rating=min_rating),
                            num_threads=obj.num_threads)
     E = None
     if model.takes_embeddings:
@@ -317,6 +338,7 @@ def recommend(obj: Context, model_path, histories, k, fmt, as_json, output, keep
     fmt = format_for(output, "json" if as_json else fmt)
     if fmt == "parquet" and output is None:
         raise click.UsageError("--format parquet writes a file: pass -o recs.parquet")
+    check_outputs(output)
     with obj.step(f"loading {model_path}"):
         model = load_model(model_path)
     with obj.step(f"reading {histories}"):
@@ -339,19 +361,22 @@ def recommend(obj: Context, model_path, histories, k, fmt, as_json, output, keep
 @main.command()
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--no-verify", is_flag=True, help="Skip the checksum (fast on huge files).")
+@click.option("--no-verify", is_flag=True, help="Skip the checksum and the value check (fast on huge files).")
 @library_errors
 def info(model_path, as_json, no_verify):
-    """Describe a model file (type, hyper-parameters, size); verifies its checksum.
+    """Describe a model file (type, hyper-parameters, size); verifies its checksums and that its weights are finite.
 
     \b
     Examples:
       lae-fast info ease.lae
       lae-fast info ease.lae --json --no-verify
     """
-    from .io import load_arrays
+    from .io import check_finite, load_arrays
 
     arrays, meta = load_arrays(model_path, mmap=True, verify=not no_verify)
+    if not no_verify:  # "ok" means usable: checksums prove integrity, not that the weights make sense
+        for key, arr in arrays.items():
+            check_finite(arr, source=model_path, key=key)
     # A pruned serving file (Recommender.save) holds B as CSR arrays, not as "B".
     n_items = len(arrays["item_ids"]) if "item_ids" in arrays else meta.get("n_items")
     shape = list(arrays["B"].shape) if "B" in arrays else [n_items, n_items]
@@ -390,6 +415,7 @@ def compress_cmd(obj: Context, model_path, output, codec, no_verify, as_json):
     """
     from .serving import Recommender
 
+    check_outputs(output)
     with obj.step(f"loading {model_path}"):
         dense = Recommender.load(model_path, verify=not no_verify)
     with obj.step(f"compressing {dense.n_items} x {dense.n_items} to {codec}"):
@@ -457,6 +483,7 @@ def embed(obj: Context, items, output, text_template, id_field, text_field, enco
     """
     from .text import TextEncoder, default_encoder, embed_items, load_item_texts, save_embeddings
 
+    check_outputs(output)
     texts = load_item_texts(items, id_field=id_field, text_field=text_field, template=text_template)
     kwargs = {"batch_size": batch_size, "max_length": max_length, "pooling": pooling,
               "num_threads": obj.num_threads}

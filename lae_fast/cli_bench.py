@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from ._cli_common import data_options, echo_json, library_errors, reader_options
+from ._cli_common import check_outputs, data_options, echo_json, library_errors, reader_options
 from .models.ease import EASE, LinearAutoencoder
 from .models.registry import model_names
 
@@ -105,6 +105,7 @@ def fit(ctx: click.Context, data, model_name, l2, dtype, output, as_json, user_c
     """
     from .solver_bench import bench_fit, format_fit_report
 
+    check_outputs(output)
     num_threads, _ = _root_settings(ctx)
     res = bench_fit(data, model=model_name, l2=l2, dtype=dtype, num_threads=num_threads, output=output,
                     read_kwargs=reader_options(user_col, item_col, rating_col, sep, header, min_rating=min_rating))

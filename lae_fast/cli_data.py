@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 import click
 
-from ._cli_common import data_options, echo_json, library_errors, pass_ctx, reader_options
+from ._cli_common import check_outputs, data_options, echo_json, library_errors, pass_ctx, reader_options
 from ._memory import format_bytes
 from .models.ease import RDLAE, LinearAutoencoder
 from .models.registry import model_names
@@ -148,11 +148,18 @@ def tune_command(obj: Any, data, model_name, grids, protocol, metric, ks, seed, 
     ks = _parse_ks(ks)
     if output:
         _check_output(output, (".csv", ".json"), "--output")
+    check_outputs(output, plot)
     if plot:
         _check_output(plot, (".png",), "--plot")
         from .plots import require_matplotlib
 
         require_matplotlib()  # fail before the search, not after it
+    from .data.formats import declared_n_items
+    from .tuning import check_tuning_memory
+
+    n_declared = declared_n_items(data)
+    if n_declared is not None:  # the search's dense n x n buffers: refuse before reading what a tiny npz declares
+        check_tuning_memory(n_declared, dtype, n_xi=len(grid.get("xi", ())))
     kwargs: Dict[str, Any] = {"val_fraction": val_fraction, "random_state": seed,
                               **reader_options(user_col, item_col, rating_col, sep, header)}  # plain files only
     if min_rating is not None:

@@ -53,6 +53,7 @@ from ._threads import ENV_VAR, available_cpus, resolve_num_threads
 from ._validation import check_dtype, check_int
 from ._memory import check_fits_in_memory
 from .data import DataFormatError, Interactions, interactions_from_pairs, read_npz, read_parquet, save_npz
+from .data.npz import read_npz_item_ids
 from .data.npz import NPZ_EXTENSIONS
 from .data.parquet import PARQUET_EXTENSIONS, parquet_columns, require_columns, write_parquet
 from .gram import gram_into
@@ -100,7 +101,8 @@ def connect(scheduler: Optional[str] = None, **cluster_kwargs: Any) -> Iterator[
         ``"local"``: start a ``LocalCluster`` of one worker process with one thread
         per CPU (the fastest local layout measured: no n×n transfers between
         workers, one B per machine); ``"local:N"``: N worker processes of one
-        thread each.
+        thread each, N at most the CPUs this process may use (more workers would
+        only compete for them, and each process costs memory).
         Anything else is a scheduler address such as ``tcp://10.0.0.5:8786``.
     **cluster_kwargs
         Passed to ``LocalCluster`` (``"local"`` only), e.g. ``processes=False``.
@@ -124,6 +126,11 @@ def connect(scheduler: Optional[str] = None, **cluster_kwargs: Any) -> Iterator[
                 n_workers = 0
             if n_workers < 1:
                 raise ValueError(f"scheduler {scheduler!r}: write local:N with N >= 1 workers, e.g. local:2")
+            cpus = available_cpus()
+            if n_workers > cpus:
+                raise ValueError(f"scheduler {scheduler!r}: this machine lets lae-fast use {cpus} CPUs, so local:N "
+                                 f"takes at most N = {cpus} one-thread workers (each is a process); use local:{cpus}, "
+                                 "or a dask cluster (tcp://...) for more")
         kwargs = {"n_workers": n_workers, "threads_per_worker": threads, "dashboard_address": ":0",
                   **cluster_kwargs}
         with dd.LocalCluster(**kwargs) as cluster, dd.Client(cluster) as client:
@@ -334,13 +341,7 @@ def _load(data: Any, name: str, kind: str, user_col: str, item_col: str) -> Opti
 def _shard_items(data: Any, name: str, kind: str, user_col: str, item_col: str) -> Optional[np.ndarray]:
     """The item ids of a shard: an npz file's item space (its header only), else the ids it uses."""
     if kind == "npz":
-        try:
-            with np.load(data, allow_pickle=False) as z:
-                n_items = int(z["shape"][1])
-                ids = z["item_ids"] if "item_ids" in z.files else None
-            return as_ids(ids, n_items, name="item_ids")
-        except Exception:  # let the full reader name the problem
-            return read_npz(data).item_ids
+        return read_npz_item_ids(data)
     if kind == "parquet":
         (items,) = parquet_columns(data, (item_col,), user_col, item_col)
         if items.size == 0:

@@ -12,8 +12,9 @@ Rules, applied by :func:`as_ids` (a given id map), :func:`id_column` (a column
 of raw values), :func:`factorize` (values -> unique ids + codes),
 :func:`union_ids` (several id spaces -> one) and :class:`IdIndex` (id -> index):
 
-* integral floats (``3.0``) are integers; other floats, booleans, bytes that
-  are not UTF-8 and mixed Python objects are refused;
+* integral floats (``3.0``) are integers up to 2**53 in magnitude (beyond, a float
+  cannot tell neighbouring integers apart, so distinct ids may already have merged);
+  other floats, booleans, bytes that are not UTF-8 and mixed Python objects are refused;
 * an id map names each row/column once: duplicates are an error;
 * an integer id and a str id are compared as text (``7`` matches ``"7"``);
 * int64 ids below 0 and uint64 ids above the int64 maximum cannot share one
@@ -31,6 +32,8 @@ __all__ = ["as_ids", "id_column", "factorize", "parse_id_strings", "union_ids", 
            "align_items", "dtype_label"]
 
 _INT64_MAX = np.iinfo(np.int64).max
+#: the largest magnitude below which every integer is exactly a float64
+_FLOAT_EXACT = 2.0 ** 53
 
 
 def _integer_ids(arr: np.ndarray) -> np.ndarray:
@@ -67,8 +70,10 @@ def id_column(values: Any, *, name: str) -> np.ndarray:
         except UnicodeDecodeError:
             raise ValueError(f"{name} holds bytes that are not UTF-8; store the ids as str") from None
     if kind == "f" and np.isfinite(arr).all() and (arr == np.round(arr)).all():
-        if arr.size and (np.abs(arr).max() >= 2.0 ** 63):
-            raise TypeError(f"{name} holds float ids beyond the int64 range; store them as integers or strings")
+        if arr.size and (np.abs(arr).max() > _FLOAT_EXACT):
+            raise TypeError(f"{name} holds float ids beyond 2**53 (e.g. {float(np.abs(arr).max()):.17g}), where a "
+                            "float cannot tell neighbouring integers apart, so distinct ids may have merged "
+                            "already; store the ids as integers or strings")
         return arr.astype(np.int64)
     if kind == "O" and all(isinstance(v, str) for v in arr.ravel()):
         return arr.astype(str)

@@ -9,21 +9,25 @@ Layout (all integers little-endian)::
     H bytes   JSON header: metadata plus, per array, dtype, shape, offset, nbytes, sha256
     ...       zero padding, then each array's raw C-ordered bytes at a 64-byte aligned offset
 
-Writes go to a temporary file in the target directory, are flushed to disk and
-then renamed over the target, so a reader never sees a half-written model.
+Writes go through :func:`atomic_write` (``lae_fast/_atomic.py``): a temporary file in the
+target directory, flushed to disk and renamed over the target, so a reader never sees a
+half-written model. Reads check the header against a strict schema before trusting any
+number in it.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
+import math
 import os
+import re
 import struct
-import tempfile
-from typing import Any, BinaryIO, Dict, Iterator, Tuple, Union
+from typing import Any, BinaryIO, Dict, Tuple, Union
 
 import numpy as np
+
+from ._atomic import atomic_path, atomic_write, check_target  # noqa: F401 (their public home)
 
 MAGIC = b"LAEFAST\0"
 FORMAT_VERSION = 1
@@ -31,6 +35,16 @@ _ALIGN = 64
 _PREFIX = struct.Struct("<8sIQ32s")
 _MAX_HEADER = 64 * 1024 * 1024
 _CHUNK = 16 * 1024 * 1024
+# a header is written by _write: flat and small; anything beyond these bounds is crafted
+_MAX_DEPTH = 16
+_MAX_NDIM = 32
+_DTYPE = re.compile(r"[<|][biuf][1-8]\Z|<U[1-9][0-9]{0,8}\Z")
+_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+#: metadata fields lae-fast writes: the type a reader may then rely on, and whether null is allowed
+_META_FIELDS = {"n_items": (int, False), "n_users": (int, True), "nnz": (int, True), "m": (int, True),
+                "model": (str, False), "dtype": (str, False), "kind": (str, False), "by": (str, True),
+                "lae_fast_version": (str, False), "params": (dict, True), "B_format": (str, False)}
+_TYPE_LABELS = {int: "a non-negative integer", str: "a string", dict: "a mapping"}
 
 PathOrFile = Union[str, os.PathLike, BinaryIO]
 
@@ -96,33 +110,6 @@ def _write(fh: BinaryIO, arrays: Dict[str, np.ndarray], meta: Dict[str, Any]) ->
         pos = start + arr.nbytes
 
 
-@contextlib.contextmanager
-def atomic_write(path: Union[str, os.PathLike]) -> Iterator[BinaryIO]:
-    """Open a temporary file beside ``path``; on success flush, fsync and rename it over ``path``.
-
-    On any error (or interrupt) the temporary file is removed and ``path`` is untouched,
-    so a reader never sees a half-written file.
-    """
-    target = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(prefix=".lae-fast-", suffix=".tmp", dir=os.path.dirname(os.path.abspath(target)))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        # mkstemp creates 0600; give the file the permissions a plain open() would
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def save_arrays(target: PathOrFile, arrays: Dict[str, np.ndarray], meta: Dict[str, Any]) -> None:
     """Write ``arrays`` and JSON-serialisable ``meta`` atomically to a path, or to an open binary file."""
     if hasattr(target, "write"):
@@ -152,29 +139,89 @@ def _read_header(fh: BinaryIO, name: str) -> Tuple[dict, int]:
         raise ModelFileError(f"{name}: header is truncated")
     if hashlib.sha256(raw).digest() != header_digest:
         raise ModelFileError(f"{name}: header checksum mismatch; the file is corrupt")
-    try:
-        header = json.loads(raw.decode())
-        arrays = header["arrays"]
-        meta = header["meta"]
-        for e in arrays.values():
-            np.dtype(e["dtype"])
-            int(e["offset"]), int(e["nbytes"]), [int(s) for s in e["shape"]], str(e["sha256"])
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"{name}: header is corrupt ({exc})") from None
-    if not isinstance(meta, dict):
-        raise ModelFileError(f"{name}: header is corrupt (meta is not a mapping)")
+    header = _parse_header(raw, name)
+    _check_header(header, name, _PREFIX.size + header_len)
     return header, _PREFIX.size + header_len
 
 
+def _refuse_constant(text: str) -> float:
+    raise ValueError(f"{text} is not a number JSON allows")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of the range of a float")
+    return value
+
+
+def _parse_header(raw: bytes, name: str) -> Any:
+    try:
+        header = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: absurd nesting
+        raise ModelFileError(f"{name}: header is corrupt (not valid JSON: {str(exc)[:200]})") from None
+    if _depth(header) > _MAX_DEPTH:
+        raise ModelFileError(f"{name}: header is corrupt (nested more than {_MAX_DEPTH} levels deep)")
+    return header
+
+
+def _depth(obj: Any) -> int:
+    """Nesting depth of parsed JSON, without recursion."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > _MAX_DEPTH:
+            break
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _is_int(value: Any, low: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _check_header(header: Any, name: str, data_start: int) -> None:
+    """Every field the reader will trust has the type and range the writer gives it."""
+    def corrupt(what: str) -> ModelFileError:
+        return ModelFileError(f"{name}: header is corrupt ({what}); the file was not written by lae-fast, "
+                              "or was damaged after writing (checksums can be recomputed, the schema cannot)")
+
+    if not isinstance(header, dict) or not isinstance(header.get("meta"), dict):
+        raise corrupt("meta is not a mapping")
+    arrays = header.get("arrays")
+    if not isinstance(arrays, dict) or not arrays:
+        raise corrupt("'arrays' must map at least one array name to its entry")
+    for key, e in arrays.items():
+        if not isinstance(e, dict):
+            raise corrupt(f"the entry of array {key!r} is not a mapping")
+        dtype, shape = e.get("dtype"), e.get("shape")
+        if not isinstance(dtype, str) or not _DTYPE.match(dtype):
+            raise corrupt(f"array {key!r} has dtype {dtype!r}; lae-fast stores little-endian numbers and "
+                          "fixed-width strings only")
+        if (not isinstance(shape, list) or len(shape) > _MAX_NDIM or not all(_is_int(s) for s in shape)):
+            raise corrupt(f"array {key!r} has shape {str(shape)[:80]}; a shape is a list of at most "
+                          f"{_MAX_NDIM} non-negative integers")
+        if not _is_int(e.get("offset"), low=data_start) or not _is_int(e.get("nbytes")):
+            raise corrupt(f"array {key!r} has offset {e.get('offset')!r} and nbytes {e.get('nbytes')!r}; both are "
+                          "non-negative integers and the data starts after the header")
+        if not isinstance(e.get("sha256"), str) or not _SHA256.match(e["sha256"]):
+            raise corrupt(f"array {key!r} has no SHA-256 digest")
+        if math.prod(shape) * np.dtype(dtype).itemsize != e["nbytes"]:  # Python ints: no overflow
+            raise corrupt(f"array {key!r}: shape {shape} and dtype {dtype} do not make {e['nbytes']} bytes")
+    meta = header["meta"]
+    for field, (kind, nullable) in _META_FIELDS.items():
+        if field not in meta or (meta[field] is None and nullable):
+            continue
+        value = meta[field]
+        if not (_is_int(value) if kind is int else isinstance(value, kind)):
+            raise corrupt(f"meta field {field!r} is {repr(value)[:40]}, not {_TYPE_LABELS[kind]}")
+
+
 def _array_from(buf, e: dict, key: str, name: str, verify: bool) -> np.ndarray:
-    dtype = np.dtype(e["dtype"])
-    if dtype.hasobject or dtype.kind not in "biufU":
-        raise ModelFileError(f"{name}: array {key!r} has forbidden dtype {dtype}")
-    shape = tuple(int(s) for s in e["shape"])
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    start = int(e["offset"])
-    if nbytes != int(e["nbytes"]) or start < 0:
-        raise ModelFileError(f"{name}: array {key!r} has inconsistent size in the header")
+    """One array of a file whose header passed :func:`_check_header`."""
+    dtype, shape, start, nbytes = np.dtype(e["dtype"]), tuple(e["shape"]), e["offset"], e["nbytes"]
     if start + nbytes > len(buf):
         raise ModelFileError(
             f"{name}: file is truncated (array {key!r} needs bytes up to {start + nbytes}, "
@@ -184,6 +231,37 @@ def _array_from(buf, e: dict, key: str, name: str, verify: bool) -> np.ndarray:
     if verify and _sha256(view) != e["sha256"]:
         raise ModelFileError(f"{name}: checksum mismatch in array {key!r}; the file is corrupt")
     return np.frombuffer(view, dtype=dtype).reshape(shape)
+
+
+def check_finite(arr: np.ndarray, *, source: str, key: str) -> None:
+    """Refuse a float array from a file that holds NaN or infinite values (other dtypes pass).
+
+    Read in chunks, so a memory-mapped n×n B needs no n×n temporary. Used on every
+    array of weights a model or serving file brings (checksums prove integrity, not sense).
+
+    Raises
+    ------
+    ModelFileError
+        Naming the file, the array and the first bad position.
+    """
+    if arr.dtype.kind != "f" or arr.size == 0:
+        return
+    flat = arr.reshape(-1)
+    step = max(1, _CHUNK // arr.dtype.itemsize)
+    for start in range(0, flat.size, step):
+        ok = np.isfinite(flat[start:start + step])
+        if not ok.all():
+            at = start + int(np.argmin(ok))
+            raise ModelFileError(f"{source}: array {key!r} holds NaN or infinite values (the first at flat "
+                                 f"position {at}), so its rankings would be meaningless; refit the model and save "
+                                 "it again")
+
+
+def source_name(source: PathOrFile) -> str:
+    """How messages name a model file: its path as given, or a file object's name."""
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    return str(getattr(source, "name", "<file object>"))
 
 
 def load_arrays(source: PathOrFile, *, mmap: bool = True, verify: bool = True) -> Tuple[Dict[str, np.ndarray], dict]:
@@ -197,8 +275,8 @@ def load_arrays(source: PathOrFile, *, mmap: bool = True, verify: bool = True) -
     ModelFileError
         The file is truncated, corrupt, foreign, pickled or of an unknown version.
     """
+    name = source_name(source)
     if hasattr(source, "read"):
-        name = getattr(source, "name", "<file object>")
         data = source.read()
         if not isinstance(data, (bytes, bytearray)):
             raise TypeError(f"{name}: open the model file in binary mode ('rb')")
@@ -206,7 +284,6 @@ def load_arrays(source: PathOrFile, *, mmap: bool = True, verify: bool = True) -
         header, _ = _read_header(fh, name)
         buf = memoryview(data)
     else:
-        name = os.fspath(source)
         if not os.path.isfile(name):
             raise FileNotFoundError(f"{name}: no such model file")
         # header and arrays from one open file: a model replaced (renamed over) meanwhile

@@ -31,7 +31,7 @@ _PARALLEL_FROM_N = 512
 
 def mirror_upper(a: np.ndarray, *, num_threads: int = 1) -> np.ndarray:
     """Copy the upper triangle (row-major, j >= i) of square ``a`` into its lower one, in place."""
-    _gram.mirror_upper(a, int(num_threads))
+    _gram.mirror_upper(a, resolve_num_threads(num_threads))
     return a
 
 

@@ -58,7 +58,7 @@ from ._threads import blas_threads, resolve_num_threads, sequential_blas
 from ._memory import check_fits_in_memory
 from ._validation import check_dtype, check_embeddings, check_interactions
 from .models._closed_form import check_family_params, check_l3ae_params, ridge_diagonal, text_factors
-from .ranking import candidate_mask
+from .ranking import candidate_mask, check_N
 
 #: Columns handed to the solve kernel at once (their supports and values are the only
 #: per-block memory; the output grows block by block).
@@ -638,7 +638,7 @@ def topk_sparse(user_items: Any, B_csr: Any, N: int = 10, *, filter_already_like
     Same contract as :func:`lae_fast.topk` on ``B_csr.toarray()``: higher score
     first, ties to the lower index, own items masked with
     ``filter_already_liked_items``, ``filter_items`` removed, ``items`` a whitelist,
-    exactly N columns padded with id -1 / score -inf. Items a history does not reach
+    min(N, n_items) columns padded with id -1 / score -inf. Items a history does not reach
     score exactly 0 and compete like any other.
 
     Parameters
@@ -654,8 +654,8 @@ def topk_sparse(user_items: Any, B_csr: Any, N: int = 10, *, filter_already_like
 
     Returns
     -------
-    ids : ndarray of int32, shape (n_users, N)
-    scores : ndarray of float32, shape (n_users, N)
+    ids : ndarray of int32, shape (n_users, min(N, n_items))
+    scores : ndarray of float32, shape (n_users, min(N, n_items))
 
     Notes
     -----
@@ -666,10 +666,7 @@ def topk_sparse(user_items: Any, B_csr: Any, N: int = 10, *, filter_already_like
     """
     B = ranking_csr(B_csr)
     n = B.shape[0]
-    if isinstance(N, bool) or not isinstance(N, (int, np.integer)) or N < 0:
-        raise ValueError(f"N must be a non-negative integer, got {N!r}")
-    if N > np.iinfo(np.int32).max:
-        raise ValueError(f"N={N} is too large; at most {np.iinfo(np.int32).max} items per list")
+    N = check_N(N, n)
     X = check_interactions(user_items, name="user_items", n_items=n)
     allowed = candidate_mask(n, filter_items=filter_items, items=items)
     n_users = X.shape[0]

@@ -10,6 +10,7 @@ import math
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
+from .io import atomic_write
 from .models.ease import LinearAutoencoder
 from .models.registry import model_names
 
@@ -48,7 +49,9 @@ def require_matplotlib():
 def _save(fig: Any, canvas_cls: Any, path: PathLike) -> str:
     name = os.fspath(path)
     canvas_cls(fig)
-    fig.savefig(name, dpi=120)
+    fmt = os.path.splitext(name)[1][1:].lower() or "png"  # as savefig(name) would choose
+    with atomic_write(name) as fh:  # replaced whole, like every file lae-fast writes
+        fig.savefig(fh, dpi=120, format=fmt)
     return name
 
 

@@ -23,9 +23,13 @@ def _column_block(n: int) -> int:
     return int(max(1, min(n, COLUMN_BLOCK)))
 
 
-def check_N(N: Any) -> int:
-    """The length of a top-N list: an integer in [0, 2³¹ − 1] (the kernels' k is an int32)."""
-    return check_int(N, name="N", low=0, high=np.iinfo(np.int32).max)
+def check_N(N: Any, n_items: int) -> int:
+    """The length of a top-N list: ``N`` (an integer >= 0) capped at ``n_items``.
+
+    A list can hold each item at most once, so a larger N would only add padding:
+    capping it first means an absurd N (2³¹ − 1 on an 80-item model) costs nothing.
+    """
+    return min(check_int(N, name="N", low=0), int(n_items))
 
 
 def candidate_mask(n_items: int, *, filter_items: Any = None, items: Any = None) -> np.ndarray:
@@ -54,7 +58,7 @@ def topk(user_items: Any, B: np.ndarray, N: int = 10, *, filter_already_liked_it
         B (the neighbourhood route, a pruned B) is ranked by its rows in CSR form; items a history
         does not reach score 0 and compete like any other.
     N : int, default=10
-        Number of items per user.
+        Number of items per user; at most ``n_items`` are returned.
     filter_already_liked_items : bool, default=True
         Remove each user's own items from their list.
     filter_items : array-like of int, optional
@@ -67,11 +71,11 @@ def topk(user_items: Any, B: np.ndarray, N: int = 10, *, filter_already_liked_it
 
     Returns
     -------
-    ids : ndarray of int32, shape (n_users, N)
+    ids : ndarray of int32, shape (n_users, min(N, n_items))
         Item indices, best first; ties go to the lower index.
-    scores : ndarray of float32, shape (n_users, N)
-        Their scores. A user with fewer than N candidates gets padding of
-        id -1 and score -inf: a masked item is never returned.
+    scores : ndarray of float32, shape (n_users, min(N, n_items))
+        Their scores. A user with fewer candidates than columns (masked items)
+        gets padding of id -1 and score -inf: a masked item is never returned.
     """
     if sp.issparse(B):
         from .neighbors import topk_sparse  # neighbors imports this module: a top-level import would cycle
@@ -81,7 +85,7 @@ def topk(user_items: Any, B: np.ndarray, N: int = 10, *, filter_already_liked_it
     if B.ndim != 2 or B.shape[0] != B.shape[1]:
         raise ValueError(f"B must be square, got shape {B.shape}")
     n = B.shape[1]
-    N = check_N(N)
+    N = check_N(N, n)
     X = check_interactions(user_items, name="user_items", n_items=n, binarize=binarize)
     if B.dtype not in (np.float32, np.float64):
         B = B.astype(np.float32)

@@ -47,8 +47,6 @@ __all__ = ["Recommender", "prune", "load_model", "SERVING_MODEL"]
 
 #: ``meta["model"]`` of the files written by :meth:`Recommender.save`
 SERVING_MODEL = "lae-fast-serving"
-#: a single call whose output would exceed this is checked against free memory first
-_PREFLIGHT_BYTES = 64 * 1024 * 1024
 _INT32_MAX = int(np.iinfo(np.int32).max)
 _UNKNOWN = ("ignore", "raise")
 _BY = ("abs", "value")
@@ -319,10 +317,11 @@ class Recommender:
             file share one copy of B, and :meth:`reload` can re-open it. A file
             object is read into memory.
         verify : bool, default=True
-            Check the SHA-256 of every array (reads the whole file once, which
-            also brings it into the page cache); ``False`` skips it for large
-            trusted files. Header, shapes, dtypes and the sparse structure are
-            always checked.
+            Check the SHA-256 of every array and that the weights of a dense
+            or compressed B are finite (reads the whole file once, which also
+            brings it into the page cache); ``False`` skips both for large
+            trusted files. Header, shapes, dtypes and the sparse structure
+            (values included) are always checked.
 
         Returns
         -------
@@ -331,13 +330,15 @@ class Recommender:
         Raises
         ------
         lae_fast.ModelFileError
-            Corrupt, truncated, foreign (including any pickle) or inconsistent file.
+            Corrupt, truncated, foreign (including any pickle) or inconsistent file,
+            or NaN/infinite weights.
         FileNotFoundError
             No such file.
         """
         if hasattr(path, "read"):
             arrays, meta = model_io.load_arrays(path, mmap=True, verify=verify)
-            return cls.__new__(cls)._start(_snapshot_from_file(arrays, meta, str(getattr(path, "name", path))))
+            return cls.__new__(cls)._start(_snapshot_from_file(arrays, meta, model_io.source_name(path),
+                                                               check_values=verify))
         name = os.path.abspath(os.fspath(path))
         return cls.__new__(cls)._start(_read_snapshot(name, verify), path=name)
 
@@ -487,6 +488,7 @@ class Recommender:
             The user's items as positions in ``item_ids`` (any order;
             duplicates count once). May be empty (a cold user).
         N : int, default=10
+            Length of the list; at most ``n_items`` (a larger N is capped).
         filter_items : array-like of int, optional
             Item indices never returned.
         items : array-like of int, optional
@@ -499,10 +501,10 @@ class Recommender:
 
         Returns
         -------
-        ids : ndarray of int32, shape (N,)
+        ids : ndarray of int32, shape (min(N, n_items),)
             Item indices, best first; ties go to the lower index. Padded with
-            -1 when fewer than N items may be returned; a masked item never is.
-        scores : ndarray of float32, shape (N,)
+            -1 when fewer items may be returned; a masked item never is.
+        scores : ndarray of float32, shape (min(N, n_items),)
             ``x_u · B`` of those items (for a cold user: their training
             counts), -inf on padding.
         cold : bool
@@ -516,7 +518,7 @@ class Recommender:
             Non-integer indices.
         """
         st = self._snap
-        N = check_N(N)
+        N = check_N(N, st.n_items)
         hist = self._history(st, item_indices, "item_indices")
         ids, scores, cold = self._one(st, hist, N, filter_items, items, filter_already_liked_items, item_indices)
         return (ids, scores, cold) if return_cold else (ids, scores)
@@ -525,8 +527,6 @@ class Recommender:
              original: Any) -> Tuple[np.ndarray, np.ndarray, bool]:
         allowed = None if filter_items is None and items is None else candidate_mask(
             st.n_items, filter_items=filter_items, items=items)
-        if N > _PREFLIGHT_BYTES // 8:
-            check_fits_in_memory(N * 8 + st.n_items * 8, what=f"a top-{N} list")
         ids = np.empty(N, dtype=np.int32)
         scores = np.empty(N, dtype=np.float32)
         cold = hist.size == 0
@@ -599,7 +599,7 @@ class Recommender:
                  mask_history: bool) -> Tuple[np.ndarray, np.ndarray, int, bool]:
         if unknown not in _UNKNOWN:
             raise ValueError(f"unknown must be one of {_UNKNOWN}, got {unknown!r}")
-        N = check_N(N)
+        N = check_N(N, st.n_items)
         hist, missing = st.index.lookup(item_ids, name="item_ids")
         if missing.size and unknown == "raise":
             raise ValueError(f"{missing.size} of item_ids are not in the model (e.g. {missing[0]!r}); "
@@ -648,6 +648,7 @@ class Recommender:
         histories : sequence of array-like of int, or sparse matrix (n_users, n_items)
             One history of item indices per user.
         N : int, default=10
+            At most ``n_items`` (a larger N is capped).
         filter_items, items, filter_already_liked_items : as in :meth:`recommend_one`
         num_threads : int, optional
             Threads for this batch (see :func:`lae_fast.resolve_num_threads`).
@@ -656,8 +657,8 @@ class Recommender:
 
         Returns
         -------
-        ids : ndarray of int32, shape (n_users, N)
-        scores : ndarray of float32, shape (n_users, N)
+        ids : ndarray of int32, shape (n_users, min(N, n_items))
+        scores : ndarray of float32, shape (n_users, min(N, n_items))
         cold : ndarray of bool, shape (n_users,)
             Only with ``return_cold=True``.
 
@@ -668,7 +669,7 @@ class Recommender:
             in available memory; the message gives the estimate.
         """
         st = self._snap
-        N = check_N(N)
+        N = check_N(N, st.n_items)
         hptr, hidx = _histories(st, histories)
         n_users = hptr.shape[0] - 1
         # outputs, plus the int64 CSR copy the kernels make and one score row per thread
@@ -789,15 +790,16 @@ def _read_snapshot(path: str, verify: bool) -> _Snapshot:
         before = _file_identity(path)
         arrays, meta = model_io.load_arrays(path, mmap=True, verify=verify)
         if _file_identity(path) == before:
-            return _snapshot_from_file(arrays, meta, path, identity=before)
+            return _snapshot_from_file(arrays, meta, path, identity=before, check_values=verify)
     raise model_io.ModelFileError(f"{path}: the file kept changing while it was read ({_RELOAD_TRIES} tries); "
                                   "replace model files atomically (write elsewhere, then rename)")
 
 
-def _snapshot_from_file(arrays: dict, meta: dict, name: str,
-                        identity: Optional[Tuple[int, ...]] = None) -> _Snapshot:
+def _snapshot_from_file(arrays: dict, meta: dict, name: str, identity: Optional[Tuple[int, ...]] = None, *,
+                        check_values: bool = True) -> _Snapshot:
+    """What a file holds, checked; ``check_values`` also reads every weight of a dense or compressed B."""
     if meta.get("model") != SERVING_MODEL:
-        model = ItemItemModel.from_arrays(arrays, meta, name)
+        model = ItemItemModel.from_arrays(arrays, meta, name, check_values=check_values)
         return _Snapshot(model.B_, model.item_ids_, getattr(model, "item_counts_", None), identity=identity,
                          source=name)
     kind = meta.get("kind")
@@ -810,6 +812,8 @@ def _snapshot_from_file(arrays: dict, meta: dict, name: str,
         B = arrays.get("B")
         if B is None or B.shape != (n, n) or B.dtype not in (np.float32, np.float64):
             raise model_io.ModelFileError(f"{name}: B is missing or is not a ({n}, {n}) float array")
+        if check_values:
+            model_io.check_finite(B, source=name, key="B")
         return _Snapshot(B, ids, popularity, identity=identity, source=name)
     if kind == "compressed":
         codes, row_scale, diagonal = (arrays.get(k) for k in ("B", "row_scale", "diagonal"))
@@ -820,6 +824,8 @@ def _snapshot_from_file(arrays: dict, meta: dict, name: str,
                                           "or shapes")
         if not (np.isfinite(row_scale).all() and np.isfinite(diagonal).all()):
             raise model_io.ModelFileError(f"{name}: the compressed B has NaN or infinite scales or diagonal")
+        if check_values:
+            model_io.check_finite(codes, source=name, key="B")  # float16 codes can hold NaN / inf too
         return _Snapshot(CompressedB(codes, row_scale, diagonal), ids, popularity, identity=identity, source=name)
     if kind != "pruned":
         raise model_io.ModelFileError(f"{name}: unknown serving file kind {kind!r}")

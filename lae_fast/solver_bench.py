@@ -44,6 +44,7 @@ import numpy as np
 
 from ._threads import blas_threads, resolve_num_threads
 from .data import load_interactions
+from .data.formats import declared_n_items
 from .gram import gram
 from .linalg import choose_spd_method, spd_inverse_inplace
 from .models.ease import EASE, LinearAutoencoder
@@ -524,15 +525,18 @@ def bench_fit(data: str, *, model: str = EASE.name, l2: Optional[float] = None, 
     meter = PeakMeter()
     peak_before = peak_rss_bytes()  # resetting the kernel's mark below resets ru_maxrss too
     extra: Dict[str, Optional[int]] = {}
+    kwargs: Dict[str, Any] = {"dtype": dtype, "num_threads": num_threads}
+    if l2 is not None:
+        kwargs["l2"] = l2
+    est = get_model_class(model)(**kwargs)
+    n_declared = declared_n_items(data)
+    if n_declared is not None:
+        est.check_fit_memory(n_declared)  # before reading what a tiny npz may declare
     meter.start()
     t0 = time.perf_counter()
     inter = load_interactions(data, **(read_kwargs or {}))
     t_load = time.perf_counter() - t0
     extra["load"] = meter.extra_bytes()
-    kwargs: Dict[str, Any] = {"dtype": dtype, "num_threads": num_threads}
-    if l2 is not None:
-        kwargs["l2"] = l2
-    est = get_model_class(model)(**kwargs)
     meter.start()  # X is resident already: the budget adds its bytes below
     t0 = time.perf_counter()
     est.fit(inter)

@@ -139,6 +139,22 @@ class Solution(NamedTuple):
     error: Optional[str] = None
 
 
+def check_tuning_memory(n_items: int, dtype: Any, *, n_xi: int) -> int:
+    """Refuse a search whose dense n×n buffers cannot fit; returns how many it holds (3, or 2 with one ξ).
+
+    Raises
+    ------
+    MemoryError
+        With the estimate and what is available (before anything is read or allocated).
+    """
+    n, dt = int(n_items), check_dtype(dtype)
+    n_buffers = 3 if n_xi > 1 else 2
+    check_fits_in_memory(n_buffers * n * n * dt.itemsize,
+                         what=f"tuning ({n} items, {n_buffers} {n}x{n} {dt.name} matrices: the Gram, "
+                              "its inverse and a working copy)")
+    return n_buffers
+
+
 def iter_solutions(X: Any, l2: Sequence[float], dropout: Sequence[float], xi: Sequence[float], *,
                    dtype: Any = np.float32, num_threads: Optional[int] = None,
                    timings: Optional[Dict[str, float]] = None) -> Iterator[Solution]:
@@ -175,10 +191,7 @@ def iter_solutions(X: Any, l2: Sequence[float], dropout: Sequence[float], xi: Se
     dt = check_dtype(dtype)
     nt = resolve_num_threads(num_threads)
     n = Xc.shape[1]
-    n_buffers = 3 if len(xi) > 1 else 2
-    check_fits_in_memory(n_buffers * n * n * dt.itemsize,
-                         what=f"tuning ({n} items, {n_buffers} {n}x{n} {dt.name} matrices: the Gram, "
-                              "its inverse and a working copy)")
+    n_buffers = check_tuning_memory(n, dt, n_xi=len(xi))
     t = timings if timings is not None else {}
     t.update(gram=0.0, inverse=0.0, scaling=0.0, n_inverses=0)
     t0 = time.perf_counter()

@@ -102,6 +102,7 @@ def ref_topk(X, B, N, *, filter_liked=True, filter_items=None, items=None, popul
     ``popularity``: False scores every user by X@B (``lae_fast.topk``); per-item counts rank
     the users with no item by them instead, and None gives those users nothing (the cold-user
     fallback of ``model.recommend`` and ``Recommender``, lae_fast.popularity)."""
+    N = min(N, B.shape[0])  # min(N, n_items) columns: the documented cap (a list cannot hold an item twice)
     X = sp.csr_matrix(X, dtype=np.float64, copy=True)
     X.sum_duplicates()
     X.eliminate_zeros()
@@ -147,3 +148,48 @@ def cli_commands():
 
     walk("lae-fast", main)
     return out
+
+
+# -- hostile model files -------------------------------------------------------------------------
+
+def craft_model_file(path, good, *, edit=None, raw_header=None):
+    """A model file whose header was edited after writing, with every checksum recomputed.
+
+    ``good`` is the bytes of a real model file; ``edit(header)`` mutates its parsed header
+    (arrays are first moved to fixed offsets far enough to leave room for a longer header),
+    or ``raw_header`` replaces the header bytes outright. What the writer would have
+    refused, a crafted file can hold: only the reader's own checks stand in the way.
+    """
+    import hashlib
+    import json
+
+    from lae_fast import io as model_io
+
+    prefix = model_io._PREFIX
+    hlen = prefix.unpack(good[:prefix.size])[2]
+    header = json.loads(good[prefix.size:prefix.size + hlen])
+    data_start = 1 << 16
+    payload = bytearray()
+    for entry in header["arrays"].values():
+        chunk = good[entry["offset"]:entry["offset"] + entry["nbytes"]]
+        entry["offset"] = data_start + len(payload)
+        payload += chunk + b"\0" * (-len(chunk) % 64)
+    if edit is not None:
+        edit(header)
+    raw = raw_header if raw_header is not None else json.dumps(header).encode()
+    head = prefix.pack(model_io.MAGIC, model_io.FORMAT_VERSION, len(raw), hashlib.sha256(raw).digest()) + raw
+    with open(path, "wb") as fh:
+        fh.write(head)
+        if len(head) <= data_start:
+            fh.write(b"\0" * (data_start - len(head)) + bytes(payload))
+    return path
+
+
+def make_fifo(path):
+    """A FIFO at ``path`` with a reader held open (non-blocking): a writer that wrongly opens it
+    goes through instead of blocking forever, so a regression fails the test rather than hanging it.
+    Returns the reader's descriptor (closed when the test process ends)."""
+    import os
+
+    os.mkfifo(path)
+    return os.open(path, os.O_RDONLY | os.O_NONBLOCK)

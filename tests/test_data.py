@@ -601,3 +601,216 @@ class TestAlignItems:
         X, n_unknown = align_items(inter, np.array(["20", "x"]))
         np.testing.assert_array_equal(X.toarray(), [[1, 0], [0, 0], [0, 0]])
         assert n_unknown == 4
+
+
+class TestSilentLossIsRefused:
+    """Readers never swallow rows, guess between duplicated columns or merge distinct ids."""
+
+    @pytest.mark.parametrize("sep", [",", "\t", ";", "::"])
+    def test_unterminated_quote_names_its_line(self, tmp_path, sep):
+        rows = ["user", "item"], ["1", "2"], ["1", '"3'], ["2", "4"], ["2", "5"]
+        path = write(tmp_path / "q.csv", "\n".join(sep.join(r) for r in rows) + "\n")
+        with pytest.raises(DataFormatError, match=r"q\.csv: line 3: a quote opened on this line is never closed, "
+                                                  r"so lines 3-5 would be read as one field"):
+            read_csv(path)
+
+    @pytest.mark.parametrize("text, line", [
+        ('user,item\n1,a"b\n1,"3\n2,4\n', 3),            # an even number of quotes: Arrow's path, then the check
+        ('user,item,title\n1,2,"Heat\n1,3,Up\n2,4,x\n', 2),  # open in a column that is not read
+    ])
+    def test_an_open_quote_is_caught_on_every_path(self, tmp_path, text, line):
+        with pytest.raises(DataFormatError, match=rf"line {line}: a quote opened on this line is never closed"):
+            read_csv(write(tmp_path / "q.csv", text))
+
+    def test_a_quoted_line_break_that_closes_reads_as_pythons_csv_reads_it(self, tmp_path):
+        inter = read_csv(write(tmp_path / "q.csv", 'user,item\n1,"a\nb"\n2,3\n'))
+        assert inter.item_ids.tolist() == ["3", "a\nb"]
+        inter = read_csv(write(tmp_path / "t.csv", 'user,item,title\n1,2,"Heat\n(1995)"\n1,3,Up\n'))
+        assert inter.item_ids.tolist() == [2, 3] and inter.nnz == 2
+
+    def test_quotes_that_close_on_their_line_still_read(self, tmp_path):
+        inter = read_csv(write(tmp_path / "ok.csv", 'user,item\n1,"a,b"\n2, "c" \n'))
+        assert inter.item_ids.tolist() == ["a,b", "c"]
+
+    @pytest.mark.parametrize("header, kwargs, shown", [
+        ("user,item,item", {}, "item"),
+        ("user,Item,ITEM:token", {}, "ITEM"),
+        ("user,user,item", {}, "user"),
+        ("uid,x,item,item", {"user_col": "uid", "item_col": "item"}, "item"),
+        ("user,item,rating,rating", {"min_rating": 1}, "rating"),
+    ])
+    def test_duplicated_header_column_is_refused(self, tmp_path, header, kwargs, shown):
+        n = len(header.split(","))
+        path = write(tmp_path / "dup.csv", header + "\n" + ",".join(["1"] * n) + "\n")
+        with pytest.raises(DataFormatError, match=rf"dup\.csv: line 1: the header names column '{shown}' twice "
+                                                  r"\(columns \d and \d\)"):
+            read_csv(path, **kwargs)
+
+    def test_float_ids_that_cannot_be_exact_are_refused(self):
+        from lae_fast.ids import id_column
+
+        assert id_column(np.array([2.0 ** 53, -3.0]), name="ids").tolist() == [2 ** 53, -3]
+        for big in (2.0 ** 53 + 2, 1e19, -1e30):
+            with pytest.raises(TypeError, match="float ids beyond 2\\*\\*53"):
+                id_column(np.array([1.0, big]), name="ids")
+        with pytest.raises(TypeError, match="float ids beyond"):  # 2**53 + 1 and + 2 are one float
+            Interactions.from_matrix(sp.eye(2, format="csr"), item_ids=np.array([2.0 ** 53 + 2, 1.0]))
+
+
+# -- tiny files that declare huge arrays --------------------------------------------------------------------
+def _npy_bytes(shape, dtype="<f4", payload=b""):
+    """An .npy header declaring ``shape`` followed by ``payload`` (which need not match it)."""
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": dtype, "fortran_order": False, "shape": tuple(shape)})
+    return buf.getvalue() + payload
+
+
+def _zip(path, members, *, zeros=None):
+    """An npz of raw .npy members; ``zeros=(key, shape, dtype)`` streams a member of zeros (deflated)."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for key, raw in members.items():
+            zf.writestr(key + ".npy", raw)
+        if zeros is not None:
+            key, shape, dtype = zeros
+            with zf.open(key + ".npy", "w", force_zip64=True) as fh:
+                fh.write(_npy_bytes(shape, dtype))
+                left = int(np.prod(shape)) * np.dtype(dtype).itemsize
+                chunk = bytes(1 << 22)
+                while left > 0:
+                    fh.write(chunk[:min(left, len(chunk))])
+                    left -= len(chunk)
+    return path
+
+
+def _peak_bytes(call):
+    """(peak bytes traced while ``call`` ran, its exception or None): numpy reports to tracemalloc."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        call()
+        error = None
+    except Exception as exc:  # noqa: BLE001
+        error = exc
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak, error
+
+
+def _csr_members(n_users=2, n_items=6):
+    return {"indptr": _npy_bytes((3,), "<i8", np.array([0, 1, 2], np.int64).tobytes()),
+            "indices": _npy_bytes((2,), "<i4", np.array([0, 5], np.int32).tobytes()),
+            "data": _npy_bytes((2,), "<f4", np.ones(2, np.float32).tobytes()),
+            "shape": _npy_bytes((2,), "<i8", np.array([n_users, n_items], np.int64).tobytes())}
+
+
+class TestDeclaredSizes:
+    MiB = 1 << 20
+
+    def test_the_crafted_csr_reads(self, tmp_path):
+        inter = read_npz(_zip(tmp_path / "ok.npz", _csr_members()))
+        np.testing.assert_array_equal(dense(inter), [[1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 1]])
+
+    def test_shape_of_a_billion_items_is_refused_by_the_budget_before_allocating(self, tmp_path, monkeypatch):
+        import lae_fast._memory as memory
+
+        path = _zip(tmp_path / "wide.npz", _csr_members(2, 10 ** 9))
+        assert path.stat().st_size < 1000
+        monkeypatch.setattr(memory, "available_memory", lambda: 4 << 30)
+        peak, error = _peak_bytes(lambda: read_npz(path))
+        assert isinstance(error, MemoryError) and "2 x 1000000000 interaction matrix" in str(error)
+        assert peak < 8 * self.MiB
+
+    def test_the_cli_refuses_a_fit_it_cannot_do_before_reading(self, tmp_path):
+        from click.testing import CliRunner
+
+        from lae_fast.cli import main
+
+        path = _zip(tmp_path / "wide.npz", _csr_members(2, 10 ** 9))
+        for args in (["-q", "fit", str(path), "-o", str(tmp_path / "m.laef")], ["-q", "evaluate", str(path)]):
+            peak, _ = _peak_bytes(lambda: CliRunner().invoke(main, args))
+            result = CliRunner().invoke(main, args)
+            # the dense n x n, or the neighbourhood route it would fall back to: neither fits
+            assert result.exit_code == 1 and re.search(r"Error: (fitting EASE|the neighbourhood route) \(1000000000 "
+                                                       "items", result.output), result.output
+            assert peak < 32 * self.MiB  # the 8 GB of item ids are never built
+        assert not (tmp_path / "m.laef").exists()
+
+    def test_fit_checks_the_n_by_n_buffer_before_touching_X(self, monkeypatch):
+        import lae_fast
+        import lae_fast._memory as memory
+
+        monkeypatch.setattr(memory, "available_memory", lambda: 1 << 30)
+        X = sp.csr_matrix((np.ones(2, np.float32), ([0, 1], [0, 10 ** 6 - 1])), shape=(2, 10 ** 6))
+        peak, error = _peak_bytes(lambda: lae_fast.EASE(1.0).fit(Interactions.from_matrix(X)))
+        assert isinstance(error, MemoryError) and "(1000000 items" in str(error), error
+        assert peak < 64 * self.MiB  # refused before X is checked or its ids are sorted
+
+    def test_a_member_bomb_that_disagrees_is_never_inflated(self, tmp_path):
+        members = _csr_members()
+        del members["data"]
+        path = _zip(tmp_path / "bomb.npz", members, zeros=("data", (64 * self.MiB,), "<f4"))  # 256 MiB
+        assert path.stat().st_size < 2 * self.MiB
+        peak, error = _peak_bytes(lambda: read_npz(path))
+        assert isinstance(error, DataFormatError) and "shapes disagree" in str(error)
+        assert "indices has 2, data has 67108864" in str(error)
+        assert peak < 8 * self.MiB
+
+    def test_members_the_reader_does_not_need_are_never_inflated(self, tmp_path):
+        path = _zip(tmp_path / "extra.npz", _csr_members(), zeros=("row", (64 * self.MiB,), "<i4"))
+        peak, error = _peak_bytes(lambda: read_npz(path))
+        assert error is None and peak < 8 * self.MiB
+
+    @pytest.mark.parametrize("key, shape", [("data", (10 ** 12,)), ("shape", (10 ** 9,)), ("indptr", (3, 10 ** 10))])
+    def test_a_header_that_declares_more_than_the_member_holds(self, tmp_path, key, shape):
+        members = _csr_members()
+        members[key] = _npy_bytes(shape, "<f4" if key == "data" else "<i8", b"\0" * 64)
+        peak, error = _peak_bytes(lambda: read_npz(_zip(tmp_path / "liar.npz", members)))
+        assert isinstance(error, DataFormatError), error
+        assert re.search(rf"array '{key}' declares shape|its '{key}' entry declares shape", str(error)), str(error)
+        assert peak < 8 * self.MiB
+
+    def test_an_empty_shape_entry_of_a_huge_first_axis(self, tmp_path):
+        """Found by the property test: (2**34, 0) declares 0 bytes, and its list would be 2**34 lists."""
+        members = _csr_members()
+        members["shape"] = _npy_bytes((2 ** 34, 0), "<i8")
+        peak, error = _peak_bytes(lambda: read_npz(_zip(tmp_path / "s.npz", members)))
+        assert isinstance(error, DataFormatError), error
+        assert "shape must be two non-negative integers (n_users, n_items), got an array of shape (17179869184, 0)" \
+            in str(error)
+        assert peak < 8 * self.MiB
+
+    def test_object_members_are_refused_without_unpickling(self, tmp_path):
+        members = _csr_members()
+        members["item_ids"] = _npy_bytes((6,), "|O", b"\x80\x04junk")
+        with pytest.raises(DataFormatError, match="holds Python objects, and lae-fast never loads pickles"):
+            read_npz(_zip(tmp_path / "pickle.npz", members))
+
+    def test_shard_item_spaces_read_only_shape_and_ids(self, tmp_path):
+        from lae_fast.data.npz import read_npz_item_ids
+
+        members = _csr_members()
+        members["item_ids"] = _npy_bytes((6,), "<i8", np.arange(10, 16, dtype=np.int64).tobytes())
+        del members["data"]
+        path = _zip(tmp_path / "shard.npz", members, zeros=("data", (64 * self.MiB,), "<f4"))
+        peak, error = _peak_bytes(lambda: read_npz_item_ids(path))
+        assert error is None and peak < 8 * self.MiB
+        assert read_npz_item_ids(path).tolist() == list(range(10, 16))
+
+    def test_embedding_files_that_declare_too_much(self, tmp_path):
+        from lae_fast.text import ItemTextError, load_embeddings
+
+        npy = tmp_path / "emb.npy"
+        npy.write_bytes(_npy_bytes((10 ** 6, 10 ** 6), "<f4", b"\0" * 128))
+        peak, error = _peak_bytes(lambda: load_embeddings(npy))
+        assert isinstance(error, ItemTextError) and "declares shape (1000000, 1000000)" in str(error)
+        assert peak < 8 * self.MiB
+        members = {"item_ids": _npy_bytes((2,), "<i8", np.arange(2, dtype=np.int64).tobytes()),
+                   "embeddings": _npy_bytes((2, 10 ** 9), "<f4", b"\0" * 64)}
+        with pytest.raises(ItemTextError, match=r"array 'embeddings' declares shape \(2, 1000000000\)"):
+            load_embeddings(_zip(tmp_path / "emb.npz", members))

@@ -292,6 +292,34 @@ def test_mismatched_item_counts_across_shards(client, tmp_path):
         ld.distributed_gram(tmp_path)
 
 
+@pytest.mark.parametrize("kind", ["parquet", "npz", "frame"])
+def test_uint64_and_negative_int64_ids_in_two_shards_never_merge(client, tmp_path, kind):
+    """2**64 - 1 and -1 are the same 64 bits: two shards holding them are refused, never one item."""
+    big = np.array([2 ** 64 - 1, 5], dtype=np.uint64)
+    neg = np.array([-1, 5], dtype=np.int64)
+    if kind == "parquet":
+        pq.write_table(pa.table({"user": [1, 1], "item": big}), tmp_path / "a.parquet")
+        pq.write_table(pa.table({"user": [2, 2], "item": neg}), tmp_path / "b.parquet")
+        source, match = tmp_path, r"a\.parquet holds unsigned ids above 2\*\*63 - 1 and .*b\.parquet holds negative"
+    elif kind == "npz":
+        _npz_shard(tmp_path / "a.npz", sp.csr_matrix(np.ones((1, 2))), [1], item_ids=big)
+        _npz_shard(tmp_path / "b.npz", sp.csr_matrix(np.ones((1, 2))), [2], item_ids=neg)
+        source, match = tmp_path, r"b\.npz: its item ids differ from those of .*a\.npz"
+    else:
+        import dask.dataframe as dd
+        import pandas as pd
+        from dask import delayed
+
+        parts = [delayed(pd.DataFrame)({"user": [1, 1], "item": big}),
+                 delayed(pd.DataFrame)({"user": [2, 2], "item": neg})]
+        source = dd.from_delayed(parts, meta=pd.DataFrame({"user": pd.Series([], dtype="int64"),
+                                                           "item": pd.Series([], dtype="uint64")}), verify_meta=False)
+        match = "holds unsigned ids above 2\\*\\*63 - 1 and .* holds negative ids"
+    for c in (client, None):
+        with pytest.raises(DataFormatError, match=match):
+            ld.distributed_gram(source, client=c)
+
+
 def test_user_in_two_shards_is_refused(client, tmp_path):
     _npz_shard(tmp_path / "a.npz", sp.csr_matrix(np.eye(3)), [1, 2, 3])
     _npz_shard(tmp_path / "b.npz", sp.csr_matrix(np.eye(3)), [3, 4, 5])
@@ -357,7 +385,12 @@ def test_connect_and_missing_extra(monkeypatch):
         with ld.connect("local:0"):
             pass
     cpus = lae_fast._threads.available_cpus()
-    for spec, layout in (("local", [cpus]), ("local:2", [1, 1])):
+    for spec in (f"local:{cpus + 1}", "local:999999"):  # bounded by the machine: no hang, no memory growth
+        with pytest.raises(ValueError, match=rf"takes at most N = {cpus} one-thread workers"):
+            with ld.connect(spec):
+                pass
+    two = min(2, cpus)
+    for spec, layout in (("local", [cpus]), (f"local:{two}", [1] * two)):
         with ld.connect(spec, processes=False) as c:
             assert sorted(w["nthreads"] for w in ld._workers(c).values()) == layout
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
@@ -409,6 +442,10 @@ def test_cli_errors(shards, tmp_path):
     assert r.exit_code == 2 and "not to shards" in r.output
     r = runner.invoke(main, ["fit", shards["npz"], "--scheduler", "local:zero", "-o", str(tmp_path / "m.lae")])
     assert r.exit_code == 1 and "local:N" in r.output and "Traceback" not in r.output
+    for sub in (["fit", shards["npz"], "-o", str(tmp_path / "m.lae")], ["recommend-all", str(shards["npz_files"][0]),
+                                                                      shards["npz"], "-o", str(tmp_path / "r")]):
+        r = runner.invoke(main, sub + ["--scheduler", "local:999999"])  # once a hang while memory grew
+        assert r.exit_code == 1 and "takes at most N =" in r.output and "Traceback" not in r.output
     r = runner.invoke(main, ["fit", str(tmp_path / "nothing-*.parquet"), "-o", str(tmp_path / "m.lae")])
     assert r.exit_code == 1 and "matches no file" in r.output
     assert not (tmp_path / "m.lae").exists()

@@ -210,6 +210,58 @@ def test_read_csv_well_formed_gives_exactly_the_pairs(pairs, sep, header, shuffl
     assert got == want
 
 
+@FAST
+@given(pairs=valid_interactions(), sep=st.sampled_from([",", "\t", ";", "::"]), at=st.integers(0, 10 ** 6),
+       closed_later=st.booleans())
+def test_read_csv_an_open_quote_is_refused_naming_its_line(pairs, sep, at, closed_later):
+    """A quote left open on a line is an error naming that line, never the rest of the file read as one
+    id; one closed on a later line is a quoted line break, read as Python's csv reads it."""
+    import csv as pycsv
+
+    lines = [f"{u}{sep}{i}" for u, i in pairs]
+    row = at % len(lines)
+    lines[row] = lines[row] + sep + '"oops'
+    closed = closed_later and row + 1 < len(lines)
+    if closed:
+        lines[-1] = lines[-1] + sep + 'closed"'
+    text = "user" + sep + "item\n" + "\n".join(lines) + "\n"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "data.csv")
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        if row == len(lines) - 1 or closed:
+            # open on the very last line (it swallows only its own line break), or closed later: every
+            # row Python's csv module sees is read
+            inter = read_csv(path, sep=sep)
+            delim = "\x1f" if sep == "::" else sep
+            rows = [r for r in pycsv.reader(io.StringIO(text.replace("::", "\x1f"), newline=""), delimiter=delim,
+                                            skipinitialspace=True)][1:]
+            assert inter.nnz == len({(r[0].strip(), r[1].strip()) for r in rows if r})
+            return
+        with pytest.raises(DataFormatError, match=rf"data\.csv: line {row + 2}: a quote opened on this line is never "
+                                                  "closed"):
+            read_csv(path, sep=sep)
+
+
+@given(arrays=st.lists(st.one_of(
+    st.lists(st.integers(-2 ** 63, 2 ** 63 - 1), max_size=5).map(lambda v: np.array(v, dtype=np.int64)),
+    st.lists(st.integers(0, 2 ** 64 - 1), max_size=5).map(lambda v: np.array(v, dtype=np.uint64)),
+    st.lists(st.integers(-2 ** 63, 2 ** 64 - 1), max_size=5)), min_size=1, max_size=4))
+@FAST
+def test_union_ids_never_merges_two_ids(arrays):
+    """Several id spaces (shards) -> one: exactly the set of ids, or refused when -1 and 2**64 - 1 meet."""
+    from lae_fast.ids import union_ids
+
+    values = [int(v) for a in arrays for v in (a.tolist() if isinstance(a, np.ndarray) else a)]
+    try:
+        out = union_ids(arrays, names=[f"shard{k}" for k in range(len(arrays))])
+    except (ValueError, TypeError) as exc:
+        assert_message(exc)
+        assert values and min(values) < 0 and max(values) > 2 ** 63 - 1
+        return
+    assert [int(v) for v in out.tolist()] == sorted(set(values))
+
+
 def _assert_npz_matches(inter, arrays):
     """A successfully read CSR/COO/CSC file holds exactly the positive entries of its arrays."""
     fmt = arrays.get("format")
@@ -285,6 +337,78 @@ def test_read_npz_garbled_bytes(raw, cut, flip):
                 assert inter.matrix.shape == X.shape
 
 
+@FAST
+@given(key=st.sampled_from(["indptr", "indices", "data", "shape", "user_ids", "item_ids"]),
+       shape=st.lists(st.one_of(st.integers(0, 8), st.integers(0, 2 ** 45)), min_size=0, max_size=3),
+       payload=st.integers(0, 200))
+def test_read_npz_declared_shapes_never_allocate_what_the_file_lacks(key, shape, payload):
+    """Any shape a member's header declares: the reader answers (exactly) or refuses, allocating
+    no more than the file holds."""
+    import tracemalloc
+    import zipfile as zf
+
+    good = {"indptr": np.array([0, 1, 2], np.int64), "indices": np.array([0, 2], np.int32),
+            "data": np.ones(2, np.float32), "shape": np.array([2, 3], np.int64),
+            "user_ids": np.array([7, 8], np.int64), "item_ids": np.array([4, 5, 6], np.int64)}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "x.npz")
+        with zf.ZipFile(path, "w", zf.ZIP_DEFLATED) as z:
+            for name, arr in good.items():
+                buf = io.BytesIO()
+                if name == key:
+                    np.lib.format.write_array_header_1_0(buf, {"descr": arr.dtype.str, "fortran_order": False,
+                                                               "shape": tuple(shape)})
+                    buf.write(arr.tobytes()[:payload].ljust(payload, b"\0"))
+                else:
+                    np.lib.format.write_array(buf, arr)
+                z.writestr(name + ".npy", buf.getvalue())
+        tracemalloc.start()
+        try:
+            inter = read_npz(path)
+        except (DataFormatError, MemoryError) as exc:
+            assert_message(exc)
+            inter = None
+        finally:
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+    assert peak < 32 << 20  # first calls also trace lazy imports; a declared 2**45 elements would be TBs
+    if inter is not None:  # the header happened to describe what the member holds
+        np.testing.assert_array_equal(inter.matrix.toarray(), [[1, 0, 0], [0, 0, 1]])
+
+
+_json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-(2 ** 70), 2 ** 70), st.floats(allow_nan=False),
+              st.text(max_size=4)),
+    lambda children: st.one_of(st.lists(children, max_size=3), st.dictionaries(st.text(max_size=3), children,
+                                                                                max_size=3)),
+    max_leaves=8)
+
+
+@FAST
+@given(template=st.lists(st.sampled_from(["{", "}", "[", "]", ".", "!", ":", "r", "0", "1", "title", "genres",
+                                          "__class__", " ", "x"]), max_size=12).map("".join),
+       records=st.lists(st.fixed_dictionaries({"item": _json_values, "title": _json_values,
+                                               "genres": _json_values}), min_size=1, max_size=3))
+def test_item_text_templates_and_ids_only_fail_cleanly(template, records):
+    """Any template over any JSON records: texts, or a ValueError (ItemTextError included) with a message."""
+    from lae_fast.text import load_item_texts
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "items.jsonl")
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write("\n".join(json.dumps(r) for r in records) + "\n")
+        try:
+            texts = load_item_texts(path, template=template)
+        except (ValueError, TypeError) as exc:
+            assert_message(exc)
+            return
+    assert all(isinstance(k, (int, str)) and isinstance(v, str) for k, v in texts.items())
+    import string
+
+    parts = list(string.Formatter().parse(template))  # rendered: so only plain names and indexes were there
+    assert all("." not in name and not spec and not conv for _, name, spec, conv in parts if name is not None)
+
+
 # ---------------------------------------------------------------------------------------------
 # model files
 # ---------------------------------------------------------------------------------------------
@@ -323,6 +447,41 @@ def test_model_files_damaged(model_bytes, data):
         # damage only in the unchecked zero padding between header and arrays
         B = loaded.B_ if hasattr(loaded, "B_") else loaded._B
         np.testing.assert_array_equal(B, model.B_)
+
+
+@FAST
+@given(data=st.data())
+def test_model_headers_edited_with_checksums_recomputed(model_bytes, data):
+    """Any field of the header replaced by any JSON value, checksums recomputed: a ModelFileError naming
+    the file, or (a harmless edit) the same model, through every loader and `lae-fast info`."""
+    from conftest import craft_model_file
+
+    model, good = model_bytes
+    keys = data.draw(st.lists(st.sampled_from(["meta", "arrays", "B", "item_ids", "item_counts_", "dtype", "shape",
+                                               "offset", "nbytes", "sha256", "n_items", "model", "params", "l2",
+                                               "x"]), min_size=1, max_size=4))
+    value = data.draw(_json_values)
+
+    def edit(header):
+        target = header
+        for key in keys[:-1]:
+            if not isinstance(target, dict) or not isinstance(target.get(key), (dict, list)):
+                break
+            target = target[key] if isinstance(target[key], dict) else target
+        if isinstance(target, dict):
+            target[keys[-1]] = value
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = craft_model_file(os.path.join(tmp, "edited.laef"), good, edit=edit)
+        for loader in (lae_fast.load_model, Recommender.load):
+            try:
+                loaded = loader(path)
+            except ModelFileError as exc:
+                assert str(exc).startswith(path), exc
+                continue
+            B = loaded.B_ if hasattr(loaded, "B_") else loaded._B
+            np.testing.assert_array_equal(B, model.B_)
+        assert_clean_cli(CliRunner().invoke(main, ["info", path]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -487,7 +646,7 @@ def test_model_recommend_random_input(small_model, spec, special, form, N, filte
     if form == "1-D":
         assert ids.ndim == 1
         ids, scores = ids[None], scores[None]
-    assert ids.shape == (Xf.shape[0], N) and ids.dtype == np.int32 and scores.dtype == np.float32
+    assert ids.shape == (Xf.shape[0], min(N, 40)) and ids.dtype == np.int32 and scores.dtype == np.float32
     if liked:
         np.testing.assert_allclose(scores, ref_scores, rtol=1e-5, atol=1e-6)
         # ids may differ only where the reference itself has (near-)ties

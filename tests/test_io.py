@@ -332,3 +332,153 @@ def test_new_files_name_the_class_by_its_catalogue_name(X_small, tmp_path):
         _, meta = model_io.load_arrays(tmp_path / "m.lae")
         assert meta["model"] == model.name and meta["lae_fast_version"] == lae_fast.__version__
         assert type(lae_fast.load_model(tmp_path / "m.lae")) is type(model)
+
+
+# ---------------------------------------------------------------------------------------------
+# files that pass the checksums but are wrong: the header schema and B's values
+# ---------------------------------------------------------------------------------------------
+from conftest import craft_model_file  # noqa: E402
+
+
+def _set(*keys, value):
+    def edit(header):
+        target = header
+        for key in keys[:-1]:
+            target = target[key]
+        target[keys[-1]] = value
+    return edit
+
+
+CRAFTED_HEADERS = {
+    "arrays is a list": _set("arrays", value=[]),
+    "arrays is empty": _set("arrays", value={}),
+    "arrays is a string": _set("arrays", value="B"),
+    "array entry is a number": _set("arrays", "B", value=5),
+    "object dtype": _set("arrays", "B", "dtype", value="|O8"),
+    "big-endian dtype": _set("arrays", "B", "dtype", value=">f4"),
+    "dtype is a number": _set("arrays", "B", "dtype", value=7),
+    "negative shape": _set("arrays", "B", "shape", value=[-12, -12]),
+    "float shape": _set("arrays", "B", "shape", value=[12.0, 12]),
+    "shape is a string": _set("arrays", "B", "shape", value="12"),
+    "40-d shape": _set("arrays", "B", "shape", value=[1] * 40),
+    "overflowing shape": _set("arrays", "B", "shape", value=[2 ** 62, 2 ** 62]),
+    "negative offset": _set("arrays", "B", "offset", value=-64),
+    "offset inside the header": _set("arrays", "B", "offset", value=0),
+    "offset is null": _set("arrays", "B", "offset", value=None),
+    "nbytes is true": _set("arrays", "B", "nbytes", value=True),
+    "no sha256": _set("arrays", "B", "sha256", value=None),
+    "meta is a list": _set("meta", value=[]),
+    "n_items null": _set("meta", "n_items", value=None),
+    "n_items string": _set("meta", "n_items", value="12"),
+    "n_items negative": _set("meta", "n_items", value=-1),
+    "n_items bool": _set("meta", "n_items", value=True),
+    "model is a number": _set("meta", "model", value=5),
+    "params is a list": _set("meta", "params", value=[1, 2]),
+    "header is a list": lambda header: (header.clear(), header.update({"x": []})),
+}
+RAW_HEADERS = {
+    "n_items 1e400": lambda raw: raw.replace(b'"n_items": 12', b'"n_items": 1e400'),
+    "offset 1e400": lambda raw: raw.replace(b'"offset": 65536', b'"offset": 1e400', 1),
+    "NaN in meta": lambda raw: raw.replace(b'"n_items": 12', b'"n_items": NaN'),
+    "5000-digit integer": lambda raw: raw.replace(b'"n_items": 12', b'"n_items": ' + b"9" * 5000),
+    "deep nesting": lambda raw: b'{"meta": ' + b"[" * 100_000 + b"]" * 100_000 + b', "arrays": {}}',
+    "nesting below the recursion limit": lambda raw: raw.replace(b'"n_items": 12',
+                                                                 b'"n_items": ' + b"[" * 40 + b"]" * 40),
+    "not UTF-8": lambda raw: raw.replace(b'"model": "rdlae"', b'"model": "\xff\xfe"'),
+}
+
+
+def _crafted(tmp_path, model_bytes, case):
+    path = tmp_path / "crafted.laef"
+    if case in CRAFTED_HEADERS:
+        return craft_model_file(path, model_bytes, edit=CRAFTED_HEADERS[case])
+    craft_model_file(path, model_bytes)  # the same layout: offsets at 65536, ...
+    raw = path.read_bytes()
+    hlen = model_io._PREFIX.unpack(raw[:model_io._PREFIX.size])[2]
+    header = raw[model_io._PREFIX.size:model_io._PREFIX.size + hlen]
+    new = RAW_HEADERS[case](header)
+    assert new != header, case
+    return craft_model_file(path, model_bytes, raw_header=new)
+
+
+@pytest.mark.parametrize("case", sorted(CRAFTED_HEADERS) + sorted(RAW_HEADERS))
+def test_crafted_headers_are_model_file_errors_naming_the_file(tmp_path, model_bytes, case):
+    path = _crafted(tmp_path, model_bytes, case)
+    for load in (model_io.load_arrays, lae_fast.load_model, lae_fast.Recommender.load,
+                 lambda p: lae_fast.load_model(p, verify=False)):
+        with pytest.raises(ModelFileError, match=f"^{path}: header is corrupt"):
+            load(path)
+        with pytest.raises(ModelFileError, match="header is corrupt"):
+            load(io.BytesIO(path.read_bytes()))
+
+
+def test_the_crafting_itself_gives_a_loadable_file(tmp_path, model_bytes, fitted, X_small):
+    """Guard for the test above: without an edit the crafted file is a good model."""
+    path = craft_model_file(tmp_path / "same.laef", model_bytes)
+    assert_same_model(fitted, lae_fast.load_model(path), X_small)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nan_or_inf_in_B_is_refused_on_load(tmp_path, X_small, bad, dtype):
+    model = EASE(2.0, dtype=dtype).fit(X_small)
+    model.B_ = model.B_.copy()
+    model.B_[3, 7] = bad
+    path = tmp_path / "bad.laef"
+    model.save(path)  # the writer computes valid checksums over the bad values
+    at = 3 * model.B_.shape[1] + 7
+    for load in (lae_fast.load_model, EASE.load, lae_fast.Recommender.load):
+        with pytest.raises(ModelFileError, match=rf"^{path}: array 'B' holds NaN or infinite values \(the first "
+                                                 rf"at flat position {at}\)"):
+            load(path)
+    serving = tmp_path / "serving.laef"
+    lae_fast.Recommender.from_matrix(model.B_).save(serving)  # a dense serving file
+    with pytest.raises(ModelFileError, match="holds NaN or infinite"):
+        lae_fast.Recommender.load(serving)
+    # verify=False is the documented way to skip every read of the whole file
+    assert not np.isfinite(lae_fast.load_model(path, verify=False).B_).all()
+
+
+def test_check_finite_reads_in_chunks(monkeypatch):
+    monkeypatch.setattr(model_io, "_CHUNK", 64)  # 16 float32 per chunk
+    B = np.zeros((10, 10), np.float32)
+    model_io.check_finite(B, source="f", key="B")
+    B[9, 9] = np.nan  # in the last chunk
+    with pytest.raises(ModelFileError, match="first at flat position 99"):
+        model_io.check_finite(B, source="f", key="B")
+    model_io.check_finite(np.array([1, 2], np.int64), source="f", key="ids")  # not floats: nothing to check
+
+
+def test_sparse_B_files_are_checked_like_dense_ones(tmp_path, X_small):
+    """A model fitted on the neighbourhood route stores B as CSR arrays: same schema and value checks."""
+    model = EASE(2.0, neighbors=4).fit(X_small)
+    path = tmp_path / "sparse.laef"
+    model.save(path)
+    assert model_io.load_arrays(path)[1]["B_format"] == "csr"
+    good = path.read_bytes()
+    craft_model_file(tmp_path / "fmt.laef", good, edit=_set("meta", "B_format", value=7))
+    with pytest.raises(ModelFileError, match="meta field 'B_format' is 7, not a string"):
+        lae_fast.load_model(tmp_path / "fmt.laef")
+    arrays, meta = model_io.load_arrays(path)
+    data = np.array(arrays["B_data"])
+    data[0] = np.inf
+    model_io.save_arrays(tmp_path / "inf.laef", {**arrays, "B_data": data}, meta)
+    with pytest.raises(ModelFileError, match=r"array 'B_data' holds NaN or infinite values \(the first at flat "
+                                             r"position 0\)"):
+        lae_fast.load_model(tmp_path / "inf.laef")
+    assert lae_fast.load_model(tmp_path / "inf.laef", verify=False).B_.nnz == model.B_.nnz  # documented skip
+
+
+def test_compressed_serving_files_with_nan_codes_are_refused(tmp_path, X_small):
+    """float16 codes of a compressed B can hold NaN/inf too: refused on load unless verify=False."""
+    rec = lae_fast.Recommender(EASE(2.0).fit(X_small)).compress("float16")
+    path = tmp_path / "c.laef"
+    rec.save(path)
+    arrays, meta = model_io.load_arrays(path)
+    codes = np.array(arrays["B"])
+    codes[2, 3] = np.nan
+    model_io.save_arrays(tmp_path / "nan.laef", {**arrays, "B": codes}, meta)
+    with pytest.raises(ModelFileError, match=r"nan\.laef: array 'B' holds NaN or infinite values"):
+        lae_fast.Recommender.load(tmp_path / "nan.laef")
+    assert lae_fast.Recommender.load(tmp_path / "nan.laef", verify=False).n_items == rec.n_items
+    lae_fast.Recommender.load(path)  # the untouched file loads

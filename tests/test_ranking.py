@@ -42,12 +42,22 @@ def test_ties_really_happen_in_dyadic_data(data):
 def test_N_larger_than_candidates_pads():
     X = sp.csr_matrix(np.array([[1, 1, 0, 0, 0], [0, 0, 0, 0, 0]], dtype=np.float32))
     B = np.arange(25, dtype=np.float32).reshape(5, 5)
-    ids, scores = lae_fast.topk(X, B, 8)
-    assert ids[0].tolist() == [4, 3, 2, -1, -1, -1, -1, -1]
-    assert scores[0, :3].tolist() == [13.0, 11.0, 9.0] and np.all(np.isneginf(scores[0, 3:]))
-    assert ids[1].tolist() == [0, 1, 2, 3, 4, -1, -1, -1]   # empty history: all scores 0, by id
-    assert scores[1, :5].tolist() == [0.0] * 5 and np.all(np.isneginf(scores[1, 5:]))
-    assert_same((ids, scores), ref_topk(X, B, 8))
+    ids, scores = lae_fast.topk(X, B, 4)
+    assert ids[0].tolist() == [4, 3, 2, -1]                  # two own items masked: one pad
+    assert scores[0, :3].tolist() == [13.0, 11.0, 9.0] and np.isneginf(scores[0, 3])
+    assert ids[1].tolist() == [0, 1, 2, 3]                   # empty history: all scores 0, by id
+    assert scores[1].tolist() == [0.0] * 4
+    assert_same((ids, scores), ref_topk(X, B, 4))
+
+
+@pytest.mark.parametrize("N", [5, 8, 2 ** 31 - 1, 2 ** 40])
+def test_N_is_capped_at_the_number_of_items(N):
+    X = sp.csr_matrix(np.array([[1, 1, 0, 0, 0], [0, 0, 0, 0, 0]], dtype=np.float32))
+    B = np.arange(25, dtype=np.float32).reshape(5, 5)
+    ids, scores = lae_fast.topk(X, B, N)
+    assert ids.shape == scores.shape == (2, 5)
+    assert ids[0].tolist() == [4, 3, 2, -1, -1] and ids[1].tolist() == [0, 1, 2, 3, 4]
+    assert_same((ids, scores), ref_topk(X, B, 5))
 
 
 def test_everything_masked(data):
@@ -204,7 +214,7 @@ def test_single_item_catalogue():
     B = np.array([[2.0]], dtype=np.float32)
     X = sp.csr_matrix(np.array([[1], [0]], dtype=np.float32))
     ids, scores = lae_fast.topk(X, B, 2)
-    assert ids.tolist() == [[-1, -1], [0, -1]]
+    assert ids.tolist() == [[-1], [0]]
     assert scores[1, 0] == 0.0
 
 
@@ -281,7 +291,7 @@ def test_similar_items_with_filters(X_full):
     model = EASE(3.0).fit(X_full)
     ids, _ = model.similar_items(2, N=20, items=[0, 1, 2, 3], filter_items=[3])
     assert ids.tolist()[:2] == sorted([0, 1], key=lambda j: (-model.B_[2, j], j))
-    assert ids.tolist()[2:] == [-1] * 18
+    assert ids.tolist()[2:] == [-1] * 10  # 12 items: N=20 capped at 12
 
 
 # ---------------------------------------------------------------------------------------------

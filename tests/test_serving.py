@@ -25,9 +25,10 @@ def ref_one(B, hist, N, *, filter_items=None, items=None, filter_liked=True, pop
     """Scores summed in float64 from a dense (or densified) B; score desc then id asc; padded.
 
     An empty history is a cold user: ranked by ``popularity`` (the training counts), or
-    given nothing when the popularity is unknown."""
+    given nothing when the popularity is unknown. min(N, n_items) entries: the documented cap."""
     B = B.toarray() if sp.issparse(B) else np.asarray(B)
     n = B.shape[0]
+    N = min(N, n)
     hist = np.unique(np.asarray(hist, dtype=np.int64))
     s = B[hist].astype(np.float64).sum(axis=0).astype(np.float32) if hist.size else np.zeros(n, np.float32)
     if hist.size == 0 and popularity is not None:
@@ -156,9 +157,9 @@ def test_padding_and_everything_masked(dyadic_B):
 
 def test_single_item_catalogue():
     rec = Recommender.from_matrix(np.array([[2.0]], dtype=np.float32), popularity=[3])
-    assert rec.recommend_one([], 2)[0].tolist() == [0, -1]
-    assert rec.recommend_one([0], 2)[0].tolist() == [-1, -1]
-    assert rec.recommend_one([0], 2, filter_already_liked_items=False)[1].tolist() == [2.0, -np.inf]
+    assert rec.recommend_one([], 2)[0].tolist() == [0]        # N is capped at the one item
+    assert rec.recommend_one([0], 2)[0].tolist() == [-1]
+    assert rec.recommend_one([0], 2, filter_already_liked_items=False)[1].tolist() == [2.0]
 
 
 def test_pruned_matches_reference(dyadic_B):
@@ -350,7 +351,7 @@ def test_bad_history(dyadic_B, hist, exc, match):
             rec.recommend_batch([[1], hist], 3)
 
 
-@pytest.mark.parametrize("N", [-1, True, 2.0, "3", None, 2 ** 31])
+@pytest.mark.parametrize("N", [-1, True, 2.0, "3", None])
 def test_bad_N(dyadic_B, N):
     rec = Recommender.from_matrix(dyadic_B)
     with pytest.raises(ValueError, match="N"):
@@ -387,14 +388,31 @@ def test_bad_construction(dyadic_B):
 def test_memory_preflight_for_batches(dyadic_B, monkeypatch):
     monkeypatch.setattr(_memory, "available_memory", lambda: 50 * 1024 * 1024)
     rec = Recommender.from_matrix(dyadic_B)
-    with pytest.raises(MemoryError, match=r"recommend_batch: the top-100000 lists of 1000 users needs 7\d\d\.\d MiB"):
-        rec.recommend_batch([[1]] * 1000, 100_000)
+    n = rec.n_items  # N is capped at n_items, so the estimate is for top-n lists
+    with pytest.raises(MemoryError, match=rf"recommend_batch: the top-{n} lists of 20000 users needs \d+\.\d MiB"):
+        rec.recommend_batch([[1]] * 20_000, 100_000)
     with pytest.raises(MemoryError, match="needs"):
-        rec.prune(3).recommend_batch([[1]] * 1000, 100_000)
-    with pytest.raises(MemoryError, match="top-2000000000 list needs"):
-        rec.recommend_one([1], 2_000_000_000)
+        rec.prune(3).recommend_batch([[1]] * 20_000, 100_000)
     ids, _ = rec.recommend_batch([[1]] * 1000, 10)  # small requests pass
     assert ids.shape == (1000, 10)
+
+
+@pytest.mark.parametrize("pruned", [False, True])
+def test_absurd_N_is_capped_not_allocated(pruned):
+    """recommend_one(N=2**31 - 1) on an 80-item model: 80 entries, no 18 GB allocation."""
+    B = (np.random.default_rng(0).integers(-64, 65, size=(80, 80)) / 16.0).astype(np.float32)
+    rec = Recommender.from_matrix(B)
+    rec = rec.prune(10) if pruned else rec
+    P = prune(B, 10) if pruned else B
+    for N in (80, 81, 2 ** 31 - 1, 2 ** 63):
+        ids, scores = rec.recommend_one([3, 7], N)
+        assert ids.shape == scores.shape == (80,)
+        assert_same((ids, scores), ref_one(P, [3, 7], 80))
+        assert (ids[-2:] == -1).all() and (ids[:-2] >= 0).all()  # two own items masked: two pads
+        ids, scores = rec.recommend_batch([[3, 7], [5]], N)
+        assert ids.shape == (2, 80) and (ids[1, :79] >= 0).all() and ids[1, 79] == -1
+        got, _, _ = rec.recommend_one_ids([3, 7], N)
+        assert got.shape == (78,)
 
 
 # ---------------------------------------------------------------------------------------------

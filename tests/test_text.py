@@ -472,3 +472,80 @@ def test_embed_items_with_default_encoder(minilm, tmp_path):
     assert E.shape == (4, 384) and report.n_missing == 1 and not E[3].any()
     np.testing.assert_allclose(E[:3], minilm.encode(SENTENCES[::-1]), atol=1e-6)
     assert embed_items(np.array([3, 2, 1, 4]), texts, minilm, cache_dir=tmp_path / "cache")[1].cache_hit
+
+
+# -- hostile templates and ids ----------------------------------------------------------------------------
+MOVIES = [{"id": 1, "title": "Toy Story", "year": 1995, "genres": ["Animation", "Comedy"], "meta": {"lang": "en"}},
+          {"id": 2, "title": "Heat", "year": None, "genres": [], "meta": {}}]
+
+
+@pytest.fixture()
+def movies(tmp_path):
+    return write(tmp_path / "movies.jsonl", "\n".join(json.dumps(r) for r in MOVIES) + "\n")
+
+
+def test_template_indexes_read_the_raw_values(movies):
+    texts = load_item_texts(movies, id_field="id", template="{title}: {genres[0]} / {genres[1]} [{meta[lang]}]")
+    assert texts == {1: "Toy Story: Animation / Comedy [en]", 2: "Heat:  /  []"}
+    # past the end of a list or a missing key reads like null: an empty string, never a crash
+    assert load_item_texts(movies, id_field="id", template="{title}{genres[999]}") == {1: "Toy Story", 2: "Heat"}
+
+
+@pytest.mark.parametrize("template, match", [
+    ("{title!r:{year}}", "conversion or format spec"),
+    ("{title!r}", "conversion or format spec"),
+    ("{title:>40}", "conversion or format spec"),
+    ("{title.__class__}", "attribute access"),
+    ("{title.__class__.__mro__[1].__subclasses__}", "attribute access"),
+    ("{genres[0].upper}", "attribute access"),
+    ("{0}", "positional"),
+    ("{", "not a valid format string"),
+    ("no field", "names no field"),
+])
+def test_templates_are_field_names_and_indexes_only(movies, template, match):
+    with pytest.raises(ValueError, match=match):
+        load_item_texts(movies, id_field="id", template=template)
+
+
+def test_indexing_a_value_that_is_not_a_list_or_object(movies, tmp_path):
+    with pytest.raises(ItemTextError, match=r"line 1: \{title\[0\]\} indexes field 'title', which is a str here"):
+        load_item_texts(movies, id_field="id", template="{title[0]}")
+    with pytest.raises(ItemTextError, match=r"line 1: \{genres\[x\]\} indexes the list in field 'genres' with 'x'"):
+        load_item_texts(movies, id_field="id", template="{genres[x]}")
+    csv_path = write(tmp_path / "m.csv", "item,genres\n1,Action|Drama\n")
+    with pytest.raises(ItemTextError, match="which is a str here"):
+        load_item_texts(csv_path, template="{genres[0]}")
+
+
+@pytest.mark.parametrize("raw_id, match", [
+    ("[1, 2]", "is a list; an id is a number or a string"),
+    ('{"a": 1}', "is a dict; an id is a number or a string"),
+    ("true", "is a bool"),
+    ("null", r"is empty \(null\)"),
+    ("1.5", "is a float"),
+    ("1e300", "is a float"),
+    (str(2 ** 64), "is an integer of 20 digits, beyond 64 bits"),
+])
+def test_jsonl_ids_that_are_not_ids(tmp_path, raw_id, match):
+    path = write(tmp_path / "ids.jsonl", '{"item": 7, "text": "ok"}\n{"item": ' + raw_id + ', "text": "x"}\n')
+    with pytest.raises(ItemTextError, match=rf"ids\.jsonl: line 2: the item id \('item'\) {match}"):
+        load_item_texts(path)
+
+
+def test_jsonl_ids_at_the_limits(tmp_path):
+    path = write(tmp_path / "ok.jsonl", "\n".join(json.dumps(r) for r in [
+        {"item": 2 ** 64 - 1, "text": "a"}, {"item": -2 ** 63, "text": "b"}, {"item": 7.0, "text": "c"}]))
+    assert load_item_texts(path) == {2 ** 64 - 1: "a", -2 ** 63: "b", 7: "c"}
+
+
+def test_5000_digit_numbers_and_deep_nesting_are_json_errors(tmp_path):
+    path = write(tmp_path / "big.jsonl", '{"item": 1, "text": "a"}\n{"item": ' + "9" * 5000 + ', "text": "x"}\n')
+    with pytest.raises(ItemTextError, match=r"big\.jsonl: line 2: not valid JSON"):
+        load_item_texts(path)
+    deep = write(tmp_path / "deep.jsonl", '{"item": 1, "text": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    with pytest.raises(ItemTextError, match=r"deep\.jsonl: line 1: not valid JSON"):
+        load_item_texts(deep)
+    long_csv = write(tmp_path / "long.csv", "item,text\n" + "9" * 5000 + ",x\n12,y\n")
+    texts = load_item_texts(long_csv)  # a 5,000-digit id in text stays a string id
+    assert texts == {"9" * 5000: "x", "12": "y"}
+    assert align_texts([12, "9" * 5000], texts) == (["y", "x"], [])

@@ -113,3 +113,50 @@ def test_blas_limits_apply_inside_and_are_restored():
         inside = blas_threads_now()
         assert all(v >= 1 for v in inside.values())
     assert blas_threads_now() == before
+
+
+# ---------------------------------------------------------------------------------------------
+# bounded counts: a typo must be an error, never a crash in the OpenMP runtime
+# ---------------------------------------------------------------------------------------------
+def test_counts_above_the_maximum_are_refused(env):
+    assert threads.max_num_threads() == threads.MAX_THREADS == 1024
+    assert resolve_num_threads(1024) == 1024                   # oversubscription is still honoured
+    for value in (1025, 50_000, 100_000, 10 ** 30, np.int64(2 ** 62)):
+        with pytest.raises(ValueError, match=r"num_threads=\d+ is more threads than lae-fast starts \(at most 1024"):
+            resolve_num_threads(value)
+    for var in ("LAE_FAST_NUM_THREADS", "OMP_NUM_THREADS"):
+        env.setenv(var, "100000")
+        with pytest.raises(ValueError, match=f"{var}=100000 is more threads"):
+            resolve_num_threads()
+        env.delenv(var)
+
+
+def test_the_maximum_grows_with_a_bigger_machine(env):
+    env.setattr(threads, "available_cpus", lambda: 2048)
+    assert resolve_num_threads(2048) == 2048 and resolve_num_threads(-1) == 2048
+    with pytest.raises(ValueError, match="at most 2048"):
+        resolve_num_threads(2049)
+
+
+def test_every_kernel_refuses_an_absurd_count_before_starting_threads(X_small):
+    from lae_fast import Recommender
+    from lae_fast.linalg import mirror_upper, spd_inverse_inplace
+    from lae_fast.serving import prune
+
+    model = lae_fast.EASE(2.0, num_threads=1).fit(X_small)
+    rec = Recommender(model)
+    A = np.eye(600, dtype=np.float32) * 2  # above the size where the inverse goes parallel
+    calls = {
+        "gram": lambda: lae_fast.gram(X_small, num_threads=100_000),
+        "fit": lambda: lae_fast.EASE(2.0, num_threads=100_000).fit(X_small),
+        "topk": lambda: lae_fast.topk(X_small, model.B_, 3, num_threads=100_000),
+        "recommend": lambda: model.recommend(X_small, 3, num_threads=50_000),
+        "recommend_batch": lambda: rec.recommend_batch([[1], [2]], 3, num_threads=100_000),
+        "pruned batch": lambda: rec.prune(3).recommend_batch([[1], [2]], 3, num_threads=100_000),
+        "prune": lambda: prune(model.B_, 3, num_threads=100_000),
+        "spd_inverse": lambda: spd_inverse_inplace(A.copy(), num_threads=100_000),
+        "mirror_upper": lambda: mirror_upper(A.copy(), num_threads=100_000),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match="more threads than lae-fast starts"):
+            call()

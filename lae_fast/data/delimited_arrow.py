@@ -10,7 +10,9 @@ timestamp Arrow cannot parse (Arrow parses a subset of what Python's ``float`` d
 or that is not finite, a negative rating kept with ``binarize=False``, and ids that are empty, start with
 spaces and a quote (Python's ``skipinitialspace`` opens a quoted field there, Arrow does not), or are
 longer than Python's csv field limit. Files holding quotes are parsed with quoted line breaks allowed,
-as Python's csv module does.
+as Python's csv module does; when a field did span lines (fewer rows than non-empty lines), the file is
+parsed again as the line reader parses it, to refuse a quote never closed (Arrow reads the rest of the
+file into that field).
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ import pyarrow.csv as pcsv
 
 from .._threads import arrow_threads
 from .columns import PY_WHITESPACE, IdColumn, assemble
-from .delimited_layout import WHITESPACE, Layout, all_ratings_zero, no_rows_left
+from .delimited_layout import WHITESPACE, Layout, all_ratings_zero, iter_rows, no_rows_left
 from .interactions import Interactions
 
 __all__ = ["NeedsLineReader", "read_arrow"]
@@ -116,6 +118,8 @@ def read_arrow(source: str, layout: Layout, *, min_rating: Optional[float], bina
             stream.close()
     if n_rows == 0:
         raise NeedsLineReader("no data rows")
+    if quoting and quotes and n_rows != _row_lines(source) - int(layout.header):
+        _refuse_open_quote(source, layout)  # a field spans lines: fine if its quote closes
     if users.size == 0:
         raise no_rows_left(name, min_rating, n_below)
     inter = assemble(name, users, items, values=values, timestamps=stamps, binarize=binarize)
@@ -214,6 +218,20 @@ def _scan(path: str) -> Tuple[bool, int]:
     except UnicodeDecodeError:
         raise NeedsLineReader("not UTF-8") from None
     return ascii_only, quotes
+
+
+def _refuse_open_quote(path: str, layout: Layout) -> None:
+    """The line reader's error if a quote is never closed: Arrow takes one at the end of the file and reads
+    the rest of the file into that field. A quoted line break that closes passes (Python's csv reads it too)."""
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        for _ in iter_rows(layout.name, fh, layout.sep):
+            pass
+
+
+def _row_lines(path: str) -> int:
+    """Physical lines that are not empty: the rows (and header) Arrow reads when no field spans lines."""
+    with open(path, "rb") as fh:
+        return sum(1 for line in fh if line.strip(b"\r\n"))
 
 
 class _Rewritten(io.RawIOBase):

@@ -215,13 +215,39 @@ def iter_rows(name: str, fh, sep: str) -> Iterator[Tuple[int, List[str]]]:
     if len(sep) > 1:  # csv takes one character: map the separator onto a unit separator
         src = (line.replace(sep, "\x1f") for line in fh)
         delimiter = "\x1f"
-    reader = csv.reader(src, delimiter=delimiter, skipinitialspace=True)
+    recent: List[str] = []  # the physical lines of the record being read
+
+    def lines() -> Iterator[str]:
+        for line in src:
+            recent.append(line)
+            yield line
+
+    reader = csv.reader(lines(), delimiter=delimiter, skipinitialspace=True)
+    last = 0
     try:
         for fields in reader:
-            yield reader.line_num, fields
+            # a quoted line break is allowed (as in Python's csv); a quote never closed is not: csv would
+            # read the rest of the file into that one field
+            if reader.line_num > last + 1 and _open_quote_at_end(recent, delimiter):
+                raise DataFormatError(f"{name}: line {last + 1}: a quote opened on this line is never closed, so "
+                                      f"lines {last + 1}-{reader.line_num} would be read as one field; close or "
+                                      f"remove the quote on line {last + 1}")
+            recent.clear()
+            last = reader.line_num
+            yield last, fields
     except csv.Error as exc:
         raise DataFormatError(f"{name}: line {reader.line_num} cannot be parsed ({exc}); "
                               "fix the quoting on that line or pass another sep=") from None
+
+
+def _open_quote_at_end(record_lines: List[str], delimiter: str) -> bool:
+    """Whether the text of one (multi-line) record ends inside a quoted field."""
+    try:
+        for _ in csv.reader(record_lines, delimiter=delimiter, skipinitialspace=True, strict=True):
+            pass
+    except csv.Error as exc:
+        return "end of data" in str(exc)
+    return False
 
 
 def is_blank(fields: Sequence[str]) -> bool:

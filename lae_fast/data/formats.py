@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from .delimited import CSV_EXTENSIONS, read_csv
 from .interactions import DataFormatError, Interactions, PathLike, check_file
-from .npz import NPZ_EXTENSIONS, read_npz
+from .npz import NPZ_EXTENSIONS, read_npz, read_npz_shape
 from .parquet import PARQUET_EXTENSIONS, read_parquet
 
-__all__ = ["FORMATS", "TABLE_OPTIONS", "file_format", "load_interactions"]
+__all__ = ["FORMATS", "TABLE_OPTIONS", "file_format", "load_interactions", "declared_n_items"]
 
 #: the options every table format (text or Parquet) takes alike
 TABLE_OPTIONS = ("user_col", "item_col", "rating_col", "timestamp_col", "min_rating", "binarize", "num_threads")
@@ -40,6 +40,19 @@ def file_format(path: PathLike) -> str:
         f"{name}: unsupported extension {ext or '(none)'!r}; interactions files must end in {known}; "
         "rename the file, or call read_csv / read_npz / read_parquet directly"
     )
+
+
+def declared_n_items(path: PathLike) -> Optional[int]:
+    """The item count a file declares before it is read (an npz 'shape' entry), else None.
+
+    For memory preflights: a few hundred bytes of npz can declare a billion items, and a
+    caller that will need an n x n matrix should refuse before reading them. Text and
+    parquet files declare nothing (their size bounds what they can hold).
+    """
+    name = os.fspath(path)
+    if not os.path.isfile(name) or os.path.splitext(name)[1].lower() not in NPZ_EXTENSIONS:
+        return None
+    return read_npz_shape(name)[1]
 
 
 def load_interactions(path: PathLike, **kwargs: Any) -> Interactions:

@@ -1,28 +1,26 @@
 """``.npz`` interaction files: scipy ``save_npz`` archives and plain CSR arrays with id maps (never pickles)."""
 from __future__ import annotations
 
-import struct
 import zipfile
-import zlib
 from typing import Any, Dict, Tuple
 
 import numpy as np
 import scipy.sparse as sp
 
-from .._memory import check_fits_in_memory
 from .._validation import check_interactions
 from ..ids import as_ids
 from ..io import atomic_write
+from .archive import NpzArchive
 from .interactions import DataFormatError, Interactions, PathLike, as_float32, check_file
 
-__all__ = ["read_npz", "save_npz", "NPZ_EXTENSIONS"]
+__all__ = ["read_npz", "read_npz_shape", "read_npz_item_ids", "save_npz", "NPZ_EXTENSIONS"]
 
 #: extensions read by :func:`read_npz` (lower case)
 NPZ_EXTENSIONS = (".npz",)
 _CSR_KEYS = ("indptr", "indices", "data", "shape")
 
-_NPZ_KEYS = ("format", "shape", "data", "indptr", "indices", "row", "col", "coords", "offsets",
-             "user_ids", "item_ids")
+#: bytes a real 'format' or 'shape' entry may take (a short string; two int64)
+_SMALL_ENTRY = 64
 _NPZ_FIX = "re-create it with lae_fast.data.save_npz or scipy.sparse.save_npz"
 
 
@@ -59,31 +57,8 @@ def read_npz(path: PathLike, *, binarize: bool = True) -> Interactions:
     name = check_file(path)
     if not zipfile.is_zipfile(name):
         raise DataFormatError(f"{name}: is not an npz (zip) archive, or is truncated; {_NPZ_FIX}")
-    arrays = _load_npz(name)
-    fmt = "csr"
-    if "format" in arrays:
-        raw = arrays["format"]
-        fmt = raw.item() if raw.ndim == 0 and raw.dtype.kind in "SU" else None
-        if isinstance(fmt, bytes):
-            fmt = fmt.decode("ascii", "replace")
-        if fmt not in ("csr", "csc", "coo", "bsr", "dia"):
-            raise DataFormatError(f"{name}: unknown sparse format {raw!r} in its 'format' entry; supported: "
-                                  f"csr, csc, coo, bsr, dia; {_NPZ_FIX}")
-    needed = {"csr": _CSR_KEYS, "csc": _CSR_KEYS, "bsr": _CSR_KEYS, "dia": ("offsets", "data", "shape"),
-              "coo": ("coords", "data", "shape") if "coords" in arrays and "row" not in arrays
-              else ("row", "col", "data", "shape")}[fmt]
-    missing = [k for k in needed if k not in arrays]
-    if missing:
-        found = sorted(arrays.pop("_all"))
-        raise DataFormatError(
-            f"{name}: missing array(s) {', '.join(missing)} (found: {', '.join(found) or 'none'}); a {fmt.upper()} "
-            f"interactions file needs {', '.join(needed)}; {_NPZ_FIX}"
-        )
-    n_users, n_items = _npz_shape(name, arrays["shape"])
-    # a few bytes can declare billions of users: refuse index arrays and ids that cannot be built
-    # (CSR indptr and its conversion copy, user ids; item ids and a CSC indptr) before allocating them
-    check_fits_in_memory(8 * (3 * (n_users + 1) + 2 * (n_items + 1)) + 32 * int(arrays["data"].size),
-                         what=f"{name}: a {n_users} x {n_items} interaction matrix (its index arrays and ids)")
+    with NpzArchive(name, fix=_NPZ_FIX) as npz:
+        fmt, n_users, n_items, arrays = _load_npz(npz)
     data = _npz_numeric(name, arrays["data"], ndim={"bsr": 3, "dia": 2}.get(fmt, 1))
     if fmt in ("csr", "csc"):
         major, minor = (n_users, n_items) if fmt == "csr" else (n_items, n_users)
@@ -125,37 +100,129 @@ def read_npz(path: PathLike, *, binarize: bool = True) -> Interactions:
     return Interactions._trusted(as_float32(X, name, DataFormatError), user_ids, item_ids)
 
 
-def _load_npz(name: str) -> Dict[str, Any]:
-    """The arrays of interest in an npz file, plus ``_all``: every key it holds."""
-    key = None
+def _npz_format(name: str, raw: Any) -> str:
+    if raw is None:
+        return "csr"
+    fmt = raw.item() if raw.ndim == 0 and raw.dtype.kind in "SU" else None
+    if isinstance(fmt, bytes):
+        fmt = fmt.decode("ascii", "replace")
+    if fmt not in ("csr", "csc", "coo", "bsr", "dia"):
+        raise DataFormatError(f"{name}: unknown sparse format {raw!r} in its 'format' entry; supported: "
+                              f"csr, csc, coo, bsr, dia; {_NPZ_FIX}")
+    return fmt
+
+
+def _small_entries(npz: NpzArchive) -> Dict[str, np.ndarray]:
+    """The 'format' and 'shape' entries, read only if they declare the few bytes a real file holds."""
+    small = {}
+    for key in ("format", "shape"):
+        if key in npz:
+            decl = npz.declared(key)
+            if decl.nbytes > _SMALL_ENTRY:
+                raise DataFormatError(f"{npz.name}: its {key!r} entry declares shape {decl.shape} ({decl.nbytes:,} "
+                                      f"bytes); it holds a few bytes in a real file; {_NPZ_FIX}")
+            small[key] = npz.read(key)
+    return small
+
+
+def read_npz_shape(path: PathLike) -> Tuple[int, int]:
+    """``(n_users, n_items)`` an npz interactions file declares, from its 'shape' entry alone.
+
+    For a memory preflight before reading: a few bytes can declare a billion items.
+    """
+    name = check_file(path)
+    if not zipfile.is_zipfile(name):
+        raise DataFormatError(f"{name}: is not an npz (zip) archive, or is truncated; {_NPZ_FIX}")
+    with NpzArchive(name, fix=_NPZ_FIX) as npz:
+        small = _small_entries(npz)
+        if "shape" not in small:
+            raise DataFormatError(f"{name}: missing array(s) shape (found: {', '.join(sorted(npz.files)) or 'none'}); "
+                                  f"{_NPZ_FIX}")
+    return _npz_shape(name, small["shape"])
+
+
+def read_npz_item_ids(path: PathLike) -> np.ndarray:
+    """The item id map of an npz interactions file (``0..n-1`` when it has none), its matrix left unread.
+
+    Raises
+    ------
+    DataFormatError, MemoryError
+        As :func:`read_npz` for the entries it reads.
+    """
+    name = check_file(path)
+    _, n_items = read_npz_shape(name)
+    with NpzArchive(name, fix=_NPZ_FIX) as npz:
+        ids = None
+        if "item_ids" in npz:
+            npz.check_budget(["item_ids"], what=f"{name}: the ids of {n_items} items")
+            ids = npz.read("item_ids")
     try:
-        with np.load(name, allow_pickle=False) as npz:
-            if not hasattr(npz, "files"):
-                raise DataFormatError(f"{name}: is a single .npy array, not an npz archive; {_NPZ_FIX}")
-            out: Dict[str, Any] = {"_all": list(npz.files)}
-            for key in _NPZ_KEYS:
-                if key in npz.files:
-                    out[key] = npz[key]
-    except DataFormatError:
-        raise
-    except MemoryError as exc:  # an array header (perhaps a flipped bit) declares more than fits
-        where = f" array {key!r}" if key else " an array"
-        raise DataFormatError(f"{name}:{where} needs more memory than is available ({exc}); the file is "
-                              f"corrupt, or too large for this machine; {_NPZ_FIX}") from None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, struct.error, EOFError, OSError, ValueError,
-            OverflowError, NotImplementedError, RuntimeError) as exc:  # RuntimeError: a flipped "encrypted" flag
-        if isinstance(exc, ValueError) and "allow_pickle" in str(exc):
-            raise DataFormatError(f"{name}: array {key!r} holds Python objects, and lae-fast never loads "
-                                  f"pickles; store numbers or strings; {_NPZ_FIX}") from None
-        where = f" (array {key!r})" if key else ""
-        raise DataFormatError(f"{name}: is corrupt or truncated{where}: {exc}; {_NPZ_FIX}") from None
-    return out
+        return as_ids(ids, n_items, name="item_ids")
+    except (ValueError, TypeError) as exc:
+        raise DataFormatError(f"{name}: {exc}; {_NPZ_FIX}") from None
+
+
+def _load_npz(npz: NpzArchive) -> Tuple[str, int, int, Dict[str, Any]]:
+    """``(format, n_users, n_items, arrays)``: only the arrays this format needs, each inflated only
+    after the sizes every member declares agree with each other and fit in memory."""
+    name = npz.name
+    small = _small_entries(npz)
+    fmt = _npz_format(name, small.get("format"))
+    needed = {"csr": _CSR_KEYS, "csc": _CSR_KEYS, "bsr": _CSR_KEYS, "dia": ("offsets", "data", "shape"),
+              "coo": ("coords", "data", "shape") if "coords" in npz and "row" not in npz
+              else ("row", "col", "data", "shape")}[fmt]
+    missing = [k for k in needed if k not in npz]
+    if missing:
+        raise DataFormatError(
+            f"{name}: missing array(s) {', '.join(missing)} (found: {', '.join(sorted(npz.files)) or 'none'}); a "
+            f"{fmt.upper()} interactions file needs {', '.join(needed)}; {_NPZ_FIX}"
+        )
+    n_users, n_items = _npz_shape(name, small["shape"])
+    keys = [k for k in needed if k != "shape"] + [k for k in ("user_ids", "item_ids") if k in npz]
+    _npz_declared_agree(npz, fmt, n_users, n_items)
+    # a few bytes can declare billions of users, a deflated member can inflate a thousand-fold: refuse what
+    # cannot be built (the members, CSR indptr and its conversion copy, user ids; item ids and a CSC indptr)
+    nnz = npz.declared("data").length
+    npz.check_budget(keys, extra=8 * (3 * (n_users + 1) + 2 * (n_items + 1)) + 32 * nnz,
+                     what=f"{name}: a {n_users} x {n_items} interaction matrix (its arrays, index arrays and ids)")
+    arrays = {k: npz.read(k) for k in keys}
+    arrays.update(small)
+    return fmt, n_users, n_items, arrays
+
+
+def _npz_declared_agree(npz: NpzArchive, fmt: str, n_users: int, n_items: int) -> None:
+    """Lengths the members declare must agree before any is inflated (the same messages as after reading)."""
+    name = npz.name
+    decl = {k: npz.declared(k) for k in ("indptr", "indices", "row", "col", "coords", "offsets", "data",
+                                         "user_ids", "item_ids") if k in npz}
+    if any(not d.shape for d in decl.values()):
+        return  # 0-d arrays: the checks after reading name them
+    if fmt in ("csr", "csc"):
+        n_major = n_users if fmt == "csr" else n_items
+        if decl["indptr"].shape[0] != n_major + 1:
+            raise DataFormatError(f"{name}: shapes disagree: indptr has {decl['indptr'].shape[0]} entries but "
+                                  f"{n_major} {'users' if fmt == 'csr' else 'items'} need {n_major + 1}; {_NPZ_FIX}")
+    groups = {"csr": ("indices", "data"), "csc": ("indices", "data"), "bsr": ("indices", "data"),
+              "dia": ("offsets", "data"), "coo": ("row", "col", "data")}[fmt]
+    if fmt == "coo" and "row" not in decl:
+        coords = decl["coords"]
+        if len(coords.shape) == 2:
+            _npz_same_length(name, ("coords", coords.shape[1:]), ("data", decl["data"].shape))
+        return
+    _npz_same_length(name, *((k, decl[k].shape) for k in groups))
+    for key, n in (("user_ids", n_users), ("item_ids", n_items)):
+        if key in decl and decl[key].shape[0] != n:
+            axis = "rows (users)" if key == "user_ids" else "columns (items)"
+            raise DataFormatError(f"{name}: {key} has shape {decl[key].shape} but the matrix has {n} {axis}; "
+                                  f"pass exactly one id per {axis.split()[0][:-1]}; {_NPZ_FIX}")
 
 
 def _npz_shape(name: str, shape: np.ndarray) -> Tuple[int, int]:
     if shape.ndim != 1 or shape.size != 2 or shape.dtype.kind not in "iu" or (shape < 0).any():
+        # shown by value only when small: an empty array of shape (2**34, 0) is free, its list is not
+        got = repr(shape.tolist()) if shape.size <= 8 and shape.ndim <= 1 else f"an array of shape {shape.shape}"
         raise DataFormatError(f"{name}: shape must be two non-negative integers (n_users, n_items), "
-                              f"got {shape.tolist()!r}; {_NPZ_FIX}")
+                              f"got {got} ({shape.dtype}); {_NPZ_FIX}")
     n_users, n_items = int(shape[0]), int(shape[1])
     if n_users == 0 or n_items == 0:
         raise DataFormatError(f"{name}: the matrix is empty (shape {n_users} users x {n_items} items); "
@@ -180,8 +247,9 @@ def _npz_int(name: str, arrays: Dict[str, Any], key: str) -> np.ndarray:
     return arr
 
 
-def _npz_same_length(name: str, *named: Tuple[str, np.ndarray]) -> None:
-    sizes = {k: a.shape[0] for k, a in named}
+def _npz_same_length(name: str, *named: Tuple[str, Any]) -> None:
+    """Arrays (or declared shapes) whose first axis must be the same length."""
+    sizes = {k: (a if isinstance(a, tuple) else a.shape)[0] for k, a in named}
     if len(set(sizes.values())) > 1:
         listing = ", ".join(f"{k} has {n}" for k, n in sizes.items())
         raise DataFormatError(f"{name}: shapes disagree: {listing} entries; they must be the same length; "

