@@ -38,7 +38,9 @@ def read_csv(path: PathLike, *, user_col: Column = None, item_col: Column = None
         ``userId``, ``uid`` / ``item``, ``item_id``, ``itemId``, ``movieId``,
         ``iid``, any case) and the rating by ``rating``, ``score``, ... ;
         without a header they are columns 0, 1 and 2. The timestamp column
-        (numbers, e.g. Unix seconds) is kept as ``Interactions.timestamps``.
+        (numbers such as Unix seconds, or ISO-8601 dates and times, which
+        become seconds since the epoch: :mod:`lae_fast.data.timestamps`) is
+        kept as ``Interactions.timestamps``.
     sep : str, optional
         Column separator. None: tab for ``.tsv`` / ``.inter``, otherwise
         detected among ``'::'``, tab, ``','``, ``';'`` and whitespace.
@@ -66,7 +68,8 @@ def read_csv(path: PathLike, *, user_col: Column = None, item_col: Column = None
     ------
     DataFormatError
         Empty file, no data rows, a missing or repeated column, a short row,
-        an empty id, a rating or timestamp that is not a finite number, or no
+        an empty id, a rating that is not a finite number, a timestamp that is
+        neither a finite number nor an ISO-8601 date/time, or no
         rows left after ``min_rating``; messages name the file and the line.
 
     Notes

@@ -6,8 +6,9 @@ not the file. Whatever this path cannot vouch for raises :class:`NeedsLineReader
 the file line by line instead (:mod:`lae_fast.data.delimited_lines`), which gives the exact answer or
 names the bad line. The cases sent there: text that is not UTF-8 or holds NUL, an odd number of quote characters
 (an unterminated quote), a row Arrow refuses (ragged, whitespace-only, bad quoting), a rating or
-timestamp Arrow cannot parse (Arrow parses a subset of what Python's ``float`` does, to the same value)
-or that is not finite, a negative rating kept with ``binarize=False``, and ids that are empty, start with
+timestamp Arrow cannot parse (Arrow parses a subset of what Python's ``float`` does, to the same value;
+timestamps also as ISO-8601, see :mod:`~lae_fast.data.timestamps`) or that is not finite, a block of
+timestamps mixing numbers and dates, a negative rating kept with ``binarize=False``, and ids that are empty, start with
 spaces and a quote (Python's ``skipinitialspace`` opens a quoted field there, Arrow does not), or are
 longer than Python's csv field limit. Files holding quotes are parsed with quoted line breaks allowed,
 as Python's csv module does.
@@ -31,6 +32,7 @@ from .._threads import arrow_threads
 from .columns import PY_WHITESPACE, IdColumn, assemble
 from .delimited_layout import WHITESPACE, Layout, all_ratings_zero, no_rows_left
 from .interactions import Interactions
+from .timestamps import arrow_text_seconds
 
 __all__ = ["NeedsLineReader", "read_arrow"]
 
@@ -71,7 +73,10 @@ def read_arrow(source: str, layout: Layout, *, min_rating: Optional[float], bina
     wanted = {"user": layout.user, "item": layout.item, "rating": layout.rating, "timestamp": layout.timestamp}
     columns = {role: names[pos] for role, pos in wanted.items() if pos is not None}
     types = {columns["user"]: pa.string(), columns["item"]: pa.string()}
-    types.update({columns[r]: pa.float64() for r in ("rating", "timestamp") if r in columns})
+    if "rating" in columns:
+        types[columns["rating"]] = pa.float64()
+    if "timestamp" in columns:  # numbers or ISO-8601 text, told apart block by block (data/timestamps.py)
+        types[columns["timestamp"]] = pa.string()
     read_options = pcsv.ReadOptions(column_names=names, skip_rows=layout.header_lines, block_size=BLOCK_SIZE)
     parse_options = pcsv.ParseOptions(delimiter=delimiter, quote_char='"' if quoting else False,
                                       double_quote=True, escape_char=False, newlines_in_values=quotes > 0,
@@ -94,7 +99,10 @@ def read_arrow(source: str, layout: Layout, *, min_rating: Optional[float], bina
                 n_rows += batch.num_rows
                 keep = None
                 if stamps is not None:
-                    stamps.append(_finite(batch.column(columns["timestamp"])))
+                    seconds = arrow_text_seconds(batch.column(columns["timestamp"]))
+                    if seconds is None:
+                        raise NeedsLineReader("a timestamp Arrow cannot read, or a block of mixed forms")
+                    stamps.append(seconds)
                 if layout.rating is not None:
                     rating = _finite(batch.column(columns["rating"]))
                     if min_rating is not None:
@@ -171,7 +179,7 @@ def _read_ahead(reader: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa
 def _finite(column: pa.ChunkedArray) -> np.ndarray:
     arr = column.to_numpy()
     if not np.isfinite(arr).all():
-        raise NeedsLineReader("a rating or timestamp is not finite")
+        raise NeedsLineReader("a rating is not finite")
     return arr
 
 

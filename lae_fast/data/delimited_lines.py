@@ -15,6 +15,7 @@ import pyarrow as pa
 from .columns import IdColumn, assemble
 from .delimited_layout import Layout, all_ratings_zero, is_blank, iter_rows, no_rows_left
 from .interactions import DataFormatError, Interactions
+from .timestamps import parse_timestamp
 
 __all__ = ["read_lines"]
 
@@ -25,7 +26,8 @@ def read_lines(fh, layout: Layout, *, min_rating: Optional[float], binarize: boo
     Raises
     ------
     DataFormatError
-        A short row, an empty id, a rating or timestamp that is not a finite number, a negative
+        A short row, an empty id, a rating that is not a finite number, a timestamp that is neither
+        a finite number nor an ISO-8601 date/time (:mod:`~lae_fast.data.timestamps`), a negative
         rating kept with ``binarize=False``, no data rows, no rows left after ``min_rating``;
         messages name the file and the line.
     """
@@ -56,7 +58,10 @@ def read_lines(fh, layout: Layout, *, min_rating: Optional[float], binarize: boo
                                   "fill it in or remove that line")
         n_rows += 1
         if ti is not None:
-            times.append(_number(name, lineno, "timestamp", fields[ti].strip(), "fix or remove that line"))
+            try:
+                times.append(parse_timestamp(fields[ti].strip()))
+            except ValueError as exc:
+                raise DataFormatError(f"{name}: line {lineno}: timestamp {exc}; fix or remove that line") from None
         if ri is not None:
             text = fields[ri].strip()
             value = _number(name, lineno, "rating", text, "fix the value, or pick the right rating_col")

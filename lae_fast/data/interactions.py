@@ -42,7 +42,9 @@ class Interactions:
     timestamps : ndarray, shape (nnz,), or None
         When the source had a timestamp column: the earliest time of each
         stored interaction, aligned with ``matrix.indices`` / ``matrix.data``
-        (kept for time-based splits). None otherwise.
+        (kept for time-based splits). Numbers stay as given (e.g. Unix
+        seconds); dates and times (typed, or ISO-8601 text) become seconds
+        since 1970-01-01 UTC as float64. None otherwise.
 
     Examples
     --------
@@ -104,7 +106,9 @@ class Interactions:
             Interaction values (e.g. ratings); summed over repeated pairs when
             ``binarize=False``.
         timestamps : array-like, shape (n,), optional
-            Kept as :attr:`timestamps` (the earliest of repeated pairs).
+            Kept as :attr:`timestamps` (the earliest of repeated pairs): numbers as
+            given; ``datetime64`` values or ISO-8601 strings as seconds since the epoch
+            (:mod:`lae_fast.data.timestamps`).
         binarize : bool, default=True
             Every pair is a positive (1.0); a repeated pair counts once.
 
