@@ -21,7 +21,7 @@ import io
 import queue
 import re
 import threading
-from typing import Any, Iterator, List, Optional, Tuple
+from typing import Any, BinaryIO, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import pyarrow as pa
@@ -32,6 +32,7 @@ from .._threads import arrow_threads
 from .columns import PY_WHITESPACE, IdColumn, assemble
 from .delimited_layout import WHITESPACE, Layout, all_ratings_zero, no_rows_left
 from .interactions import Interactions
+from .sources import TextSource
 from .timestamps import arrow_text_seconds
 
 __all__ = ["NeedsLineReader", "read_arrow"]
@@ -48,9 +49,12 @@ class NeedsLineReader(Exception):
     """The fast path cannot vouch for this file: read it line by line."""
 
 
-def read_arrow(source: str, layout: Layout, *, min_rating: Optional[float], binarize: bool,
-               num_threads: Optional[int]) -> Interactions:
-    """Read the file ``source`` laid out as ``layout`` says (see the module notes).
+def read_arrow(source: Union[str, TextSource], layout: Layout, *, min_rating: Optional[float], binarize: bool,
+               num_threads: Optional[int], integer_ids: bool = False) -> Interactions:
+    """Read ``source`` (a path or a :class:`~lae_fast.data.sources.TextSource`) laid out as ``layout`` says.
+
+    See the module notes. ``integer_ids``: every id, kept or not, must be an integer (``[+-]digits``);
+    any other hands the file over.
 
     Raises
     ------
@@ -60,9 +64,11 @@ def read_arrow(source: str, layout: Layout, *, min_rating: Optional[float], bina
         No rows left after ``min_rating``, or every rating 0 with ``binarize=False``.
     """
     name = layout.name
+    if isinstance(source, str):
+        source = TextSource.file(source)
     if layout.first_row_lines != 1:
         raise NeedsLineReader("the first row spans lines")
-    ascii_only, quotes = _scan(source)
+    ascii_only, quotes = _scan(source.open_bytes())
     if quotes % 2:
         raise NeedsLineReader("odd number of quote characters")
     quoting = layout.sep != WHITESPACE
@@ -84,13 +90,14 @@ def read_arrow(source: str, layout: Layout, *, min_rating: Optional[float], bina
     convert_options = pcsv.ConvertOptions(include_columns=list(columns.values()), column_types=types,
                                           null_values=[], strings_can_be_null=False,
                                           quoted_strings_can_be_null=False, check_utf8=False)
-    screen = _screen if quoting else None
+    screens = [s for s, used in ((_screen, quoting), (_integers_only, integer_ids)) if used]
+    screen = None if not screens else screens[0] if len(screens) == 1 else _both(*screens)
     users = IdColumn(f"{name}: user ids", text=True, screen=screen)
     items = IdColumn(f"{name}: item ids", text=True, screen=screen)
     values: Optional[List[np.ndarray]] = [] if layout.rating is not None and not binarize else None
     stamps: Optional[List[np.ndarray]] = [] if layout.timestamp is not None else None
     n_rows = n_below = 0
-    stream = source if len(layout.sep) == 1 else _Rewritten(source, layout.sep)
+    stream = source.arrow_input() if len(layout.sep) == 1 else _Rewritten(source.open_bytes(), layout.sep)
     try:
         with arrow_threads(num_threads):
             reader = pcsv.open_csv(stream, read_options=read_options, parse_options=parse_options,
@@ -120,7 +127,7 @@ def read_arrow(source: str, layout: Layout, *, min_rating: Optional[float], bina
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise NeedsLineReader(str(exc)) from None
     finally:
-        if stream is not source:
+        if not isinstance(stream, str):
             stream.close()
     if n_rows == 0:
         raise NeedsLineReader("no data rows")
@@ -196,11 +203,30 @@ def _screen(dictionary: pa.Array) -> None:
         raise NeedsLineReader("an id longer than the csv field limit")
 
 
-def _scan(path: str) -> Tuple[bool, int]:
-    """(the file is ASCII, its number of quote characters); NeedsLineReader when it is not UTF-8 or holds NUL."""
+def _integers_only(dictionary: pa.Array) -> None:
+    """Refuse ids that are not integers written as ``[+-]digits`` (whitespace around them aside)."""
+    if len(dictionary) == 0:
+        return
+    stripped = pc.utf8_trim(dictionary, characters=PY_WHITESPACE)
+    if not pc.all(pc.match_substring_regex(stripped, "^[+-]?[0-9]+$")).as_py():
+        raise NeedsLineReader("an id that is not an integer")
+
+
+def _both(first, second):
+    def screen(dictionary: pa.Array) -> None:
+        first(dictionary)
+        second(dictionary)
+    return screen
+
+
+def _scan(stream: BinaryIO) -> Tuple[bool, int]:
+    """(the text is ASCII, its number of quote characters); NeedsLineReader when it is not UTF-8 or holds NUL.
+
+    Reads ``stream`` (UTF-8 bytes) to its end and closes it.
+    """
     decoder = codecs.getincrementaldecoder("utf-8")()
     ascii_only, quotes = True, 0
-    with open(path, "rb") as fh:
+    with stream as fh:
         while True:
             chunk = fh.read(_SCAN_CHUNK)
             if not chunk:
@@ -225,16 +251,16 @@ def _scan(path: str) -> Tuple[bool, int]:
 
 
 class _Rewritten(io.RawIOBase):
-    """The file with ``'::'`` (or each run of blanks) rewritten to one unit separator, whole lines at a time.
+    """UTF-8 bytes with ``'::'`` (or each run of blanks) rewritten to one unit separator, whole lines at a time.
 
     Exactly what :func:`~lae_fast.data.delimited_layout.iter_rows` does line by line, so both readers see
     the same fields: ``'::'`` is replaced left to right; a blank-separated line loses its leading and
-    trailing blanks.
+    trailing blanks. Closing it closes ``stream``.
     """
 
-    def __init__(self, path: str, sep: str) -> None:
+    def __init__(self, stream: BinaryIO, sep: str) -> None:
         super().__init__()
-        self._fh = open(path, "rb")
+        self._fh = stream
         self._sep = sep
         self._pending = b""   # converted bytes not yet handed out
         self._partial = b""   # the start of a line whose end is not read yet

@@ -11,13 +11,27 @@ import scipy.sparse as sp
 from .._validation import check_interactions
 from ..ids import as_ids, dtype_label, ids_of
 
-__all__ = ["DataFormatError", "Interactions", "PathLike", "check_file", "as_float32"]
+__all__ = ["DataFormatError", "NoRowsError", "NoRowsLeftError", "Interactions", "PathLike", "check_file",
+           "as_float32"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 
 class DataFormatError(ValueError):
     """An interactions file is malformed; the message names the file, the problem and the fix."""
+
+
+class NoRowsError(DataFormatError):
+    """A source without a single interaction row (an empty file, a header alone, an empty table)."""
+
+
+class NoRowsLeftError(NoRowsError):
+    """A source whose rows are all below ``min_rating`` (``n_below`` of them)."""
+
+    def __init__(self, message: str, *, min_rating: float, n_below: int) -> None:
+        super().__init__(message)
+        self.min_rating = min_rating
+        self.n_below = n_below
 
 
 class Interactions:

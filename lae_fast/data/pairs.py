@@ -6,7 +6,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .columns import IdColumn, assemble
-from .interactions import DataFormatError, Interactions
+from .interactions import DataFormatError, Interactions, NoRowsError
 from .timestamps import column_seconds
 
 __all__ = ["interactions_from_pairs", "check_values"]
@@ -54,7 +54,7 @@ def interactions_from_pairs(name: str, users: Any, items: Any, values: Optional[
         raise DataFormatError(f"{name}: users and items must be 1-D arrays of one length, got shapes "
                               f"{users.shape} and {items.shape}")
     if users.size == 0:
-        raise DataFormatError(f"{name}: has no rows; remove it, or fill it with user,item pairs")
+        raise NoRowsError(f"{name}: has no rows; remove it, or fill it with user,item pairs")
     extras = {"values": values, "timestamps": timestamps}
     for what, arr in extras.items():
         if arr is not None and np.shape(arr) != users.shape:

@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow as pa
 
 from .columns import IdColumn, assemble
-from .delimited_layout import Column, choose_columns
-from .interactions import DataFormatError, Interactions
+from .delimited_layout import Column, choose_columns, no_rows_left
+from .interactions import DataFormatError, Interactions, NoRowsError
 from .pairs import check_values
 from .timestamps import column_seconds
 
@@ -98,10 +98,9 @@ def read_blocks(name: str, columns: TableColumns, blocks: Iterable[Mapping[str, 
         except (TypeError, ValueError) as exc:
             raise DataFormatError(f"{exc}; ids must be integers or strings") from None
     if n_rows == 0:
-        raise DataFormatError(f"{name}: has no rows; fill it with user,item rows")
+        raise NoRowsError(f"{name}: has no rows; fill it with user,item rows")
     if users.size == 0:
-        raise DataFormatError(f"{name}: no rows left after min_rating={min_rating:g} (all {n_below} ratings are "
-                              "below it); lower min_rating")
+        raise no_rows_left(name, min_rating, n_below)
     inter = assemble(name, users, items, values=values, timestamps=stamps, binarize=binarize)
     if inter.nnz == 0:
         raise DataFormatError(f"{name}: every value of column {columns.rating!r} is 0, so there are no "
