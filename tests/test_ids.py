@@ -58,19 +58,20 @@ def test_union_ids_unsigned_and_refusals():
         union_ids([np.array(["x"]), np.array([1])], names=["a", "b"])
 
 
+def _as(arr, dtype):
+    try:
+        return arr.astype(dtype)
+    except (ValueError, OverflowError):
+        return None
+
+
 def reference_parse(values):
-    """parse_id_strings as written with np.unique (the definition the fast version must keep)."""
+    """parse_id_strings' definition, with Python sets for the merge test and np.unique for the codes."""
     arr = np.array(values)
-    ints = None
-    for dtype in (np.int64, np.uint64):
-        try:
-            ints = arr.astype(dtype)
-            break
-        except (ValueError, OverflowError):
-            continue
-    if ints is not None and not np.array_equal(ints.astype(arr.dtype), arr):
-        if np.unique(ints).size != np.unique(arr).size:
-            ints = None
+    ints = _as(arr, np.int64)
+    ints = _as(arr, np.uint64) if ints is None else ints
+    if ints is not None and len(set(ints.tolist())) != len(set(arr.tolist())):
+        ints = None  # reading them as integers would merge two spellings
     ids, inverse = np.unique(arr if ints is None else ints, return_inverse=True)
     return ids, inverse.reshape(-1)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 import queue
 import re
 import threading
@@ -32,7 +31,7 @@ from .._threads import arrow_threads
 from .columns import PY_WHITESPACE, IdColumn, assemble
 from .delimited_layout import WHITESPACE, Layout, all_ratings_zero, no_rows_left
 from .interactions import Interactions
-from .sources import TextSource
+from .sources import TextSource, TransformedStream
 from .timestamps import arrow_text_seconds
 
 __all__ = ["NeedsLineReader", "read_arrow"]
@@ -250,7 +249,7 @@ def _scan(stream: BinaryIO) -> Tuple[bool, int]:
     return ascii_only, quotes
 
 
-class _Rewritten(io.RawIOBase):
+class _Rewritten(TransformedStream):
     """UTF-8 bytes with ``'::'`` (or each run of blanks) rewritten to one unit separator, whole lines at a time.
 
     Exactly what :func:`~lae_fast.data.delimited_layout.iter_rows` does line by line, so both readers see
@@ -259,34 +258,22 @@ class _Rewritten(io.RawIOBase):
     """
 
     def __init__(self, stream: BinaryIO, sep: str) -> None:
-        super().__init__()
-        self._fh = stream
+        super().__init__(stream)
         self._sep = sep
-        self._pending = b""   # converted bytes not yet handed out
         self._partial = b""   # the start of a line whose end is not read yet
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        while not self._pending:
-            chunk = self._fh.read(_SCAN_CHUNK)
+    def _next(self) -> Optional[bytes]:
+        while True:
+            chunk = self._raw.read(_SCAN_CHUNK)
             if not chunk:
-                if not self._partial:
-                    return 0
                 text, self._partial = self._partial, b""
-            else:
-                text = self._partial + chunk
-                cut = max(text.rfind(b"\n"), text.rfind(b"\r")) + 1
-                if cut == 0:
-                    self._partial = text
-                    continue
+                return self._convert(text) if text else None
+            text = self._partial + chunk
+            cut = max(text.rfind(b"\n"), text.rfind(b"\r")) + 1
+            if cut:
                 text, self._partial = text[:cut], text[cut:]
-            self._pending = self._convert(text)
-        n = min(len(buffer), len(self._pending))
-        buffer[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        return n
+                return self._convert(text)
+            self._partial = text
 
     def _convert(self, text: bytes) -> bytes:
         if self._sep != WHITESPACE:
@@ -297,7 +284,3 @@ class _Rewritten(io.RawIOBase):
             body = line.rstrip(b"\r\n")
             out.append(_BLANK_RUN.sub(b"\x1f", body.strip(b" \t\x0b\x0c\x1c\x1d\x1e\x1f")) + line[len(body):])
         return b"".join(out)
-
-    def close(self) -> None:
-        self._fh.close()
-        super().close()

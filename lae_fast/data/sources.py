@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from typing import BinaryIO, Callable, Optional, TextIO, Union
 
-__all__ = ["TextSource", "ENCODINGS"]
+__all__ = ["TextSource", "TransformedStream", "ENCODINGS"]
 
 #: the encodings a source may declare
 ENCODINGS = ("utf-8", "latin-1")
@@ -61,23 +61,29 @@ class TextSource:
         return self.path if self.path is not None and self.encoding == "utf-8" else self.open_bytes()
 
 
-class _Latin1ToUtf8(io.RawIOBase):
-    """A latin-1 byte stream as UTF-8, chunk by chunk (latin-1 is one byte per character: any cut is safe)."""
+class TransformedStream(io.RawIOBase):
+    """A binary stream read through a transformation, piece by piece; closing it closes ``raw``.
+
+    Subclasses define :meth:`_next`: the next transformed bytes (possibly empty), or None at the end.
+    """
 
     def __init__(self, raw: BinaryIO) -> None:
         super().__init__()
         self._raw = raw
-        self._pending = b""
+        self._pending = b""  # transformed bytes not handed out yet
+
+    def _next(self) -> Optional[bytes]:  # pragma: no cover - abstract
+        raise NotImplementedError
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
-        if not self._pending:
-            chunk = self._raw.read(_CHUNK)
-            if not chunk:
+        while not self._pending:
+            more = self._next()
+            if more is None:
                 return 0
-            self._pending = chunk if chunk.isascii() else chunk.decode("latin-1").encode("utf-8")
+            self._pending = more
         n = min(len(buffer), len(self._pending))
         buffer[:n] = self._pending[:n]
         self._pending = self._pending[n:]
@@ -86,3 +92,13 @@ class _Latin1ToUtf8(io.RawIOBase):
     def close(self) -> None:
         self._raw.close()
         super().close()
+
+
+class _Latin1ToUtf8(TransformedStream):
+    """A latin-1 byte stream as UTF-8, chunk by chunk (latin-1 is one byte per character: any cut is safe)."""
+
+    def _next(self) -> Optional[bytes]:
+        chunk = self._raw.read(_CHUNK)
+        if not chunk:
+            return None
+        return chunk if chunk.isascii() else chunk.decode("latin-1").encode("utf-8")
