@@ -103,6 +103,9 @@ def recommend_all_command(obj: Context, model_path, histories, output_dir, fmt, 
                           item_col, rating_col, min_rating, broadcast, batch_users, overwrite, no_verify, as_json):
     """Top-K for every user in HISTORIES (npz/parquet shards: a directory, glob or file), as parquet.
 
+    Parquet shards are read as one file is (--user-col, --item-col, --rating-col,
+    --min-rating): with --min-rating a history is the rows rated at least that.
+
     Each shard is ranked by the compiled kernel on a worker (or in this process
     without --scheduler); its list is exactly `lae-fast recommend`'s for that user.
     Items the model does not know are ignored (counted in the summary).
@@ -113,6 +116,7 @@ def recommend_all_command(obj: Context, model_path, histories, output_dir, fmt, 
       lae-fast recommend-all ease.lae 'histories/*.parquet' -o recs/ --overwrite --scheduler tcp://10.0.0.5:8786
       lae-fast recommend-all ease.lae shards/ -o recs-local/ --scheduler local:2 --json
       lae-fast recommend-all ease.lae shards/ -o recs-csv/ --format csv
+      lae-fast recommend-all ease.lae ratings/ -o recs-positives/ --min-rating 4
     """
     from .distributed import connect, recommend_all
 
