@@ -210,7 +210,7 @@ def _shard_format(path: str) -> str:
 
 
 @dataclass(frozen=True)
-class ShardOptions:
+class _ShardOptions:
     """How shards are read: the column options of :mod:`lae_fast.data`'s readers.
 
     npz files carry their own ids and no ratings: the columns do not apply to them, and ``rating_col`` /
@@ -268,7 +268,7 @@ def read_shard(shard: Any, *, user_col: str = "user", item_col: str = "item", ra
     TypeError
         ``rating_col`` / ``min_rating`` for an npz shard.
     """
-    options = ShardOptions(user_col, item_col, rating_col, _min_rating(min_rating))
+    options = _ShardOptions(user_col, item_col, rating_col, _min_rating(min_rating))
     if isinstance(shard, (str, os.PathLike)):
         path = os.fspath(shard)
         kind = _shard_format(path)
@@ -356,7 +356,7 @@ class _Shard:
     kind: str  # "npz", "parquet" or "frame"
 
 
-def _read(data: Any, name: str, kind: str, options: ShardOptions, num_threads: Optional[int]) -> Interactions:
+def _read(data: Any, name: str, kind: str, options: _ShardOptions, num_threads: Optional[int]) -> Interactions:
     """One shard through the reader of its format (``FORMATS``), or a DataFrame partition through ``read_frame``."""
     if kind == "frame":
         return read_frame(data, user=options.user_col, item=options.item_col, rating=options.rating_col,
@@ -365,7 +365,7 @@ def _read(data: Any, name: str, kind: str, options: ShardOptions, num_threads: O
     return load_interactions(data, **options.reader_options(kind, num_threads))
 
 
-def _load(data: Any, name: str, kind: str, options: ShardOptions,
+def _load(data: Any, name: str, kind: str, options: _ShardOptions,
           num_threads: Optional[int] = None) -> Optional[Interactions]:
     """:func:`_read`, or None for a shard that adds nothing: all its rows below ``min_rating``, or an empty
     DataFrame partition (filtered frames have such). An empty file is an error (a failed write, most likely)."""
@@ -379,7 +379,7 @@ def _load(data: Any, name: str, kind: str, options: ShardOptions,
         raise
 
 
-def _shard_items(data: Any, name: str, kind: str, options: ShardOptions, num_threads: Optional[int],
+def _shard_items(data: Any, name: str, kind: str, options: _ShardOptions, num_threads: Optional[int],
                  shares: Dict[str, int]) -> Optional[np.ndarray]:
     """The item ids of a shard: an npz file's item space (its header only), else the ids its kept rows use."""
     if kind == "npz":
@@ -484,7 +484,7 @@ class _Partial:
 
 
 def _partial_gram(datas: List[Any], names: List[str], kind: str, item_ids: np.ndarray, dtype: np.dtype,
-                  num_threads: Optional[int], shares: Dict[str, int], options: ShardOptions,
+                  num_threads: Optional[int], shares: Dict[str, int], options: _ShardOptions,
                   check_users: bool) -> Optional[tuple]:
     """One task: the Gram of a few shards, accumulated by the kernel into one n×n buffer (wired _Partial).
 
@@ -693,7 +693,7 @@ def distributed_gram(source: Any, *, client: Any = None, dtype: Any = np.float32
     dt = check_dtype(dtype)
     if shards_per_task is not None:
         shards_per_task = check_int(shards_per_task, name="shards_per_task", low=1)
-    options = ShardOptions(user_col, item_col, rating_col, _min_rating(min_rating))
+    options = _ShardOptions(user_col, item_col, rating_col, _min_rating(min_rating))
     shards = _resolve_shards(source)
     options.check(shards[0].name, shards[0].kind)
     shards = _materialize(shards, client)
@@ -793,7 +793,7 @@ def _resolve_B(ref: Any) -> np.ndarray:
 
 def _rank_shard(data: Any, name: str, kind: str, index: int, B_ref: Any, item_ids: np.ndarray, N: int,
                 filter_seen: bool, output_dir: str, batch_users: int, num_threads: Optional[int],
-                shares: Dict[str, int], options: ShardOptions, fmt: str) -> Dict[str, Any]:
+                shares: Dict[str, int], options: _ShardOptions, fmt: str) -> Dict[str, Any]:
     nt = _task_threads(num_threads, shares)
     inter = _load(data, name, kind, options, nt)
     if inter is None:
@@ -910,7 +910,7 @@ def recommend_all(model: Any, source: Any, output_dir: Union[str, os.PathLike], 
     item_ids = loaded.item_ids_
     if format not in ("parquet", "csv"):
         raise ValueError(f"format must be 'parquet' or 'csv', got {format!r}")
-    options = ShardOptions(user_col, item_col, rating_col, _min_rating(min_rating))
+    options = _ShardOptions(user_col, item_col, rating_col, _min_rating(min_rating))
     shards = _resolve_shards(source)
     options.check(shards[0].name, shards[0].kind)
     output_dir = os.path.abspath(os.fspath(output_dir))  # workers write from their own working directory
