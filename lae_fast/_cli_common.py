@@ -13,13 +13,13 @@ import json
 import re
 import time
 import warnings
-from typing import Any, Callable, Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional
 
 import click
 
 __all__ = ["Context", "pass_ctx", "library_errors", "echo_json", "LaeFastGroup", "GLOBAL_OPTIONS", "cli_words",
            "KEYWORD_FLAGS", "data_options", "column_spec", "group_global_options",
-           "reader_options", "check_outputs"]
+           "reader_options", "check_outputs", "refuse_flags"]
 
 
 class Context:
@@ -256,3 +256,13 @@ def check_outputs(*paths: Optional[str]) -> None:
 
 def echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, default=str))
+
+
+def refuse_flags(path: str, fmt: str, options: Mapping[str, Any]) -> None:
+    """A usage error naming the flags (options not None) that the reader of ``fmt`` does not take."""
+    from .data.formats import refused_options
+
+    refused = refused_options(fmt, options)
+    if refused:
+        flags = "/".join("--" + k.replace("_", "-") for k in refused)
+        raise click.UsageError(f"{flags} do not apply to {path} (a {fmt} file)")

@@ -13,7 +13,7 @@ import click
 import numpy as np
 
 from ._cli_common import (Context, LaeFastGroup, check_outputs, data_options, echo_json, group_global_options,
-                          library_errors, pass_ctx, reader_options)
+                          library_errors, pass_ctx, reader_options, refuse_flags)
 from .compression import CODECS
 from .cli_distributed import SCHEDULER_HELP, fit_sharded, is_sharded_source, recommend_all_command
 from .models.ease import EASE
@@ -97,12 +97,8 @@ def _read_data(path: str, model=None, *, num_threads: Optional[int] = None, **op
     from .data.formats import declared_n_items
 
     fmt = file_format(path)
-    takes = FORMATS[fmt][2]
-    refused = [k for k, v in options.items() if v is not None and k not in takes]
-    if refused:
-        flags = "/".join("--" + k.replace("_", "-") for k in refused)
-        raise click.UsageError(f"{flags} do not apply to {path} (a {fmt} file)")
-    if "num_threads" in takes:
+    refuse_flags(path, fmt, options)
+    if "num_threads" in FORMATS[fmt][2]:
         options["num_threads"] = num_threads
     n_items = declared_n_items(path) if model is not None else None
     if n_items is not None:
@@ -180,7 +176,8 @@ def fit(obj: Context, data, model_name, dtype, neighbors, item_text, item_embedd
     """Fit a model on DATA (.npz, long-format CSV/TSV or Parquet, or user shards) and save it.
 
     DATA may also be a directory or glob of user-partitioned npz/parquet shards:
-    the Gram is summed over them (on dask with --scheduler), the inverse runs here.
+    the Gram is summed over them (on dask with --scheduler), the inverse runs here;
+    parquet shards take --user-col/--item-col/--rating-col/--min-rating as one file does.
 
     \b
     Examples:
@@ -191,17 +188,19 @@ def fit(obj: Context, data, model_name, dtype, neighbors, item_text, item_embedd
           --text-template "{title} ({year}). Genres: {genres}" -o l3ae.lae
       lae-fast fit ratings.csv --model l3ae --item-embeddings emb.npz -o l3ae.lae
       lae-fast fit shards/ --model ease --l2 500 --scheduler tcp://10.0.0.5:8786 -o ease.lae
+      lae-fast fit 'ratings/*.parquet' --min-rating 4 -o ease.lae
     """
     check_outputs(output)
     sharded = scheduler is not None or is_sharded_source(data)
     if not sharded and not os.path.exists(data):
         raise click.BadParameter(f"Path {data!r} does not exist.", param_hint="'DATA'")
-    if sharded and any(v is not None for v in (rating_col, sep, header, min_rating)):
-        raise click.UsageError("--rating-col/--sep/--header/--min-rating apply to one CSV/TSV/Parquet file, not to "
-                               "shards (a directory, a glob, or --scheduler)")
+    if sharded and any(v is not None for v in (sep, header)):
+        raise click.UsageError("--sep/--header apply to one CSV/TSV file, not to shards (a directory, a glob, or "
+                               "--scheduler), which are npz or parquet files")
     model = _model_from_options(obj, model_name, hyper, dtype, item_text, item_embeddings, neighbors)
     if sharded:
-        return fit_sharded(obj, model, data, scheduler, user_col, item_col, output, as_json, check_users)
+        return fit_sharded(obj, model, data, scheduler, user_col, item_col, rating_col, min_rating, output, as_json,
+                           check_users)
     with obj.step(f"reading {data}"):
         inter = _read_data(data, model, **reader_options(user_col, item_col, rating_col, sep, header, min_rating=min_rating),
                            num_threads=obj.num_threads)

@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional
 
 import click
 
-from ._cli_common import Context, echo_json, library_errors, pass_ctx
+from ._cli_common import Context, column_spec, echo_json, library_errors, pass_ctx, refuse_flags
 from .models.registry import model_names
 
 __all__ = ["recommend_all_command", "fit_sharded", "is_sharded_source", "SCHEDULER_HELP"]
@@ -32,21 +32,33 @@ def _scheduler_label(scheduler: Optional[str]) -> str:
     return "in this process" if scheduler is None else f"on dask ({scheduler})"
 
 
+def _shard_paths(data: str, rating_col: Optional[str], min_rating: Optional[float]):
+    """The shard files, after refusing --rating-col/--min-rating for a format without ratings (npz)."""
+    from .data.formats import file_format
+    from .distributed import list_shards
+
+    paths = list_shards(data)
+    refuse_flags(paths[0], file_format(paths[0]), {"rating_col": rating_col, "min_rating": min_rating})
+    return paths
+
+
 def fit_sharded(obj: Context, model: Any, data: str, scheduler: Optional[str], user_col: Optional[str],
-                item_col: Optional[str], output: str, as_json: bool, check_users: bool = True) -> None:
+                item_col: Optional[str], rating_col: Optional[str], min_rating: Optional[float], output: str,
+                as_json: bool, check_users: bool = True) -> None:
     """``lae-fast fit`` on shards: Gram summed over shards (on dask when ``scheduler``), inverse here."""
-    from .distributed import connect, fit_distributed, list_shards
+    from .distributed import connect, fit_distributed
 
     if not type(model).solves_from_gram() or model.takes_embeddings:
         usable = model_names(from_gram=True, takes_embeddings=False)
         raise click.UsageError(f"--scheduler and sharded DATA support {', '.join(usable)}, not {model.name!r} "
                                "(text models: lae_fast.distributed.fit_distributed with item_ids= and "
                                "item_embeddings=)")
-    n_shards = len(list_shards(data))
+    n_shards = len(_shard_paths(data, rating_col, min_rating))
     with connect(scheduler) as client:
         with obj.step(f"Gram over {n_shards} shards {_scheduler_label(scheduler)}, then the inverse here"):
-            fit_distributed(model, data, client=client, user_col=user_col or "user", item_col=item_col or "item",
-                            num_threads=obj.num_threads, check_users=check_users)
+            fit_distributed(model, data, client=client, user_col=column_spec(user_col or "user"),
+                            item_col=column_spec(item_col or "item"), rating_col=column_spec(rating_col),
+                            min_rating=min_rating, num_threads=obj.num_threads, check_users=check_users)
     with obj.step(f"writing {output}"):
         model.save(output)
     n_items = int(model.B_.shape[0])
@@ -74,6 +86,9 @@ def fit_sharded(obj: Context, model: Any, data: str, scheduler: Optional[str], u
 @click.option("--keep-seen", is_flag=True, help="Allow items the user already has.")
 @click.option("--user-col", default="user", show_default=True, help="User column of parquet shards.")
 @click.option("--item-col", default="item", show_default=True, help="Item column of parquet shards.")
+@click.option("--rating-col", default=None, help="Rating column of parquet shards (default: found by name).")
+@click.option("--min-rating", type=float, default=None,
+              help="Histories hold the rows rated at least this (parquet shards).")
 @click.option("--broadcast", is_flag=True,
               help="Send B from here to every worker once, instead of each worker memory-mapping MODEL "
                    "(for workers that do not share this file system).")
@@ -85,8 +100,11 @@ def fit_sharded(obj: Context, model: Any, data: str, scheduler: Optional[str], u
 @pass_ctx
 @library_errors
 def recommend_all_command(obj: Context, model_path, histories, output_dir, fmt, k, scheduler, keep_seen, user_col,
-                          item_col, broadcast, batch_users, overwrite, no_verify, as_json):
+                          item_col, rating_col, min_rating, broadcast, batch_users, overwrite, no_verify, as_json):
     """Top-K for every user in HISTORIES (npz/parquet shards: a directory, glob or file), as parquet.
+
+    Parquet shards are read as one file is (--user-col, --item-col, --rating-col,
+    --min-rating): with --min-rating a history is the rows rated at least that.
 
     Each shard is ranked by the compiled kernel on a worker (or in this process
     without --scheduler); its list is exactly `lae-fast recommend`'s for that user.
@@ -98,17 +116,19 @@ def recommend_all_command(obj: Context, model_path, histories, output_dir, fmt, 
       lae-fast recommend-all ease.lae 'histories/*.parquet' -o recs/ --overwrite --scheduler tcp://10.0.0.5:8786
       lae-fast recommend-all ease.lae shards/ -o recs-local/ --scheduler local:2 --json
       lae-fast recommend-all ease.lae shards/ -o recs-csv/ --format csv
+      lae-fast recommend-all ease.lae ratings/ -o recs-positives/ --min-rating 4
     """
-    from .distributed import connect, list_shards, recommend_all
+    from .distributed import connect, recommend_all
 
-    n_shards = len(list_shards(histories))
+    n_shards = len(_shard_paths(histories, rating_col, min_rating))
     with connect(scheduler) as client:
         with obj.step(f"ranking {n_shards} shards {_scheduler_label(scheduler)}"):
             res = recommend_all(model_path, histories, output_dir, N=k, client=client,
-                                filter_already_liked_items=not keep_seen, user_col=user_col, item_col=item_col,
+                                filter_already_liked_items=not keep_seen, user_col=column_spec(user_col),
+                                item_col=column_spec(item_col), rating_col=column_spec(rating_col),
+                                min_rating=min_rating,
                                 broadcast=True if broadcast else None, batch_users=batch_users,
-                                num_threads=obj.num_threads, overwrite=overwrite, verify=not no_verify,
-                                format=fmt)
+                                num_threads=obj.num_threads, overwrite=overwrite, verify=not no_verify, format=fmt)
     if res.n_unknown:
         click.echo(f"warning: {res.n_unknown} history interactions name items the model does not know; ignored",
                    err=True)

@@ -22,8 +22,12 @@ Sources (``source``): a directory (its ``*.npz`` / ``*.parquet`` files, by name)
 a glob pattern, one file or a list of files, or a dask DataFrame of
 ``user, item`` rows (each partition a shard). npz shards are
 :func:`lae_fast.data.read_npz` files that share one item space; parquet files and
-DataFrame partitions hold ``user, item`` pairs with original ids (integers or
-strings). **Every user's interactions must sit in one shard**: a user split
+DataFrame partitions hold ``user, item[, rating]`` rows with original ids (integers or
+strings). Shards are read by the readers of :mod:`lae_fast.data` (``FORMATS`` for
+files, :meth:`~lae_fast.data.Interactions.from_frame` for partitions), with their
+options: ``user_col``, ``item_col``, ``rating_col`` and ``min_rating`` (positives
+are the rows rated at least that; a shard left without any adds nothing).
+**Every user's interactions must sit in one shard**: a user split
 over two shards would lose the cross terms of :math:`x_u x_u^T` (checked, see
 ``check_users``).
 
@@ -50,14 +54,16 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._threads import ENV_VAR, available_cpus, resolve_num_threads
-from ._validation import check_dtype, check_int
+from ._validation import check_dtype, check_int, check_scalar
 from ._memory import check_fits_in_memory
-from .data import DataFormatError, Interactions, interactions_from_pairs, read_npz, read_parquet, save_npz
+from .data import DataFormatError, Interactions, save_npz
 from .data.npz import read_npz_item_ids
-from .data.npz import NPZ_EXTENSIONS
-from .data.parquet import PARQUET_EXTENSIONS, parquet_columns, require_columns, write_parquet
+from .data.formats import FORMATS, check_options, file_format, load_interactions
+from .data.frames import read_frame
+from .data.interactions import NoRowsError, NoRowsLeftError
+from .data.parquet import write_parquet
 from .gram import gram_into
-from .ids import align_items, as_ids, factorize, union_ids
+from .ids import align_items, as_ids, sorted_unique, union_ids
 from .linalg import mirror_upper
 from .models.base import ItemItemModel
 from .popularity import fill_cold_rows
@@ -72,9 +78,10 @@ __all__ = [
 ]
 
 INSTALL_HINT = "pip install 'lae-fast[dask]'"
-NPZ_SHARD_EXTENSIONS = NPZ_EXTENSIONS
-PARQUET_SHARD_EXTENSIONS = PARQUET_EXTENSIONS
-SHARD_EXTENSIONS = NPZ_SHARD_EXTENSIONS + PARQUET_SHARD_EXTENSIONS
+#: the formats of ``lae_fast.data.FORMATS`` a shard may have (one per source). Delimited text is left out: a
+#: directory often holds other .txt files, and text would be parsed twice (the item space, then the Gram)
+SHARD_FORMATS = ("npz", "parquet")
+SHARD_EXTENSIONS = tuple(ext for fmt in SHARD_FORMATS for ext in FORMATS[fmt][0])
 #: float32 holds every integer up to this exactly: the bound for exact Gram sums
 FLOAT32_EXACT_COUNT = 2 ** 24
 _SHARD_FIX = "every user's interactions must sit in one shard (e.g. shard = hash(user) % n_shards)"
@@ -196,74 +203,93 @@ def list_shards(source: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]
             paths.append(entry)
         else:
             raise FileNotFoundError(f"{entry}: no such shard file or directory")
-    kinds = set()
-    for path in paths:
-        ext = os.path.splitext(path)[1].lower()
-        if ext not in SHARD_EXTENSIONS or os.path.isdir(path):
-            raise DataFormatError(f"{path}: not a shard file; shards end in {', '.join(SHARD_EXTENSIONS)}")
-        kinds.add("npz" if ext in NPZ_SHARD_EXTENSIONS else "parquet")
+    kinds = {_shard_format(path) for path in paths}
     if len(kinds) > 1:
-        raise DataFormatError(f"{entries[0]}: mixes npz and parquet shards; write all shards in one format")
+        raise DataFormatError(f"{entries[0]}: mixes {' and '.join(sorted(kinds))} shards; write all shards in "
+                              "one format")
     return paths
 
 
-def _read_frame(frame: Any, name: str, user_col: str, item_col: str) -> Optional[Interactions]:
-    """A pandas partition of a dask DataFrame; None when it has no rows (filtered frames have such)."""
-    require_columns(name, [str(c) for c in frame.columns], user_col, item_col)
-    if len(frame) == 0:
-        return None
-    cols = []
-    for col in (user_col, item_col):
-        series = frame[col]
-        n_null = int(series.isna().sum())
-        if n_null:
-            raise DataFormatError(f"{name}: column {col!r} has {n_null} missing values; drop those rows")
-        cols.append(np.asarray(series.to_numpy()))
-    return interactions_from_pairs(name, cols[0], cols[1])
+def _shard_format(path: str) -> str:
+    """The format of a shard file (one of SHARD_FORMATS), or the error naming the extensions shards have."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in SHARD_EXTENSIONS or os.path.isdir(path):
+        raise DataFormatError(f"{path}: not a shard file; shards end in {', '.join(SHARD_EXTENSIONS)}")
+    return file_format(path)
 
 
-def read_shard(shard: Any, *, user_col: str = "user", item_col: str = "item",
-               name: Optional[str] = None) -> Interactions:
-    """Read one shard into an :class:`~lae_fast.data.Interactions`.
+@dataclass(frozen=True)
+class _ShardOptions:
+    """How shards are read: the column options of :mod:`lae_fast.data`'s readers.
+
+    npz files carry their own ids and no ratings: the columns do not apply to them, and ``rating_col`` /
+    ``min_rating`` are refused (:meth:`check`).
+    """
+
+    user_col: str = "user"
+    item_col: str = "item"
+    rating_col: Optional[str] = None
+    min_rating: Optional[float] = None
+
+    def check(self, name: str, kind: str) -> None:
+        """TypeError when ``rating_col`` or ``min_rating`` is given for shards whose reader does not take it."""
+        if kind != "frame":
+            check_options(name, kind, {"rating_col": self.rating_col, "min_rating": self.min_rating})
+
+    def reader_options(self, kind: str, num_threads: Optional[int]) -> Dict[str, Any]:
+        """The options of the reader of ``kind`` (a FORMATS name), those it takes and that are set."""
+        given = {"user_col": self.user_col, "item_col": self.item_col, "rating_col": self.rating_col,
+                 "min_rating": self.min_rating, "num_threads": num_threads}
+        return {k: v for k, v in given.items() if v is not None and k in FORMATS[kind][2]}
+
+
+def read_shard(shard: Any, *, user_col: str = "user", item_col: str = "item", rating_col: Optional[str] = None,
+               min_rating: Optional[float] = None, name: Optional[str] = None) -> Interactions:
+    """Read one shard into an :class:`~lae_fast.data.Interactions`, with the readers of :mod:`lae_fast.data`.
 
     Parameters
     ----------
     shard : str, path-like or pandas.DataFrame
         An npz file (:func:`lae_fast.data.read_npz`), a parquet file of
-        ``user, item`` rows, or one computed partition of a dask DataFrame.
+        ``user, item[, rating]`` rows (:func:`lae_fast.data.read_parquet`), or one
+        computed partition of a dask DataFrame (:meth:`~lae_fast.data.Interactions.from_frame`).
     user_col, item_col : str, default "user", "item"
         Columns of a parquet file or DataFrame (npz files carry their own ids).
+    rating_col : str, optional
+        The rating column (parquet / DataFrame); found by its usual names when
+        ``min_rating`` is given without it.
+    min_rating : float, optional
+        Keep only rows rated at least this (parquet / DataFrame).
     name : str, optional
         How errors name a DataFrame partition.
 
     Returns
     -------
     Interactions
-        For pairs: users and items are the sorted unique ids of the shard,
+        For rows: users and items are the sorted unique ids of the shard,
         duplicated pairs count once.
 
     Raises
     ------
     DataFormatError
         Unreadable file, missing columns, missing values, ids that are neither
-        integers nor strings, or no rows.
+        integers nor strings, no rows, or none left after ``min_rating``.
+    TypeError
+        ``rating_col`` / ``min_rating`` for an npz shard.
     """
+    options = _ShardOptions(user_col, item_col, rating_col, _min_rating(min_rating))
     if isinstance(shard, (str, os.PathLike)):
         path = os.fspath(shard)
-        ext = os.path.splitext(path)[1].lower()
-        if ext in NPZ_SHARD_EXTENSIONS:
-            return read_npz(path)
-        if ext in PARQUET_SHARD_EXTENSIONS:
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"{path}: no such shard file")
-            return read_parquet(path, user_col=user_col, item_col=item_col)
-        raise DataFormatError(f"{path}: not a shard file; shards end in {', '.join(SHARD_EXTENSIONS)}")
+        kind = _shard_format(path)
+        options.check(path, kind)
+        return _read(path, path, kind, options, None)
     if hasattr(shard, "columns") and hasattr(shard, "__len__"):
-        inter = _read_frame(shard, name or "DataFrame partition", user_col, item_col)
-        if inter is None:
-            raise DataFormatError(f"{name or 'DataFrame partition'}: has no rows")
-        return inter
+        return _read(shard, name or "DataFrame partition", "frame", options, None)
     raise TypeError(f"a shard is an npz/parquet path or a pandas DataFrame, got {type(shard).__name__}")
+
+
+def _min_rating(min_rating: Optional[float]) -> Optional[float]:
+    return None if min_rating is None else check_scalar(min_rating, name="min_rating")
 
 
 def save_shards(interactions: Interactions, directory: Union[str, os.PathLike], n_shards: int, *,
@@ -282,7 +308,8 @@ def save_shards(interactions: Interactions, directory: Union[str, os.PathLike], 
         At most the number of users.
     format : {"npz", "parquet"}, default "npz"
         npz keeps the whole item space (every shard has all columns);
-        parquet writes ``user, item`` rows with the original ids.
+        parquet writes ``user, item`` rows with the original ids. Timestamps,
+        when the interactions have them, are kept (a ``timestamp`` column).
     compressed : bool, default False
         Deflate npz shards (smaller, slower).
 
@@ -309,13 +336,19 @@ def save_shards(interactions: Interactions, directory: Union[str, os.PathLike], 
     for k in range(n_shards):
         lo, hi = int(bounds[k]), int(bounds[k + 1])
         path = os.path.join(directory, f"part-{k:05d}.{format}")
+        ts = interactions.timestamps
+        ts = None if ts is None else ts[X.indptr[lo]:X.indptr[hi]]
         if format == "npz":
-            part = Interactions._trusted(X[lo:hi], interactions.user_ids[lo:hi], interactions.item_ids)
+            part = Interactions._trusted(X[lo:hi], interactions.user_ids[lo:hi], interactions.item_ids,
+                                         timestamps=ts)
             save_npz(path, part, compressed=compressed)
         else:
             sub = X[lo:hi]
             users = np.repeat(interactions.user_ids[lo:hi], np.diff(sub.indptr))
-            write_parquet(path, {"user": users, "item": interactions.item_ids[sub.indices]})
+            columns = {"user": users, "item": interactions.item_ids[sub.indices]}
+            if ts is not None:
+                columns["timestamp"] = ts
+            write_parquet(path, columns)
         paths.append(path)
     return paths
 
@@ -332,22 +365,35 @@ class _Shard:
     kind: str  # "npz", "parquet" or "frame"
 
 
-def _load(data: Any, name: str, kind: str, user_col: str, item_col: str) -> Optional[Interactions]:
+def _read(data: Any, name: str, kind: str, options: _ShardOptions, num_threads: Optional[int]) -> Interactions:
+    """One shard through the reader of its format (``FORMATS``), or a DataFrame partition through ``read_frame``."""
     if kind == "frame":
-        return _read_frame(data, name, user_col, item_col)
-    return read_shard(data, user_col=user_col, item_col=item_col)
+        return read_frame(data, user=options.user_col, item=options.item_col, rating=options.rating_col,
+                          min_rating=options.min_rating, num_threads=num_threads, name=name,
+                          params=("user_col", "item_col", "rating_col", "timestamp_col"))
+    return load_interactions(data, **options.reader_options(kind, num_threads))
 
 
-def _shard_items(data: Any, name: str, kind: str, user_col: str, item_col: str) -> Optional[np.ndarray]:
-    """The item ids of a shard: an npz file's item space (its header only), else the ids it uses."""
+def _load(data: Any, name: str, kind: str, options: _ShardOptions,
+          num_threads: Optional[int] = None) -> Optional[Interactions]:
+    """:func:`_read`, or None for a shard that adds nothing: all its rows below ``min_rating``, or an empty
+    DataFrame partition (filtered frames have such). An empty file is an error (a failed write, most likely)."""
+    try:
+        return _read(data, name, kind, options, num_threads)
+    except NoRowsLeftError:
+        return None
+    except NoRowsError:
+        if kind == "frame":
+            return None
+        raise
+
+
+def _shard_items(data: Any, name: str, kind: str, options: _ShardOptions, num_threads: Optional[int],
+                 shares: Dict[str, int]) -> Optional[np.ndarray]:
+    """The item ids of a shard: an npz file's item space (its header only), else the ids its kept rows use."""
     if kind == "npz":
         return read_npz_item_ids(data)
-    if kind == "parquet":
-        (items,) = parquet_columns(data, (item_col,), user_col, item_col)
-        if items.size == 0:
-            raise DataFormatError(f"{data}: has no rows; remove the empty shard, or fill it with user,item pairs")
-        return factorize(items, name=f"{data}: column {item_col!r}")[0]
-    inter = _read_frame(data, name, user_col, item_col)
+    inter = _load(data, name, kind, options, _task_threads(num_threads, shares))
     return None if inter is None else inter.item_ids
 
 
@@ -441,7 +487,7 @@ class _Partial:
 
 
 def _partial_gram(datas: List[Any], names: List[str], kind: str, item_ids: np.ndarray, dtype: np.dtype,
-                  num_threads: Optional[int], shares: Dict[str, int], user_col: str, item_col: str,
+                  num_threads: Optional[int], shares: Dict[str, int], options: _ShardOptions,
                   check_users: bool) -> Optional[tuple]:
     """One task: the Gram of a few shards, accumulated by the kernel into one n×n buffer (wired _Partial).
 
@@ -452,7 +498,7 @@ def _partial_gram(datas: List[Any], names: List[str], kind: str, item_ids: np.nd
     nt = _task_threads(num_threads, shares)
     G, acc = None, None
     for data, name in zip(datas, names):
-        inter = _load(data, name, kind, user_col, item_col)
+        inter = _load(data, name, kind, options, nt)
         if inter is None:
             continue
         X, _ = _to_item_space(inter, item_ids, name, strict=True)
@@ -482,7 +528,7 @@ def _merge_users(a: _Partial, b: _Partial) -> Optional[np.ndarray]:
             f"{common.size} users (e.g. {common[0].item()!r}) have interactions in two shards, "
             f"{_describe(a.shards)} and {_describe(b.shards)}; {_SHARD_FIX}, or pass check_users=False "
             "if the ids merely repeat across shards for different users")
-    return np.union1d(a.users, b.users)
+    return sorted_unique(np.concatenate([a.users, b.users]))
 
 
 def _combine(wired_a: Optional[tuple], wired_b: Optional[tuple]) -> Optional[tuple]:
@@ -508,7 +554,7 @@ def _resolve_shards(source: Any) -> List[_Shard]:
             raise DataFormatError("the dask DataFrame has no partitions")
         return [_Shard(i, f"partition {i}", p, "frame") for i, p in enumerate(parts)]
     paths = list_shards(source)
-    kind = "npz" if paths[0].lower().endswith(NPZ_SHARD_EXTENSIONS) else "parquet"
+    kind = _shard_format(paths[0])
     # workers open the files themselves, from their own working directory: send absolute paths
     return [_Shard(i, p, os.path.abspath(p), kind) for i, p in enumerate(paths)]
 
@@ -587,7 +633,8 @@ class GramResult:
 
 
 def distributed_gram(source: Any, *, client: Any = None, dtype: Any = np.float32, item_ids: Any = None,
-                     user_col: str = "user", item_col: str = "item", num_threads: Optional[int] = None,
+                     user_col: str = "user", item_col: str = "item", rating_col: Optional[str] = None,
+                     min_rating: Optional[float] = None, num_threads: Optional[int] = None,
                      check_users: bool = True, mirror: bool = True,
                      shards_per_task: Optional[int] = None) -> GramResult:
     """:math:`G = X^T X` over user-partitioned shards: compiled Gram kernels on the workers, summed in a tree.
@@ -603,11 +650,16 @@ def distributed_gram(source: Any, *, client: Any = None, dtype: Any = np.float32
     item_ids : array-like, optional
         The item space (column order). Default: npz shards' shared item ids, or the
         sorted union of the items of parquet / DataFrame shards (one extra pass over
-        the item column). An interaction with an item outside it is an error.
+        the shards). An interaction with an item outside it is an error.
     user_col, item_col : str
         Columns of parquet / DataFrame shards.
+    rating_col, min_rating : optional
+        Parquet / DataFrame shards: keep only rows whose rating (``rating_col``, or
+        the column found by its usual names) is at least ``min_rating``, as
+        :func:`lae_fast.data.load_interactions` does; a shard left without rows adds
+        nothing. Refused for npz shards (no ratings).
     num_threads : int, optional
-        Kernel threads per task. Default: ``LAE_FAST_NUM_THREADS`` on the worker,
+        Kernel (and Arrow reader) threads per task. Default: ``LAE_FAST_NUM_THREADS`` on the worker,
         else the worker machine's CPUs divided by the dask threads of all workers
         on that machine (no oversubscription).
     check_users : bool, default True
@@ -629,6 +681,8 @@ def distributed_gram(source: Any, *, client: Any = None, dtype: Any = np.float32
     DataFormatError
         Unreadable or empty shards, missing columns, shards with different item
         spaces, a user in two shards, items outside ``item_ids``.
+    TypeError
+        ``rating_col`` / ``min_rating`` for npz shards.
     ImportError
         dask.distributed or pyarrow missing where needed.
 
@@ -642,16 +696,19 @@ def distributed_gram(source: Any, *, client: Any = None, dtype: Any = np.float32
     dt = check_dtype(dtype)
     if shards_per_task is not None:
         shards_per_task = check_int(shards_per_task, name="shards_per_task", low=1)
-    shards = _materialize(_resolve_shards(source), client)
+    options = _ShardOptions(user_col, item_col, rating_col, _min_rating(min_rating))
+    shards = _resolve_shards(source)
+    options.check(shards[0].name, shards[0].kind)
+    shards = _materialize(shards, client)
     shares = _host_shares(client) if client is not None else {}
     if item_ids is None:
-        vocab = _item_space(shards, _map(client, _shard_items, shards, user_col, item_col))
+        vocab = _item_space(shards, _map(client, _shard_items, shards, options, num_threads, shares))
     else:
         given = np.asarray(item_ids)
         if given.ndim != 1 or given.size == 0:
             raise ValueError(f"item_ids must be a non-empty 1-D array of ids, got shape {given.shape}")
         vocab = as_ids(given, given.size, name="item_ids")
-    args = (shards[0].kind, vocab, dt, num_threads, shares, user_col, item_col, check_users)
+    args = (shards[0].kind, vocab, dt, num_threads, shares, options, check_users)
     if client is None:  # a plain loop: every shard added into one buffer
         total = _Partial.of(_partial_gram([s.data for s in shards], [s.name for s in shards], *args))
     else:
@@ -739,14 +796,14 @@ def _resolve_B(ref: Any) -> np.ndarray:
 
 def _rank_shard(data: Any, name: str, kind: str, index: int, B_ref: Any, item_ids: np.ndarray, N: int,
                 filter_seen: bool, output_dir: str, batch_users: int, num_threads: Optional[int],
-                shares: Dict[str, int], user_col: str, item_col: str, fmt: str,
+                shares: Dict[str, int], options: _ShardOptions, fmt: str,
                 popularity: Optional[np.ndarray]) -> Dict[str, Any]:
-    inter = _load(data, name, kind, user_col, item_col)
+    nt = _task_threads(num_threads, shares)
+    inter = _load(data, name, kind, options, nt)
     if inter is None:
         return {"shard": name, "file": None, "users": 0, "rows": 0, "unknown": 0}
     X, unknown = _to_item_space(inter, item_ids, name, strict=False)
     B = _resolve_B(B_ref)
-    nt = _task_threads(num_threads, shares)
     path = os.path.join(output_dir, f"part-{index:05d}.{fmt}")
     with RecWriter(path, fmt) as writer:
         for lo in range(0, X.shape[0], batch_users):
@@ -782,7 +839,8 @@ class RankingResult:
 
 def recommend_all(model: Any, source: Any, output_dir: Union[str, os.PathLike], *, N: int = 100,
                   client: Any = None, filter_already_liked_items: bool = True, user_col: str = "user",
-                  item_col: str = "item", broadcast: Optional[bool] = None, batch_users: int = 65536,
+                  item_col: str = "item", rating_col: Optional[str] = None, min_rating: Optional[float] = None,
+                  broadcast: Optional[bool] = None, batch_users: int = 65536,
                   num_threads: Optional[int] = None, overwrite: bool = False, verify: bool = True,
                   format: str = "parquet") -> RankingResult:
     """Top-``N`` items for every user of every shard, written as parquet (or CSV).
@@ -803,6 +861,10 @@ def recommend_all(model: Any, source: Any, output_dir: Union[str, os.PathLike], 
     client : distributed.Client, optional
         None: a plain loop in this process.
     filter_already_liked_items : bool, default True
+    user_col, item_col, rating_col, min_rating : optional
+        How parquet / DataFrame shards are read, as in :func:`distributed_gram`:
+        with ``min_rating`` a history holds the rows rated at least that (a user
+        without any gets no list).
     broadcast : bool, optional
         True: send B from the driver to every worker once (``scatter(broadcast=True)``).
         False: each worker memory-maps the model file (``model`` must be a path
@@ -852,10 +914,13 @@ def recommend_all(model: Any, source: Any, output_dir: Union[str, os.PathLike], 
     if client is None and isinstance(B_ref, _ModelFile):
         B_ref = loaded.B_
     item_ids = loaded.item_ids_
-    output_dir = os.path.abspath(os.fspath(output_dir))  # workers write from their own working directory
-    os.makedirs(output_dir, exist_ok=True)
     if format not in ("parquet", "csv"):
         raise ValueError(f"format must be 'parquet' or 'csv', got {format!r}")
+    options = _ShardOptions(user_col, item_col, rating_col, _min_rating(min_rating))
+    shards = _resolve_shards(source)
+    options.check(shards[0].name, shards[0].kind)
+    output_dir = os.path.abspath(os.fspath(output_dir))  # workers write from their own working directory
+    os.makedirs(output_dir, exist_ok=True)
     stale = sorted(glob.glob(os.path.join(output_dir, "part-*.parquet")) + glob.glob(os.path.join(output_dir, "part-*.csv")))
     if stale:
         if not overwrite:
@@ -863,11 +928,11 @@ def recommend_all(model: Any, source: Any, output_dir: Union[str, os.PathLike], 
                                   "them, choose another directory, or pass overwrite=True")
         for p in stale:
             os.remove(p)
-    shards = _materialize(_resolve_shards(source), client)
+    shards = _materialize(shards, client)
     shares = _host_shares(client) if client is not None else {}
     popularity = getattr(loaded, "item_counts_", None)  # the cold-user fallback, as model.recommend gives it
     tail = (item_ids, int(N), bool(filter_already_liked_items), os.path.abspath(output_dir), int(batch_users),
-            num_threads, shares, user_col, item_col, format, popularity)
+            num_threads, shares, options, format, popularity)
     if client is None:
         stats = [_rank_shard(s.data, s.name, s.kind, s.index, B_ref, *tail) for s in shards]
     else:

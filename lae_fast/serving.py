@@ -766,10 +766,10 @@ def load_model(path: model_io.PathOrFile, *, mmap: bool = True, verify: bool = T
         Corrupt, truncated, foreign or inconsistent file.
     """
     arrays, meta = model_io.load_arrays(path, mmap=mmap, verify=verify)
-    name = str(getattr(path, "name", path))
+    name = model_io.source_name(path)
     if meta.get("model") != SERVING_MODEL:
-        return ItemItemModel.from_arrays(arrays, meta, name)
-    snap = _snapshot_from_file(arrays, meta, name)
+        return ItemItemModel.from_arrays(arrays, meta, name, check_values=verify)
+    snap = _snapshot_from_file(arrays, meta, name, check_values=verify)
     B = (sp.csr_matrix((snap.csr[2], snap.csr[1], snap.csr[0]), shape=(snap.n_items, snap.n_items))
          if snap.kind == "pruned" else decompress(snap.packed) if snap.kind == "compressed" else snap.B)
     return ItemItemModel.from_weights(B, item_ids=snap.item_ids, item_counts=snap.popularity)

@@ -211,6 +211,44 @@ def test_num_threads_sets_and_restores_arrows_pool(tmp_path):
     assert pa.cpu_count() == before
 
 
+def test_integer_ids_mode_on_both_paths(tmp_path):
+    """integer_ids (the GroupLens readers' rule): the fast path and the line reader agree, on every row."""
+    from lae_fast.data.delimited import read_delimited
+    from lae_fast.data.sources import TextSource
+
+    path = write(tmp_path / "i.csv", "user,item,rating\n+7,007,5\n 12 ,3,4\n-4,3,1\n")
+    layout = layout_of(path, min_rating=4)
+    fast = read_arrow(path, layout, min_rating=4, binarize=True, num_threads=None, integer_ids=True)
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        ref = read_lines(fh, layout, min_rating=4, binarize=True, integer_ids=True)
+    assert_same(fast, ref)
+    assert fast.user_ids.tolist() == [7, 12] and fast.item_ids.tolist() == [3, 7]
+    bad = write(tmp_path / "b.csv", "user,item,rating\n1,2,5\n3,x4,1\n")  # below min_rating, still refused
+    layout = layout_of(bad, min_rating=4)
+    with pytest.raises(NeedsLineReader):
+        read_arrow(bad, layout, min_rating=4, binarize=True, num_threads=None, integer_ids=True)
+    assert read_csv(bad, min_rating=4).item_ids.tolist() == [2]  # read_csv itself takes any id
+    with pytest.raises(DataFormatError, match=r"b\.csv: line 3: item id 'x4' is not an integer"):
+        read_delimited(TextSource.file(bad), min_rating=4, integer_ids=True)
+
+
+def test_no_rows_errors_are_typed(tmp_path):
+    from lae_fast.data.interactions import NoRowsError, NoRowsLeftError
+
+    with pytest.raises(NoRowsError, match="no data rows"):
+        read_csv(write(tmp_path / "h.csv", "user,item\n"))
+    with pytest.raises(NoRowsLeftError) as info:
+        read_csv(write(tmp_path / "l.csv", "user,item,rating\n1,1,1\n2,2,2\n"), min_rating=3)
+    assert info.value.n_below == 2
+    path = tmp_path / "l.parquet"
+    pq.write_table(pa.table({"user": [1, 2], "item": [1, 2], "rating": [1.0, 2.0]}), path)
+    with pytest.raises(NoRowsLeftError, match=r"l\.parquet: no rows left after min_rating=3 \(all 2 ratings"):
+        read_parquet(path, min_rating=3)
+    with pytest.raises(NoRowsError, match="has no rows") as info:
+        Interactions.from_frame(pd.DataFrame({"user": [], "item": []}))
+    assert not isinstance(info.value, NoRowsLeftError)
+
+
 # a garbled or well-formed file: whatever read_csv answers, the line-by-line reference answers the same
 _CELLS = st.sampled_from(["1", "2", "10", "007", "-0", "a", "b c", ' "q"', '"x,y"', '"u""v"', "", " ", "4.5",
                           "nan", "1e3", "+3", "é", '"line\nbreak"', "x\ty"])

@@ -240,18 +240,66 @@ def test_csv_latin1_movies_are_tolerated(tmp_path):
     assert texts == {1: "Café (1999). Genres: Drama"}
 
 
-def test_csv_chunked_parsing_matches(tmp_path, monkeypatch):
-    import lae_fast.datasets._files as ds
+@pytest.mark.parametrize("layout", ["csv", "dat", "u.data"])
+def test_block_wise_parsing_matches_in_zip_and_folder(tmp_path, monkeypatch, layout):
+    """Arrow's blocks (here of 64 bytes: many per file) give the pairs a plain Python reading gives."""
+    from lae_fast.data import delimited_arrow
 
     rng = np.random.default_rng(0)
     rows = [(int(u), int(i), float(r)) for u, i, r in zip(rng.integers(1, 40, 500), rng.integers(1, 60, 500),
                                                              rng.integers(1, 11, 500) / 2)]
-    text = "userId,movieId,rating,timestamp\n" + "".join(f"{u},{i},{r},0\n" for u, i, r in rows)
-    folder = write(tmp_path / "d", {"ratings.csv": text, "movies.csv": "movieId,title,genres\n"})
-    whole, _ = read_movielens_csv(folder)
-    monkeypatch.setattr(ds, "_CHUNK_ROWS", 7)
-    chunked, _ = read_movielens_csv(folder)
-    assert pairs(whole) == pairs(chunked) == sorted({(u, i) for u, i, r in rows if r >= 4})
+    if layout == "csv":
+        files = {"ratings.csv": "userId,movieId,rating,timestamp\n" + "".join(f"{u},{i},{r},0\n" for u, i, r in rows),
+                 "movies.csv": "movieId,title,genres\n"}
+        reader, encoding = read_movielens_csv, "utf-8"
+    elif layout == "dat":
+        files = {"ratings.dat": "".join(f"{u}::{i}::{r:g}::0\n" for u, i, r in rows), "movies.dat": ""}
+        reader, encoding = read_movielens_dat, "latin-1"
+    else:
+        files = {"u.data": "".join(f"{u}\t{i}\t{r:g}\t0\n" for u, i, r in rows), "u.item": ""}
+        reader, encoding = read_movielens_100k, "latin-1"
+    want = sorted({(u, i) for u, i, r in rows if r >= 4})
+    whole, _ = reader(write(tmp_path / "d", files, encoding))
+    monkeypatch.setattr(delimited_arrow, "BLOCK_SIZE", 64)
+    blocks, _ = reader(zip_of(tmp_path / "a.zip", files, encoding, prefix="x/"))
+    assert pairs(whole) == pairs(blocks) == want
+
+
+def test_zip_members_are_streamed_and_latin1_is_transcoded(tmp_path):
+    """The text reader of lae_fast.data takes a zip member, latin-1, on its fast path; the line reader agrees."""
+    from lae_fast.data.delimited import read_delimited
+    from lae_fast.data.delimited_arrow import read_arrow
+    from lae_fast.data.delimited_layout import read_layout
+    from lae_fast.data.delimited_lines import read_lines
+    from lae_fast.datasets._files import _Files
+
+    text = "user::item::rating\nJosé::Amélie (2001)::5\nZoë::Heat (1995)::3\n\xefb::x::4\n"
+    archive = zip_of(tmp_path / "t.zip", {"r.dat": text}, "latin-1", prefix="t/")
+    with _Files(archive) as files:
+        source = files.source("t/r.dat", "latin-1")
+        with source.open_text() as fh:
+            layout = read_layout(source.name, fh, sep=None, header=True, user_col=None, item_col=None,
+                                 rating_col=None, timestamp_col=None, min_rating=4, binarize=True)
+        fast = read_arrow(source, layout, min_rating=4, binarize=True, num_threads=None)
+        with source.open_text() as fh:
+            ref = read_lines(fh, layout, min_rating=4, binarize=True)
+        inter = read_delimited(source, min_rating=4)
+    for got in (fast, ref, inter):
+        assert got.user_ids.tolist() == ["José", "ïb"] and got.item_ids.tolist() == ["Amélie (2001)", "x"]
+        assert got.matrix.toarray().tolist() == [[1, 0], [0, 1]]
+
+
+@pytest.mark.parametrize("extra, line", [("4\tx\t1\t1\n", 8), ("4\t5\t1\t1\n\t\t\t\n9\t4.0\t2\t1\n", 10)])
+def test_every_row_is_checked_even_below_min_rating(tmp_path, extra, line):
+    files = {**ml100k_files(), "u.data": U_DATA + extra}
+    with pytest.raises(DataFormatError, match=rf"u\.data: line {line}: item '[^']*' is not an integer id"):
+        read_movielens_100k(zip_of(tmp_path / "ml-100k.zip", files, "latin-1", prefix="ml-100k/"))
+
+
+def test_ids_written_two_ways_are_refused(tmp_path):
+    files = {**ml100k_files(), "u.data": U_DATA + "4\t007\t5\t1\n4\t7\t5\t1\n"}
+    with pytest.raises(DataFormatError, match=r"u\.data: the item ids are integers, but some are written two ways"):
+        read_movielens_100k(write(tmp_path / "d", files, "latin-1"))
 
 
 # -- LightGCN -----------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import os
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 
@@ -158,6 +159,99 @@ def test_float32_exactness_bound_warns(inter, shards, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ld.distributed_gram(shards["npz"], dtype=np.float64)
+
+
+# -- the readers' options on shards: rating_col / min_rating -------------------------------------
+
+@pytest.fixture(scope="module")
+def rated(inter, tmp_path_factory):
+    """The fixture's interactions rated 1..5, as parquet shards (3 of them, by user) plus one shard of new users
+    whose every rating is below 4; and the reference built with numpy alone from the rows rated >= 4."""
+    rng = np.random.default_rng(11)
+    X = inter.matrix
+    df = pd.DataFrame({"user": np.repeat(inter.user_ids, np.diff(X.indptr)), "item": inter.item_ids[X.indices],
+                       "rating": rng.integers(1, 6, X.nnz).astype(np.float64)})
+    root = tmp_path_factory.mktemp("rated")
+    bounds = np.searchsorted(df.user.to_numpy(), inter.user_ids[[0, 130, 260]])
+    files = []
+    for k, (lo, hi) in enumerate(zip(bounds, list(bounds[1:]) + [len(df)])):
+        files.append(str(root / f"part-{k}.parquet"))
+        pq.write_table(pa.Table.from_pandas(df.iloc[lo:hi], preserve_index=False), files[-1], row_group_size=200)
+    low = pd.DataFrame({"user": [10 ** 7, 10 ** 7 + 1], "item": [5, 15], "rating": [1.0, 3.0]})
+    files.append(str(root / "part-9.parquet"))
+    pq.write_table(pa.Table.from_pandas(low, preserve_index=False), files[-1])
+    pos = df[df.rating >= 4]
+    users, items = np.unique(pos.user.to_numpy()), np.unique(pos.item.to_numpy())
+    dense = np.zeros((users.size, items.size))
+    dense[np.searchsorted(users, pos.user.to_numpy()), np.searchsorted(items, pos.item.to_numpy())] = 1.0
+    return {"dir": str(root), "files": files, "frame": pd.concat([df, low]), "users": users, "items": items,
+            "X": sp.csr_matrix(dense, dtype=np.float32), "G": (dense.T @ dense).astype(np.float32)}
+
+
+def test_gram_with_min_rating_on_parquet_and_dask_frame_shards(client, rated):
+    dd = pytest.importorskip("dask.dataframe")
+    sources = {"parquet": rated["dir"], "frame": dd.read_parquet(rated["files"])}
+    for (kind, source), c in [(k, c) for k in sources.items() for c in (client, None)]:
+        for opts in ({"rating_col": "rating", "min_rating": 4}, {"min_rating": 4.0}):  # found by its usual name
+            res = ld.distributed_gram(source, client=c, **opts)
+            np.testing.assert_array_equal(res.G, rated["G"])
+            np.testing.assert_array_equal(res.item_ids, rated["items"])
+            assert (res.n_users, res.nnz) == (rated["users"].size, rated["X"].nnz), kind
+            assert res.n_shards == 4  # the shard below min_rating is read and adds nothing
+
+
+def test_fit_and_recommend_all_with_min_rating(client, rated, tmp_path):
+    positives = Interactions.from_matrix(rated["X"], user_ids=rated["users"], item_ids=rated["items"])
+    ref = lae_fast.EASE(l2=10.0).fit(positives)
+    model = ld.fit_distributed(lae_fast.EASE(l2=10.0), rated["dir"], client=client, min_rating=4)
+    np.testing.assert_array_equal(model.B_, ref.B_)
+    res = ld.recommend_all(ref, rated["dir"], tmp_path / "recs", N=6, client=client, min_rating=4)
+    assert res.n_users == rated["users"].size and len(res.files) == 3  # no list for the users without positives
+    _assert_recs_match(_read_recs(tmp_path / "recs"), positives, ref, 6)
+
+
+def test_shard_options_refused_where_they_do_not_apply(client, rated, shards):
+    with pytest.raises(TypeError, match=r"min_rating do not apply to .*part-00000\.npz \(a npz file\); they apply "
+                                        r"to delimited or parquet files"):
+        ld.distributed_gram(shards["npz"], client=client, min_rating=4)
+    with pytest.raises(TypeError, match=r"rating_col do not apply"):
+        ld.recommend_all(lae_fast.EASE(l2=1.0).fit(Interactions.from_matrix(np.eye(3))), shards["npz"],
+                         "unused-dir", rating_col="r")
+    with pytest.raises(TypeError, match="min_rating"):
+        ld.distributed_gram(rated["dir"], min_rating="4")
+    with pytest.raises(DataFormatError, match=r"part-9\.parquet: no rows left after min_rating=4 \(all 2 ratings"):
+        ld.read_shard(rated["files"][-1], min_rating=4)
+    with pytest.raises(DataFormatError, match=r"partition 7: no column named 'score'.*pass rating_col="):
+        ld.read_shard(rated["frame"], rating_col="score", name="partition 7")
+    one = ld.read_shard(rated["frame"], min_rating=4)
+    np.testing.assert_array_equal(one.user_ids, rated["users"])
+
+
+def test_cli_fit_and_recommend_all_with_min_rating(rated, tmp_path):
+    runner = CliRunner()
+    ref = lae_fast.EASE(l2=12.0).fit(Interactions.from_matrix(rated["X"], user_ids=rated["users"],
+                                                               item_ids=rated["items"]))
+    out = str(tmp_path / "m.lae")
+    r = runner.invoke(main, ["-q", "fit", rated["dir"], "--l2", "12", "--rating-col", "rating", "--min-rating", "4",
+                             "-o", out])
+    assert r.exit_code == 0, r.output
+    np.testing.assert_array_equal(lae_fast.load_model(out).B_, ref.B_)
+    r = runner.invoke(main, ["-q", "recommend-all", out, rated["dir"], "-o", str(tmp_path / "recs"), "-k", "4",
+                             "--min-rating", "4"])
+    assert r.exit_code == 0, r.output
+    assert f"of {rated['users'].size} users" in r.output
+
+
+def test_save_shards_keeps_timestamps(tmp_path):
+    ts = np.array([30, 10, 20, 40, 50])
+    inter = Interactions.from_pairs([1, 1, 2, 3, 3], [7, 8, 7, 8, 9], timestamps=ts)
+    for fmt in ("npz", "parquet"):
+        files = ld.save_shards(inter, tmp_path / fmt, 2, format=fmt)
+        if fmt == "npz":
+            got = np.concatenate([ld.read_shard(f).timestamps for f in files])
+        else:
+            got = np.concatenate([pq.read_table(f).column("timestamp").to_numpy() for f in files])
+        np.testing.assert_array_equal(got, inter.timestamps)
 
 
 # -- fit ----------------------------------------------------------------------------------------
@@ -332,7 +426,8 @@ def test_user_in_two_shards_is_refused(client, tmp_path):
 
 def test_parquet_missing_columns_nulls_and_empty(client, tmp_path):
     pq.write_table(pa.table({"uid": [1, 2], "item": [3, 4]}), tmp_path / "cols.parquet")
-    with pytest.raises(DataFormatError, match=r"cols\.parquet: missing column\(s\) 'user' \(found: uid, item\)"):
+    with pytest.raises(DataFormatError, match=r"cols\.parquet: no column named 'user'; available columns: "
+                                              r"\['uid', 'item'\]; pass user_col="):  # the message of read_parquet
         ld.distributed_gram(tmp_path / "cols.parquet", client=client)
     assert ld.distributed_gram(tmp_path / "cols.parquet", user_col="uid").nnz == 2
     pq.write_table(pa.table({"user": pa.array([], pa.int64()), "item": pa.array([], pa.int64())}),
@@ -439,6 +534,8 @@ def test_cli_errors(shards, tmp_path):
     r = runner.invoke(main, ["fit", str(tmp_path / "missing.npz"), "-o", str(tmp_path / "m.lae")])
     assert r.exit_code == 2 and "does not exist" in r.output
     r = runner.invoke(main, ["fit", shards["npz"], "--min-rating", "4", "-o", str(tmp_path / "m.lae")])
+    assert r.exit_code == 2 and "--min-rating do not apply to" in r.output and "(a npz file)" in r.output
+    r = runner.invoke(main, ["fit", shards["parquet"], "--sep", ",", "-o", str(tmp_path / "m.lae")])
     assert r.exit_code == 2 and "not to shards" in r.output
     r = runner.invoke(main, ["fit", shards["npz"], "--scheduler", "local:zero", "-o", str(tmp_path / "m.lae")])
     assert r.exit_code == 1 and "local:N" in r.output and "Traceback" not in r.output

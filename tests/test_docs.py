@@ -225,6 +225,11 @@ def workspace(tmp_path_factory):
     lae_fast.EASE(l2=500.0).fit(X).save(ws / "ease.lae")
     save_shards(X, ws / "shards", 4)
     save_shards(X, ws / "histories", 4, format="parquet")
+    (ws / "ratings").mkdir()  # user shards that keep their ratings (a sharded fit with --min-rating)
+    for part in (0, 1):
+        rows = list(zip(*[r for r in ratings if r[0] % 2 == part]))
+        table = pa.table({name: list(col) for name, col in zip(("user", "item", "rating", "timestamp"), rows)})
+        pq.write_table(table, ws / "ratings" / f"part-{part}.parquet")
     # a GroupLens-format ml-1m.zip made from these ratings (the real one may not be redistributed)
     with zipfile.ZipFile(ws / "ml-1m.zip", "w") as zf:
         zf.writestr("ml-1m/ratings.dat", "".join(f"{u}::{i}::{r}::{t}\n" for u, i, r, t in ratings))

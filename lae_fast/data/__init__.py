@@ -12,9 +12,12 @@ Three kinds of files are read (:mod:`lae_fast.data.formats` maps extensions to r
 * Parquet (:func:`read_parquet`): ``user, item[, rating][, timestamp]`` rows,
   with the same options as text.
 
-Text and Parquet are read by Apache Arrow, block by block. In memory,
+Text and Parquet are read by Apache Arrow, block by block; text may also come
+from a zip member or a latin-1 file (:mod:`lae_fast.data.sources`). In memory,
 :meth:`Interactions.from_frame` reads pandas, polars, pyarrow and dask
-tables, and :meth:`Interactions.from_pairs` two id arrays.
+tables, and :meth:`Interactions.from_pairs` two id arrays. Every reader keeps
+timestamps alike: numbers as they are, dates and ISO-8601 times as seconds
+since the epoch (:mod:`lae_fast.data.timestamps`).
 
 :func:`load_interactions` picks the reader from the file extension. Every
 problem with a file raises :class:`DataFormatError`, whose message names the

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from .._validation import check_interactions
-from ..ids import id_column, parse_id_strings
+from ..ids import id_column, parse_id_strings, sorted_unique
 from .interactions import DataFormatError, Interactions, as_float32
 
 __all__ = ["IdColumn", "assemble", "coo_to_csr", "PY_WHITESPACE"]
@@ -190,7 +190,7 @@ class IdColumn:
             self._fill(out, lambda block: remap[block - lo])
             return ids.astype(np.int64, copy=False), out
         dtype = np.uint64 if self._unsigned else np.int64
-        ids = _sorted_unique(np.concatenate([_sorted_unique(b.astype(dtype, copy=False)) for b in self._ints]))
+        ids = sorted_unique(np.concatenate([sorted_unique(b.astype(dtype, copy=False)) for b in self._ints]))
         out = out.astype(_code_dtype(ids.size), copy=False)
         value_set = pa.array(ids)
         pos = 0
@@ -247,17 +247,6 @@ class IdColumn:
 
 def _code_dtype(n_ids: int) -> np.dtype:
     return np.dtype(np.int32 if n_ids <= _INT32.max else np.int64)
-
-
-def _sorted_unique(arr: np.ndarray) -> np.ndarray:
-    """Sorted distinct values (sort + mask: numpy's hash-based ``unique`` is slow on large int arrays)."""
-    if arr.size == 0:
-        return arr
-    srt = np.sort(arr)
-    keep = np.empty(srt.size, dtype=bool)
-    keep[0] = True
-    np.not_equal(srt[1:], srt[:-1], out=keep[1:])
-    return srt[keep]
 
 
 def _canonical_ints(arr: pa.Array) -> Optional[np.ndarray]:

@@ -6,8 +6,9 @@ not the file. Whatever this path cannot vouch for raises :class:`NeedsLineReader
 the file line by line instead (:mod:`lae_fast.data.delimited_lines`), which gives the exact answer or
 names the bad line. The cases sent there: text that is not UTF-8 or holds NUL, an odd number of quote characters
 (an unterminated quote), a row Arrow refuses (ragged, whitespace-only, bad quoting), a rating or
-timestamp Arrow cannot parse (Arrow parses a subset of what Python's ``float`` does, to the same value)
-or that is not finite, a negative rating kept with ``binarize=False``, and ids that are empty, start with
+timestamp Arrow cannot parse (Arrow parses a subset of what Python's ``float`` does, to the same value;
+timestamps also as ISO-8601, see :mod:`~lae_fast.data.timestamps`) or that is not finite, a block of
+timestamps mixing numbers and dates, a negative rating kept with ``binarize=False``, and ids that are empty, start with
 spaces and a quote (Python's ``skipinitialspace`` opens a quoted field there, Arrow does not), or are
 longer than Python's csv field limit. Files holding quotes are parsed with quoted line breaks allowed,
 as Python's csv module does; when a field did span lines (fewer rows than non-empty lines), the file is
@@ -18,11 +19,10 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 import queue
 import re
 import threading
-from typing import Any, Iterator, List, Optional, Tuple
+from typing import Any, BinaryIO, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import pyarrow as pa
@@ -33,6 +33,8 @@ from .._threads import arrow_threads
 from .columns import PY_WHITESPACE, IdColumn, assemble
 from .delimited_layout import WHITESPACE, Layout, all_ratings_zero, iter_rows, no_rows_left
 from .interactions import Interactions
+from .sources import TextSource, TransformedStream
+from .timestamps import arrow_text_seconds
 
 __all__ = ["NeedsLineReader", "read_arrow"]
 
@@ -48,9 +50,12 @@ class NeedsLineReader(Exception):
     """The fast path cannot vouch for this file: read it line by line."""
 
 
-def read_arrow(source: str, layout: Layout, *, min_rating: Optional[float], binarize: bool,
-               num_threads: Optional[int]) -> Interactions:
-    """Read the file ``source`` laid out as ``layout`` says (see the module notes).
+def read_arrow(source: Union[str, TextSource], layout: Layout, *, min_rating: Optional[float], binarize: bool,
+               num_threads: Optional[int], integer_ids: bool = False) -> Interactions:
+    """Read ``source`` (a path or a :class:`~lae_fast.data.sources.TextSource`) laid out as ``layout`` says.
+
+    See the module notes. ``integer_ids``: every id, kept or not, must be an integer (``[+-]digits``);
+    any other hands the file over.
 
     Raises
     ------
@@ -60,9 +65,11 @@ def read_arrow(source: str, layout: Layout, *, min_rating: Optional[float], bina
         No rows left after ``min_rating``, or every rating 0 with ``binarize=False``.
     """
     name = layout.name
+    if isinstance(source, str):
+        source = TextSource.file(source)
     if layout.first_row_lines != 1:
         raise NeedsLineReader("the first row spans lines")
-    ascii_only, quotes = _scan(source)
+    ascii_only, quotes = _scan(source.open_bytes())
     if quotes % 2:
         raise NeedsLineReader("odd number of quote characters")
     quoting = layout.sep != WHITESPACE
@@ -73,7 +80,10 @@ def read_arrow(source: str, layout: Layout, *, min_rating: Optional[float], bina
     wanted = {"user": layout.user, "item": layout.item, "rating": layout.rating, "timestamp": layout.timestamp}
     columns = {role: names[pos] for role, pos in wanted.items() if pos is not None}
     types = {columns["user"]: pa.string(), columns["item"]: pa.string()}
-    types.update({columns[r]: pa.float64() for r in ("rating", "timestamp") if r in columns})
+    if "rating" in columns:
+        types[columns["rating"]] = pa.float64()
+    if "timestamp" in columns:  # numbers or ISO-8601 text, told apart block by block (data/timestamps.py)
+        types[columns["timestamp"]] = pa.string()
     read_options = pcsv.ReadOptions(column_names=names, skip_rows=layout.header_lines, block_size=BLOCK_SIZE)
     parse_options = pcsv.ParseOptions(delimiter=delimiter, quote_char='"' if quoting else False,
                                       double_quote=True, escape_char=False, newlines_in_values=quotes > 0,
@@ -81,13 +91,14 @@ def read_arrow(source: str, layout: Layout, *, min_rating: Optional[float], bina
     convert_options = pcsv.ConvertOptions(include_columns=list(columns.values()), column_types=types,
                                           null_values=[], strings_can_be_null=False,
                                           quoted_strings_can_be_null=False, check_utf8=False)
-    screen = _screen if quoting else None
+    screens = [s for s, used in ((_screen, quoting), (_integers_only, integer_ids)) if used]
+    screen = None if not screens else screens[0] if len(screens) == 1 else _both(*screens)
     users = IdColumn(f"{name}: user ids", text=True, screen=screen)
     items = IdColumn(f"{name}: item ids", text=True, screen=screen)
     values: Optional[List[np.ndarray]] = [] if layout.rating is not None and not binarize else None
     stamps: Optional[List[np.ndarray]] = [] if layout.timestamp is not None else None
     n_rows = n_below = 0
-    stream = source if len(layout.sep) == 1 else _Rewritten(source, layout.sep)
+    stream = source.arrow_input() if len(layout.sep) == 1 else _Rewritten(source.open_bytes(), layout.sep)
     try:
         with arrow_threads(num_threads):
             reader = pcsv.open_csv(stream, read_options=read_options, parse_options=parse_options,
@@ -96,7 +107,10 @@ def read_arrow(source: str, layout: Layout, *, min_rating: Optional[float], bina
                 n_rows += batch.num_rows
                 keep = None
                 if stamps is not None:
-                    stamps.append(_finite(batch.column(columns["timestamp"])))
+                    seconds = arrow_text_seconds(batch.column(columns["timestamp"]))
+                    if seconds is None:
+                        raise NeedsLineReader("a timestamp Arrow cannot read, or a block of mixed forms")
+                    stamps.append(seconds)
                 if layout.rating is not None:
                     rating = _finite(batch.column(columns["rating"]))
                     if min_rating is not None:
@@ -114,7 +128,7 @@ def read_arrow(source: str, layout: Layout, *, min_rating: Optional[float], bina
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise NeedsLineReader(str(exc)) from None
     finally:
-        if stream is not source:
+        if not isinstance(stream, str):
             stream.close()
     if n_rows == 0:
         raise NeedsLineReader("no data rows")
@@ -175,7 +189,7 @@ def _read_ahead(reader: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa
 def _finite(column: pa.ChunkedArray) -> np.ndarray:
     arr = column.to_numpy()
     if not np.isfinite(arr).all():
-        raise NeedsLineReader("a rating or timestamp is not finite")
+        raise NeedsLineReader("a rating is not finite")
     return arr
 
 
@@ -192,11 +206,30 @@ def _screen(dictionary: pa.Array) -> None:
         raise NeedsLineReader("an id longer than the csv field limit")
 
 
-def _scan(path: str) -> Tuple[bool, int]:
-    """(the file is ASCII, its number of quote characters); NeedsLineReader when it is not UTF-8 or holds NUL."""
+def _integers_only(dictionary: pa.Array) -> None:
+    """Refuse ids that are not integers written as ``[+-]digits`` (whitespace around them aside)."""
+    if len(dictionary) == 0:
+        return
+    stripped = pc.utf8_trim(dictionary, characters=PY_WHITESPACE)
+    if not pc.all(pc.match_substring_regex(stripped, "^[+-]?[0-9]+$")).as_py():
+        raise NeedsLineReader("an id that is not an integer")
+
+
+def _both(first, second):
+    def screen(dictionary: pa.Array) -> None:
+        first(dictionary)
+        second(dictionary)
+    return screen
+
+
+def _scan(stream: BinaryIO) -> Tuple[bool, int]:
+    """(the text is ASCII, its number of quote characters); NeedsLineReader when it is not UTF-8 or holds NUL.
+
+    Reads ``stream`` (UTF-8 bytes) to its end and closes it.
+    """
     decoder = codecs.getincrementaldecoder("utf-8")()
     ascii_only, quotes = True, 0
-    with open(path, "rb") as fh:
+    with stream as fh:
         while True:
             chunk = fh.read(_SCAN_CHUNK)
             if not chunk:
@@ -220,57 +253,45 @@ def _scan(path: str) -> Tuple[bool, int]:
     return ascii_only, quotes
 
 
-def _refuse_open_quote(path: str, layout: Layout) -> None:
+def _refuse_open_quote(source: TextSource, layout: Layout) -> None:
     """The line reader's error if a quote is never closed: Arrow takes one at the end of the file and reads
     the rest of the file into that field. A quoted line break that closes passes (Python's csv reads it too)."""
-    with open(path, encoding="utf-8-sig", newline="") as fh:
+    with source.open_text() as fh:
         for _ in iter_rows(layout.name, fh, layout.sep):
             pass
 
 
-def _row_lines(path: str) -> int:
+def _row_lines(source: TextSource) -> int:
     """Physical lines that are not empty: the rows (and header) Arrow reads when no field spans lines."""
-    with open(path, "rb") as fh:
+    with source.open_bytes() as fh:
         return sum(1 for line in fh if line.strip(b"\r\n"))
 
 
-class _Rewritten(io.RawIOBase):
-    """The file with ``'::'`` (or each run of blanks) rewritten to one unit separator, whole lines at a time.
+class _Rewritten(TransformedStream):
+    """UTF-8 bytes with ``'::'`` (or each run of blanks) rewritten to one unit separator, whole lines at a time.
 
     Exactly what :func:`~lae_fast.data.delimited_layout.iter_rows` does line by line, so both readers see
     the same fields: ``'::'`` is replaced left to right; a blank-separated line loses its leading and
-    trailing blanks.
+    trailing blanks. Closing it closes ``stream``.
     """
 
-    def __init__(self, path: str, sep: str) -> None:
-        super().__init__()
-        self._fh = open(path, "rb")
+    def __init__(self, stream: BinaryIO, sep: str) -> None:
+        super().__init__(stream)
         self._sep = sep
-        self._pending = b""   # converted bytes not yet handed out
         self._partial = b""   # the start of a line whose end is not read yet
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        while not self._pending:
-            chunk = self._fh.read(_SCAN_CHUNK)
+    def _next(self) -> Optional[bytes]:
+        while True:
+            chunk = self._raw.read(_SCAN_CHUNK)
             if not chunk:
-                if not self._partial:
-                    return 0
                 text, self._partial = self._partial, b""
-            else:
-                text = self._partial + chunk
-                cut = max(text.rfind(b"\n"), text.rfind(b"\r")) + 1
-                if cut == 0:
-                    self._partial = text
-                    continue
+                return self._convert(text) if text else None
+            text = self._partial + chunk
+            cut = max(text.rfind(b"\n"), text.rfind(b"\r")) + 1
+            if cut:
                 text, self._partial = text[:cut], text[cut:]
-            self._pending = self._convert(text)
-        n = min(len(buffer), len(self._pending))
-        buffer[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        return n
+                return self._convert(text)
+            self._partial = text
 
     def _convert(self, text: bytes) -> bytes:
         if self._sep != WHITESPACE:
@@ -281,7 +302,3 @@ class _Rewritten(io.RawIOBase):
             body = line.rstrip(b"\r\n")
             out.append(_BLANK_RUN.sub(b"\x1f", body.strip(b" \t\x0b\x0c\x1c\x1d\x1e\x1f")) + line[len(body):])
         return b"".join(out)
-
-    def close(self) -> None:
-        self._fh.close()
-        super().close()

@@ -13,7 +13,7 @@ from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .interactions import DataFormatError
+from .interactions import DataFormatError, NoRowsError, NoRowsLeftError
 
 __all__ = ["Column", "Layout", "read_layout", "iter_rows", "is_blank", "WHITESPACE", "no_rows_left",
            "all_ratings_zero", "find_column", "column_name", "choose_columns"]
@@ -71,7 +71,7 @@ def read_layout(name: str, fh, *, sep: Optional[str], header: bool, user_col: Co
             break
         previous_line = lineno
     if first is None:
-        raise DataFormatError(f"{name}: is empty; an interactions file needs one user,item row per interaction")
+        raise NoRowsError(f"{name}: is empty; an interactions file needs one user,item row per interaction")
     first_line, first_fields = first
     ncols = len(first_fields)
     raw = first_fields if header else None
@@ -142,10 +142,10 @@ def choose_columns(name: str, raw: Optional[List[str]], ncols: int, *, user_col:
     return ui, ii, ri if parse_rating else None, ti
 
 
-def no_rows_left(name: str, min_rating: float, n_below: int) -> DataFormatError:
-    """The error for a file whose every rating is below ``min_rating``."""
-    return DataFormatError(f"{name}: no rows left after min_rating={min_rating:g} (all {n_below} ratings "
-                           "are below it); lower min_rating")
+def no_rows_left(name: str, min_rating: float, n_below: int) -> NoRowsLeftError:
+    """The error for a source whose every rating is below ``min_rating``."""
+    return NoRowsLeftError(f"{name}: no rows left after min_rating={min_rating:g} (all {n_below} ratings "
+                           "are below it); lower min_rating", min_rating=min_rating, n_below=n_below)
 
 
 def all_ratings_zero(name: str) -> DataFormatError:

@@ -7,6 +7,7 @@ again and either returns what the file means or raises the error naming the firs
 from __future__ import annotations
 
 import math
+import re
 from typing import List, Optional
 
 import numpy as np
@@ -14,18 +15,25 @@ import pyarrow as pa
 
 from .columns import IdColumn, assemble
 from .delimited_layout import Layout, all_ratings_zero, is_blank, iter_rows, no_rows_left
-from .interactions import DataFormatError, Interactions
+from .interactions import DataFormatError, Interactions, NoRowsError
+from .timestamps import parse_timestamp
 
 __all__ = ["read_lines"]
 
+_INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
 
-def read_lines(fh, layout: Layout, *, min_rating: Optional[float], binarize: bool) -> Interactions:
+
+def read_lines(fh, layout: Layout, *, min_rating: Optional[float], binarize: bool,
+               integer_ids: bool = False) -> Interactions:
     """Read the rows of the open text file ``fh`` (at its start) laid out as ``layout`` says.
+
+    ``integer_ids``: every id, kept or not, must be an integer (``[+-]digits``).
 
     Raises
     ------
     DataFormatError
-        A short row, an empty id, a rating or timestamp that is not a finite number, a negative
+        A short row, an empty id, a rating that is not a finite number, a timestamp that is neither
+        a finite number nor an ISO-8601 date/time (:mod:`~lae_fast.data.timestamps`), a negative
         rating kept with ``binarize=False``, no data rows, no rows left after ``min_rating``;
         messages name the file and the line.
     """
@@ -54,9 +62,17 @@ def read_lines(fh, layout: Layout, *, min_rating: Optional[float], binarize: boo
                 continue
             raise DataFormatError(f"{name}: line {lineno} has an empty {'user' if not user else 'item'} id; "
                                   "fill it in or remove that line")
+        if integer_ids:
+            for what, text in (("user", user), ("item", item)):
+                if not _INTEGER.fullmatch(text):
+                    raise DataFormatError(f"{name}: line {lineno}: {what} id {text!r} is not an integer; "
+                                          "fix or remove that line")
         n_rows += 1
         if ti is not None:
-            times.append(_number(name, lineno, "timestamp", fields[ti].strip(), "fix or remove that line"))
+            try:
+                times.append(parse_timestamp(fields[ti].strip()))
+            except ValueError as exc:
+                raise DataFormatError(f"{name}: line {lineno}: timestamp {exc}; fix or remove that line") from None
         if ri is not None:
             text = fields[ri].strip()
             value = _number(name, lineno, "rating", text, "fix the value, or pick the right rating_col")
@@ -73,7 +89,7 @@ def read_lines(fh, layout: Layout, *, min_rating: Optional[float], binarize: boo
         users.append(user)
         items.append(item)
     if n_rows == 0:
-        raise DataFormatError(f"{name}: has a header line but no data rows; add user,item rows "
+        raise NoRowsError(f"{name}: has a header line but no data rows; add user,item rows "
                               "(or pass header=False if the first line is data)")
     if not users:
         raise no_rows_left(name, min_rating, n_below)

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from .delimited import CSV_EXTENSIONS, read_csv
 from .interactions import DataFormatError, Interactions, PathLike, check_file
 from .npz import NPZ_EXTENSIONS, read_npz, read_npz_shape
 from .parquet import PARQUET_EXTENSIONS, read_parquet
 
-__all__ = ["FORMATS", "TABLE_OPTIONS", "file_format", "load_interactions", "declared_n_items"]
+__all__ = ["FORMATS", "TABLE_OPTIONS", "file_format", "load_interactions", "declared_n_items", "refused_options",
+           "check_options"]
 
 #: the options every table format (text or Parquet) takes alike
 TABLE_OPTIONS = ("user_col", "item_col", "rating_col", "timestamp_col", "min_rating", "binarize", "num_threads")
@@ -55,6 +56,27 @@ def declared_n_items(path: PathLike) -> Optional[int]:
     return read_npz_shape(name)[1]
 
 
+def refused_options(fmt: str, options: Mapping[str, Any]) -> List[str]:
+    """The options given (not None) that the reader of ``fmt`` does not take, sorted."""
+    takes = FORMATS[fmt][2]
+    return sorted(k for k, v in options.items() if v is not None and k not in takes)
+
+
+def check_options(name: str, fmt: str, options: Mapping[str, Any]) -> None:
+    """Refuse options (not None) that the reader of ``fmt`` does not take; ``name`` is the file or shards.
+
+    Raises
+    ------
+    TypeError
+        Naming the options, the format, the formats that take them and the fix.
+    """
+    refused = refused_options(fmt, options)
+    if refused:
+        others = sorted({f for f, (_, _, t) in FORMATS.items() if any(k in t for k in refused)} - {fmt})
+        raise TypeError(f"{', '.join(refused)} do not apply to {name} (a {fmt} file); "
+                        f"they apply to {' or '.join(others) or 'no'} files; drop them")
+
+
 def load_interactions(path: PathLike, **kwargs: Any) -> Interactions:
     """Read an interactions file, choosing the reader by extension (see :data:`FORMATS`).
 
@@ -85,10 +107,5 @@ def load_interactions(path: PathLike, **kwargs: Any) -> Interactions:
     """
     name = check_file(path)
     fmt = file_format(name)
-    _, reader, takes = FORMATS[fmt]
-    refused = sorted(k for k, v in kwargs.items() if v is not None and k not in takes)
-    if refused:
-        others = sorted({f for f, (_, _, t) in FORMATS.items() if any(k in t for k in refused)} - {fmt})
-        raise TypeError(f"{', '.join(refused)} do not apply to {name} (a {fmt} file); "
-                        f"they apply to {' or '.join(others) or 'no'} files; drop them")
-    return reader(name, **{k: v for k, v in kwargs.items() if v is not None})
+    check_options(name, fmt, kwargs)
+    return FORMATS[fmt][1](name, **{k: v for k, v in kwargs.items() if v is not None})

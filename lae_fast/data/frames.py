@@ -43,8 +43,13 @@ def _kind(obj: Any) -> Optional[str]:
 
 def read_frame(frame: Any, *, user: Column = None, item: Column = None, rating: Column = None,
                timestamp: Column = None, min_rating: Optional[float] = None, binarize: bool = True,
-               num_threads: Optional[int] = None) -> Interactions:
-    """See :meth:`lae_fast.data.Interactions.from_frame`."""
+               num_threads: Optional[int] = None, name: Optional[str] = None,
+               params: Sequence[str] = _PARAMS) -> Interactions:
+    """See :meth:`lae_fast.data.Interactions.from_frame`.
+
+    ``name`` is how messages call the frame (default: its type, e.g. ``DataFrame``); ``params`` the names of
+    the four column options they ask for (default ``user``, ``item``, ``rating``, ``timestamp``).
+    """
     kind = _kind(frame)
     if kind is None:
         lazy = " (call .collect() on a polars LazyFrame first)" if type(frame).__name__ == "LazyFrame" else ""
@@ -52,12 +57,12 @@ def read_frame(frame: Any, *, user: Column = None, item: Column = None, rating: 
                         f"{type(frame).__module__}.{type(frame).__name__}{lazy}")
     if min_rating is not None:
         min_rating = check_scalar(min_rating, name="min_rating")
-    label = f"{type(frame).__name__}"
+    label = name or type(frame).__name__
     if kind == "polars":
         frame, kind = frame.to_arrow(), "arrow"
     available = frame.schema.names if kind == "arrow" else [str(c) for c in frame.columns]
     columns = resolve_columns(label, available, user=user, item=item, rating=rating, timestamp=timestamp,
-                              min_rating=min_rating, binarize=binarize, params=_PARAMS)
+                              min_rating=min_rating, binarize=binarize, params=params)
     blocks = {"arrow": _arrow_blocks, "pandas": _pandas_blocks, "dask": _dask_blocks}[kind](frame, columns.names)
     with arrow_threads(num_threads):
         return read_blocks(label, columns, blocks, min_rating=min_rating, binarize=binarize)

@@ -11,13 +11,27 @@ import scipy.sparse as sp
 from .._validation import check_interactions
 from ..ids import as_ids, dtype_label, ids_of
 
-__all__ = ["DataFormatError", "Interactions", "PathLike", "check_file", "as_float32"]
+__all__ = ["DataFormatError", "NoRowsError", "NoRowsLeftError", "Interactions", "PathLike", "check_file",
+           "as_float32"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 
 class DataFormatError(ValueError):
     """An interactions file is malformed; the message names the file, the problem and the fix."""
+
+
+class NoRowsError(DataFormatError):
+    """A source without a single interaction row (an empty file, a header alone, an empty table)."""
+
+
+class NoRowsLeftError(NoRowsError):
+    """A source whose rows are all below ``min_rating`` (``n_below`` of them)."""
+
+    def __init__(self, message: str, *, min_rating: float, n_below: int) -> None:
+        super().__init__(message)
+        self.min_rating = min_rating
+        self.n_below = n_below
 
 
 class Interactions:
@@ -42,7 +56,9 @@ class Interactions:
     timestamps : ndarray, shape (nnz,), or None
         When the source had a timestamp column: the earliest time of each
         stored interaction, aligned with ``matrix.indices`` / ``matrix.data``
-        (kept for time-based splits). None otherwise.
+        (kept for time-based splits). Numbers stay as given (e.g. Unix
+        seconds); dates and times (typed, or ISO-8601 text) become seconds
+        since 1970-01-01 UTC as float64. None otherwise.
 
     Examples
     --------
@@ -104,7 +120,9 @@ class Interactions:
             Interaction values (e.g. ratings); summed over repeated pairs when
             ``binarize=False``.
         timestamps : array-like, shape (n,), optional
-            Kept as :attr:`timestamps` (the earliest of repeated pairs).
+            Kept as :attr:`timestamps` (the earliest of repeated pairs): numbers as
+            given; ``datetime64`` values or ISO-8601 strings as seconds since the epoch
+            (:mod:`lae_fast.data.timestamps`).
         binarize : bool, default=True
             Every pair is a positive (1.0); a repeated pair counts once.
 

@@ -33,8 +33,8 @@ def read_npz(path: PathLike, *, binarize: bool = True) -> Interactions:
         A :func:`scipy.sparse.save_npz` file (csr, csc, coo, bsr or dia; told
         apart by its ``format`` entry), or a plain :func:`numpy.savez` file
         with a CSR matrix as ``indptr``, ``indices``, ``data`` and ``shape``
-        and optionally ``user_ids`` / ``item_ids`` (what :func:`save_npz`
-        writes). Pickled arrays are never loaded.
+        and optionally ``user_ids`` / ``item_ids`` and ``timestamps`` (what
+        :func:`save_npz` writes). Pickled arrays are never loaded.
     binarize : bool, default=True
         Store every positive value as 1.0.
 
@@ -42,6 +42,8 @@ def read_npz(path: PathLike, *, binarize: bool = True) -> Interactions:
     -------
     Interactions
         Ids are taken as stored (int64 or str); ``0..n-1`` when absent.
+        ``timestamps`` (one number per stored entry of a canonical CSR) become
+        :attr:`Interactions.timestamps`, without those of entries that are 0.
 
     Raises
     ------
@@ -49,7 +51,8 @@ def read_npz(path: PathLike, *, binarize: bool = True) -> Interactions:
         Not an npz archive, corrupt or truncated, missing arrays, arrays that
         disagree with each other or the shape, indices out of range, negative,
         NaN, infinite or non-numeric values, no users, items or interactions,
-        or id arrays of the wrong length.
+        id arrays of the wrong length, or timestamps that do not match the
+        stored entries one for one.
     MemoryError
         The declared shape needs index arrays larger than the available memory
         (the message gives the estimate).
@@ -88,6 +91,7 @@ def read_npz(path: PathLike, *, binarize: bool = True) -> Interactions:
             raise DataFormatError(f"{name}: its {fmt.upper()} arrays are inconsistent ({exc}); {_NPZ_FIX}") from None
     X = sp.csr_matrix(X)
     _npz_values(name, X.data)
+    timestamps = _npz_timestamps(name, arrays["timestamps"], fmt, X) if "timestamps" in arrays else None
     X = check_interactions(X, name=name, binarize=binarize)
     if X.nnz == 0:
         raise DataFormatError(f"{name}: has no interactions (every stored value is 0); "
@@ -97,7 +101,7 @@ def read_npz(path: PathLike, *, binarize: bool = True) -> Interactions:
         item_ids = as_ids(arrays.get("item_ids"), n_items, name="item_ids")
     except (ValueError, TypeError) as exc:
         raise DataFormatError(f"{name}: {exc}; {_NPZ_FIX}") from None
-    return Interactions._trusted(as_float32(X, name, DataFormatError), user_ids, item_ids)
+    return Interactions._trusted(as_float32(X, name, DataFormatError), user_ids, item_ids, timestamps=timestamps)
 
 
 def _npz_format(name: str, raw: Any) -> str:
@@ -178,12 +182,12 @@ def _load_npz(npz: NpzArchive) -> Tuple[str, int, int, Dict[str, Any]]:
             f"{fmt.upper()} interactions file needs {', '.join(needed)}; {_NPZ_FIX}"
         )
     n_users, n_items = _npz_shape(name, small["shape"])
-    keys = [k for k in needed if k != "shape"] + [k for k in ("user_ids", "item_ids") if k in npz]
+    keys = [k for k in needed if k != "shape"] + [k for k in ("user_ids", "item_ids", "timestamps") if k in npz]
     _npz_declared_agree(npz, fmt, n_users, n_items)
     # a few bytes can declare billions of users, a deflated member can inflate a thousand-fold: refuse what
     # cannot be built (the members, CSR indptr and its conversion copy, user ids; item ids and a CSC indptr)
     nnz = npz.declared("data").length
-    npz.check_budget(keys, extra=8 * (3 * (n_users + 1) + 2 * (n_items + 1)) + 32 * nnz,
+    npz.check_budget(keys, extra=8 * (3 * (n_users + 1) + 2 * (n_items + 1)) + 40 * nnz,
                      what=f"{name}: a {n_users} x {n_items} interaction matrix (its arrays, index arrays and ids)")
     arrays = {k: npz.read(k) for k in keys}
     arrays.update(small)
@@ -288,6 +292,27 @@ def _npz_compressed(name: str, arrays: Dict[str, Any], data: np.ndarray, n_major
     return indptr, indices
 
 
+def _npz_timestamps(name: str, ts: np.ndarray, fmt: str, X: sp.csr_matrix) -> np.ndarray:
+    """The timestamps of the entries that stay (non-zero), after checking they match the CSR one for one."""
+    if fmt != "csr":
+        raise DataFormatError(f"{name}: holds timestamps beside a {fmt.upper()} matrix; timestamps go with the "
+                              f"entries of a CSR matrix; {_NPZ_FIX}")
+    if ts.ndim != 1 or ts.dtype.kind not in "iuf":
+        raise DataFormatError(f"{name}: timestamps must be a 1-D array of numbers, got dtype {ts.dtype} and shape "
+                              f"{ts.shape}; {_NPZ_FIX}")
+    if ts.size != X.nnz:
+        raise DataFormatError(f"{name}: shapes disagree: timestamps has {ts.size} entries but there are nnz = "
+                              f"{X.nnz} stored values; {_NPZ_FIX}")
+    if ts.dtype.kind == "f" and not np.isfinite(ts).all():
+        raise DataFormatError(f"{name}: timestamps has {int((~np.isfinite(ts)).sum())} NaN or infinite values; "
+                              f"{_NPZ_FIX}")
+    if not X.has_canonical_format:
+        raise DataFormatError(f"{name}: holds timestamps but its CSR matrix is not canonical (unsorted or repeated "
+                              f"column indices), so they cannot follow its entries; {_NPZ_FIX}")
+    nonzero = X.data != 0
+    return ts if nonzero.all() else ts[nonzero]
+
+
 def _npz_values(name: str, data: np.ndarray) -> None:
     if data.dtype.kind == "f":
         bad = ~np.isfinite(data)
@@ -303,7 +328,8 @@ def save_npz(path: PathLike, interactions: Interactions, *, compressed: bool = T
     """Write interactions as a plain npz file that :func:`read_npz` reads back.
 
     The archive holds ``indptr``, ``indices``, ``data`` (float32), ``shape``,
-    ``user_ids`` and ``item_ids``; no pickles. The file is written to a
+    ``user_ids`` and ``item_ids``, and ``timestamps`` when the interactions
+    have them (one per stored entry); no pickles. The file is written to a
     temporary name and renamed, so a reader never sees half of it. The name
     is used as given (no ``.npz`` is appended).
 
@@ -321,5 +347,7 @@ def save_npz(path: PathLike, interactions: Interactions, *, compressed: bool = T
     arrays = {"indptr": X.indptr, "indices": X.indices, "data": X.data.astype(np.float32, copy=False),
               "shape": np.asarray(X.shape, dtype=np.int64), "user_ids": interactions.user_ids,
               "item_ids": interactions.item_ids}
+    if interactions.timestamps is not None:
+        arrays["timestamps"] = interactions.timestamps
     with atomic_write(path) as fh:
         (np.savez_compressed if compressed else np.savez)(fh, **arrays)

@@ -6,7 +6,8 @@ from typing import Any, Optional
 import numpy as np
 
 from .columns import IdColumn, assemble
-from .interactions import DataFormatError, Interactions
+from .interactions import DataFormatError, Interactions, NoRowsError
+from .timestamps import column_seconds
 
 __all__ = ["interactions_from_pairs", "check_values"]
 
@@ -39,7 +40,8 @@ def interactions_from_pairs(name: str, users: Any, items: Any, values: Optional[
     """Pairs as an Interactions: users and items numbered in sorted order of their ids.
 
     Duplicated pairs count once when binarised, else their values are summed;
-    ``timestamps`` keep the earliest of duplicated pairs.
+    ``timestamps`` (numbers, kept; or dates, as seconds since the epoch: :mod:`~lae_fast.data.timestamps`)
+    keep the earliest of duplicated pairs.
 
     Raises
     ------
@@ -52,7 +54,7 @@ def interactions_from_pairs(name: str, users: Any, items: Any, values: Optional[
         raise DataFormatError(f"{name}: users and items must be 1-D arrays of one length, got shapes "
                               f"{users.shape} and {items.shape}")
     if users.size == 0:
-        raise DataFormatError(f"{name}: has no rows; remove it, or fill it with user,item pairs")
+        raise NoRowsError(f"{name}: has no rows; remove it, or fill it with user,item pairs")
     extras = {"values": values, "timestamps": timestamps}
     for what, arr in extras.items():
         if arr is not None and np.shape(arr) != users.shape:
@@ -66,14 +68,6 @@ def interactions_from_pairs(name: str, users: Any, items: Any, values: Optional[
     except (TypeError, ValueError) as exc:
         raise DataFormatError(f"{exc}; ids must be integers or strings") from None
     vals = None if values is None or binarize else [check_values(name, values)]
-    ts = None if timestamps is None else [_timestamps(name, timestamps)]
+    ts = None if timestamps is None else [column_seconds(f"{name}: timestamps", timestamps)]
     return assemble(name, user_col, item_col, values=vals, timestamps=ts, binarize=binarize)
 
-
-def _timestamps(name: str, timestamps: Any) -> np.ndarray:
-    arr = np.asarray(timestamps)
-    if arr.dtype.kind == "M":
-        return arr
-    if arr.dtype.kind not in "iuf":
-        raise DataFormatError(f"{name}: timestamps must be numbers or datetime64, got dtype {arr.dtype}")
-    return arr if arr.dtype.kind in "iu" else check_values(name, arr, what="timestamps", allow_negative=True)

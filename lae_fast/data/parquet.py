@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -13,8 +13,7 @@ from .delimited_layout import Column
 from .interactions import DataFormatError, Interactions, PathLike, check_file
 from .tables import read_blocks, resolve_columns
 
-__all__ = ["read_parquet", "write_parquet", "parquet_columns", "require_columns", "PARQUET_EXTENSIONS",
-           "INSTALL_HINT"]
+__all__ = ["read_parquet", "write_parquet", "PARQUET_EXTENSIONS", "INSTALL_HINT"]
 
 #: extensions read by :func:`read_parquet` (lower case)
 PARQUET_EXTENSIONS = (".parquet", ".pq")
@@ -30,33 +29,6 @@ def pyarrow_modules() -> Tuple[Any, Any]:
     except ImportError as exc:
         raise ImportError(f"parquet files need pyarrow ({exc}); {INSTALL_HINT}") from None
     return pa, pq
-
-
-def require_columns(name: str, found: Sequence[str], user_col: str, item_col: str) -> None:
-    """DataFormatError naming the missing user/item column(s) and the flags that choose them."""
-    missing = [c for c in (user_col, item_col) if c not in found]
-    if missing:
-        raise DataFormatError(
-            f"{name}: missing column(s) {', '.join(map(repr, missing))} (found: {', '.join(map(str, found))}); "
-            f"name the user and item columns {user_col!r} and {item_col!r}, "
-            "or pass user_col= / item_col=")
-
-
-def parquet_columns(path: str, columns: Sequence[str], user_col: str, item_col: str) -> List[np.ndarray]:
-    """Some columns of a parquet file as numpy arrays, after checking the names and for missing values."""
-    pa, pq = pyarrow_modules()
-    try:
-        require_columns(path, pq.read_schema(path).names, user_col, item_col)
-        table = pq.read_table(path, columns=list(columns))
-    except (pa.ArrowException, OSError) as exc:
-        raise _unreadable(path, exc) from None
-    out = []
-    for col in columns:
-        arr = table.column(col)
-        if arr.null_count:
-            raise DataFormatError(f"{path}: column {col!r} has {arr.null_count} missing values; drop those rows")
-        out.append(arr.to_numpy())
-    return out
 
 
 def read_parquet(path: PathLike, *, user_col: Column = None, item_col: Column = None, rating_col: Column = None,

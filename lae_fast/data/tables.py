@@ -14,9 +14,10 @@ import numpy as np
 import pyarrow as pa
 
 from .columns import IdColumn, assemble
-from .delimited_layout import Column, choose_columns
-from .interactions import DataFormatError, Interactions
+from .delimited_layout import Column, choose_columns, no_rows_left
+from .interactions import DataFormatError, Interactions, NoRowsError
 from .pairs import check_values
+from .timestamps import column_seconds
 
 __all__ = ["TableColumns", "resolve_columns", "read_blocks"]
 
@@ -61,7 +62,8 @@ def read_blocks(name: str, columns: TableColumns, blocks: Iterable[Mapping[str, 
     Raises
     ------
     DataFormatError
-        Missing values, ratings or timestamps that are not finite numbers, negative ratings kept with
+        Missing values, ratings that are not finite numbers, timestamps that are neither numbers nor dates
+        (:mod:`~lae_fast.data.timestamps`), negative ratings kept with
         ``binarize=False``, ids that are neither integers nor strings, no rows, no rows left.
     """
     users = IdColumn(f"{name}: column {columns.user!r}", text=False)
@@ -75,6 +77,7 @@ def read_blocks(name: str, columns: TableColumns, blocks: Iterable[Mapping[str, 
             missing = _missing(arr)
             if missing:
                 raise DataFormatError(f"{name}: column {col!r} has {missing} missing values; drop those rows")
+        first_row = n_rows + 1
         n_rows += len(arrays[columns.user])
         keep = None
         if columns.rating is not None:
@@ -87,7 +90,7 @@ def read_blocks(name: str, columns: TableColumns, blocks: Iterable[Mapping[str, 
             if values is not None:
                 values.append(check_values(name, rating, what=f"kept values of column {columns.rating!r}"))
         if stamps is not None:
-            ts = _numpy(arrays[columns.timestamp])
+            ts = column_seconds(f"{name}: column {columns.timestamp!r}", arrays[columns.timestamp], first_row=first_row)
             stamps.append(ts if keep is None else ts[keep])
         try:
             users.add(arrays[columns.user], keep)
@@ -95,12 +98,9 @@ def read_blocks(name: str, columns: TableColumns, blocks: Iterable[Mapping[str, 
         except (TypeError, ValueError) as exc:
             raise DataFormatError(f"{exc}; ids must be integers or strings") from None
     if n_rows == 0:
-        raise DataFormatError(f"{name}: has no rows; fill it with user,item rows")
+        raise NoRowsError(f"{name}: has no rows; fill it with user,item rows")
     if users.size == 0:
-        raise DataFormatError(f"{name}: no rows left after min_rating={min_rating:g} (all {n_below} ratings are "
-                              "below it); lower min_rating")
-    if stamps is not None:
-        stamps = [_timestamps(name, columns.timestamp, ts) for ts in stamps]
+        raise no_rows_left(name, min_rating, n_below)
     inter = assemble(name, users, items, values=values, timestamps=stamps, binarize=binarize)
     if inter.nnz == 0:
         raise DataFormatError(f"{name}: every value of column {columns.rating!r} is 0, so there are no "
@@ -124,8 +124,3 @@ def _numpy(arr: Any) -> np.ndarray:
         return arr.to_numpy(zero_copy_only=False) if isinstance(arr, pa.Array) else arr.to_numpy()
     return np.asarray(arr)
 
-
-def _timestamps(name: str, col: str, ts: np.ndarray) -> np.ndarray:
-    if ts.dtype.kind in "iuM":
-        return ts
-    return check_values(name, ts, what=f"values of column {col!r}", allow_negative=True)

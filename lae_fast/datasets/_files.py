@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import io
+import math
 import os
-import warnings
+import re
 import zipfile
 import zlib
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
-
 from .._validation import check_scalar
-from ..data import DataFormatError
-from ..data.interactions import PathLike
+from ..data import DataFormatError, Interactions
+from ..data.delimited import read_delimited
+from ..data.delimited_layout import is_blank, iter_rows
+from ..data.interactions import NoRowsError, NoRowsLeftError, PathLike
+from ..data.sources import TextSource
 
 
 #: the 19 genres of MovieLens-100K's u.item flags, in order (used when u.genre is absent)
@@ -20,7 +22,7 @@ ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "C
                  "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi",
                  "Thriller", "War", "Western")
 _NO_GENRES = "(no genres listed)"
-_CHUNK_ROWS = 1 << 20  # rows parsed per np.loadtxt call: bounds the float64 scratch to 24 MiB
+_INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)  # an id as the text reader's integer_ids takes it
 
 
 #: a standard file name -> the file that comes with it (how a lone file is recognised)
@@ -96,13 +98,25 @@ class _Files:
     def open(self, member: str, encoding: str):
         """A text handle (universal newlines) on a member."""
         if self.zip is not None:
-            try:
-                raw = self.zip.open(member)
-            except (zipfile.BadZipFile, OSError, RuntimeError) as exc:
-                raise DataFormatError(f"{self.label(member)}: cannot be read from the archive ({exc}); "
-                                      "download the archive again") from None
-            return io.TextIOWrapper(raw, encoding=encoding, newline=None)
+            return io.TextIOWrapper(self._member(member), encoding=encoding, newline=None)
         return open(member, encoding=encoding, newline=None)
+
+    def source(self, member: str, encoding: str) -> TextSource:
+        """A member as a :class:`~lae_fast.data.sources.TextSource` (a zip member is read as a stream).
+
+        ``encoding``: ``"utf-8"`` (a byte-order mark is skipped) or ``"latin-1"``.
+        """
+        if self.zip is not None:
+            return TextSource(self.label(member), lambda: self._member(member), encoding=encoding)
+        return TextSource.file(member, encoding=encoding)
+
+    def _member(self, member: str):
+        """A binary stream on a zip member, from its start."""
+        try:
+            return self.zip.open(member)
+        except (zipfile.BadZipFile, OSError, RuntimeError) as exc:
+            raise DataFormatError(f"{self.label(member)}: cannot be read from the archive ({exc}); "
+                                  "download the archive again") from None
 
 
 def _sep_name(sep: str) -> str:
@@ -117,86 +131,71 @@ def _guess_sep(line: str, expected: str) -> str:
     return ""
 
 
-def _scan_table(files: _Files, member: str, *, sep: str, encoding: str, skip_header: bool,
-                layout: Sequence[str], int_cols: Sequence[int], float_cols: Sequence[int]) -> None:
-    """Find the first malformed line in Python and raise DataFormatError naming it."""
-    label = files.label(member)
+def _scan_table(source: TextSource, *, sep: str, skip_header: bool, layout: Sequence[str],
+                int_cols: Sequence[int], float_cols: Sequence[int]) -> None:
+    """Find the first malformed line in Python and raise DataFormatError naming it, in the dataset's terms.
+
+    Fields are split as the line reader of :mod:`lae_fast.data` splits them
+    (:func:`~lae_fast.data.delimited_layout.iter_rows`); returns when every line is well formed.
+    """
+    label = source.name
     need = max(list(int_cols) + list(float_cols)) + 1
-    with files.open(member, encoding) as fh:
-        for lineno, line in enumerate(fh, 1):
-            if skip_header and lineno == 1:
-                continue
-            text = line.rstrip("\r\n")
-            if not text.strip():
-                continue
-            fields = text.split(sep)
-            shown = text if len(text) <= 80 else text[:77] + "..."
-            if len(fields) < need:
-                raise DataFormatError(
-                    f"{label}: line {lineno} has {len(fields)} {_sep_name(sep)}-separated field"
-                    f"{'s' if len(fields) != 1 else ''}, expected {len(layout)} ({sep.join(layout)}): "
-                    f"{shown!r}{_guess_sep(text, sep)}; fix or remove that line")
-            for col in list(int_cols) + list(float_cols):
-                value = fields[col].strip()
-                try:
-                    number = float(value)
-                    ok = np.isfinite(number) and (col not in int_cols or number == int(number))
-                except ValueError:
-                    ok = False
-                if not ok:
-                    kind = "an integer id" if col in int_cols else "a finite number"
-                    raise DataFormatError(f"{label}: line {lineno}: {layout[col]} {value!r} is not {kind}: "
-                                          f"{shown!r}; fix or remove that line")
+    header_left = skip_header
+    try:
+        with source.open_text() as fh:
+            for lineno, fields in iter_rows(label, fh, sep):
+                if is_blank(fields):
+                    continue
+                if header_left:
+                    header_left = False
+                    continue
+                text = sep.join(fields)
+                shown = text if len(text) <= 80 else text[:77] + "..."
+                if len(fields) < need:
+                    raise DataFormatError(
+                        f"{label}: line {lineno} has {len(fields)} {_sep_name(sep)}-separated field"
+                        f"{'s' if len(fields) != 1 else ''}, expected {len(layout)} ({sep.join(layout)}): "
+                        f"{shown!r}{_guess_sep(text, sep)}; fix or remove that line")
+                for col in list(int_cols) + list(float_cols):
+                    value = fields[col].strip()
+                    if col in int_cols:
+                        ok = _INTEGER.fullmatch(value) is not None
+                    else:
+                        try:
+                            ok = math.isfinite(float(value))
+                        except ValueError:
+                            ok = False
+                    if not ok:
+                        kind = "an integer id" if col in int_cols else "a finite number"
+                        raise DataFormatError(f"{label}: line {lineno}: {layout[col]} {value!r} is not {kind}: "
+                                              f"{shown!r}; fix or remove that line")
+    except UnicodeDecodeError:
+        return  # the reader's message says so
 
 
 def _read_table(files: _Files, member: str, *, sep: str, encoding: str, skip_header: bool,
-                layout: Sequence[str], cols: Tuple[int, int, int],
-                min_rating: Optional[float]) -> Tuple[np.ndarray, np.ndarray]:
-    """User and item ids (int64) of the rows with rating >= min_rating of a numeric table.
+                layout: Sequence[str], cols: Tuple[int, int, int], min_rating: Optional[float]) -> Interactions:
+    """The interactions (integer ids) of the rows with rating >= min_rating of a numeric table.
 
-    Parsed in chunks by ``np.loadtxt``; on any parse error the file is scanned
-    again line by line so the message can name the offending line.
+    Read by the text reader of :mod:`lae_fast.data` (Arrow's blocks; the line reader where Arrow cannot
+    vouch for the text), from the file or the zip member as a stream, latin-1 transcoded to UTF-8 as it is
+    read. Every row's ids must be integers and its rating a finite number, kept or not; on a malformed
+    file the line scan names the first bad line in the dataset's terms (the reader's message otherwise).
     """
-    scan = dict(sep=sep, encoding=encoding, skip_header=skip_header, layout=layout,
-                int_cols=cols[:2], float_cols=cols[2:])
-    users: List[np.ndarray] = []
-    items: List[np.ndarray] = []
-    n_rows = 0
-    delimiter = sep if len(sep) == 1 else "\t"
-    try:
-        with files.open(member, encoding) as fh:
-            if skip_header:
-                next(fh, None)
-            lines: Any = fh if len(sep) == 1 else (line.replace(sep, "\t") for line in fh)
-            while True:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)  # "input contained no data" at the end
-                    part = np.loadtxt(lines, delimiter=delimiter, usecols=cols, dtype=np.float64, ndmin=2,
-                                      max_rows=_CHUNK_ROWS, comments=None)
-                if part.shape[0] == 0:
-                    break
-                n_rows += part.shape[0]
-                ids = part[:, :2]
-                if not (np.all(np.isfinite(part)) and np.all(ids == np.floor(ids))):
-                    raise ValueError("not finite or not integer")
-                if min_rating is not None:
-                    part = part[part[:, 2] >= min_rating]
-                users.append(part[:, 0].astype(np.int64))
-                items.append(part[:, 1].astype(np.int64))
-    except UnicodeDecodeError:
-        raise DataFormatError(f"{files.label(member)}: is not {encoding} text; is this the right file?") from None
-    except ValueError as exc:
-        _scan_table(files, member, **scan)
-        raise DataFormatError(f"{files.label(member)}: cannot be parsed ({exc}); expected lines like "
-                              f"{sep.join(layout)}") from None
     label = files.label(member)
-    if n_rows == 0:
-        raise DataFormatError(f"{label}: has no rating lines; expected lines like {sep.join(layout)}")
-    u = np.concatenate(users)
-    if u.size == 0:
-        raise DataFormatError(f"{label}: none of its {n_rows} ratings is >= min_rating={min_rating:g}; "
-                              "lower min_rating (or pass min_rating=None to keep every rating)")
-    return u, np.concatenate(items)
+    source = files.source(member, encoding)
+    try:
+        return read_delimited(source, sep=sep, header=skip_header, user_col=cols[0], item_col=cols[1],
+                              rating_col=cols[2], min_rating=min_rating, integer_ids=True)
+    except NoRowsLeftError as exc:
+        raise DataFormatError(f"{label}: none of its {exc.n_below} ratings is >= min_rating={min_rating:g}; "
+                              "lower min_rating (or pass min_rating=None to keep every rating)") from None
+    except NoRowsError:
+        raise DataFormatError(f"{label}: has no rating lines; expected lines like {sep.join(layout)}") from None
+    except DataFormatError:
+        _scan_table(source, sep=sep, skip_header=skip_header, layout=layout, int_cols=cols[:2],
+                    float_cols=cols[2:])
+        raise
 
 
 def _movie_text(title: str, genres: Sequence[str]) -> str:

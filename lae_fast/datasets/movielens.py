@@ -7,7 +7,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..data import DataFormatError, Interactions, interactions_from_pairs, read_csv
+from ..data import DataFormatError, Interactions, read_csv
 from ..data.interactions import PathLike
 from ._fetch import MOVIELENS_100K, MOVIELENS_1M, fetch_files
 from ._files import (_ML100K_FIX, ML100K_GENRES, _check_min_rating, _Files, _guess_sep, _movie_text,
@@ -103,13 +103,12 @@ def read_movielens_100k(path: PathLike, *, min_rating: Optional[float] = 4.0
     with _Files(path, primary_as="u.data") as files:
         ratings = files.require("u.data", _ML100K_FIX)
         movies = files.require("u.item", _ML100K_FIX)
-        users, items = _read_table(files, ratings, sep="\t", encoding="latin-1", skip_header=False,
-                                   layout=("user", "item", "rating", "timestamp"), cols=(0, 1, 2),
-                                   min_rating=min_rating)
+        inter = _read_table(files, ratings, sep="\t", encoding="latin-1", skip_header=False,
+                            layout=("user", "item", "rating", "timestamp"), cols=(0, 1, 2), min_rating=min_rating)
         genre_file = files.find("u.genre")
         genres = _read_ml100k_genres(files, genre_file) if genre_file else list(ML100K_GENRES)
         texts = _read_ml100k_items(files, movies, genres)
-    return interactions_from_pairs(str(path), users, items), texts
+    return inter, texts
 
 
 def _read_ml100k_genres(files: _Files, member: str) -> List[str]:
@@ -193,9 +192,9 @@ def read_movielens_dat(path: PathLike, *, min_rating: Optional[float] = 4.0
     with _Files(path, primary_as="ratings.dat") as files:
         ratings = files.require("ratings.dat", _ML1M_FIX)
         movies = files.require("movies.dat", _ML1M_FIX)
-        users, items = _read_table(files, ratings, sep="::", encoding="latin-1", skip_header=False,
-                                   layout=("UserID", "MovieID", "Rating", "Timestamp"), cols=(0, 1, 2),
-                                   min_rating=min_rating)
+        inter = _read_table(files, ratings, sep="::", encoding="latin-1", skip_header=False,
+                            layout=("UserID", "MovieID", "Rating", "Timestamp"), cols=(0, 1, 2),
+                            min_rating=min_rating)
         texts: Dict[int, str] = {}
         label = files.label(movies)
         with files.open(movies, "latin-1") as fh:
@@ -210,7 +209,7 @@ def read_movielens_dat(path: PathLike, *, min_rating: Optional[float] = 4.0
                         f"(MovieID::Title::Genres): {text[:80]!r}{_guess_sep(text, '::')}; fix or remove that line")
                 movie = _parse_int(label, lineno, fields[0], "MovieID", text)
                 texts[movie] = _movie_text(fields[1], fields[2].split("|"))
-    return interactions_from_pairs(str(path), users, items), texts
+    return inter, texts
 
 
 # -- MovieLens-20M / 25M / 32M / latest (csv) ------------------------------------------------------
@@ -251,8 +250,9 @@ def read_movielens_csv(path: PathLike, *, min_rating: Optional[float] = 4.0
 
     Notes
     -----
-    ratings.csv is parsed with :func:`numpy.loadtxt` in chunks of about a
-    million rows, so ML-25M (25 million rows) needs a few hundred MB.
+    ratings.csv is read by the text reader of :mod:`lae_fast.data` (Arrow, in
+    blocks of 8 MiB, straight from the zip archive), so memory follows the
+    rows kept, not the size of the file.
     """
     min_rating = _check_min_rating(min_rating)
     with _Files(path, primary_as="ratings.csv") as files:
@@ -260,10 +260,10 @@ def read_movielens_csv(path: PathLike, *, min_rating: Optional[float] = 4.0
         movies = files.require("movies.csv", _MLCSV_FIX)
         header = _csv_header(files, ratings)
         cols = tuple(_header_index(files.label(ratings), header, name) for name in ("userId", "movieId", "rating"))
-        users, items = _read_table(files, ratings, sep=",", encoding="utf-8-sig", skip_header=True,
-                                   layout=header, cols=cols, min_rating=min_rating)  # type: ignore[arg-type]
+        inter = _read_table(files, ratings, sep=",", encoding="utf-8", skip_header=True, layout=header,
+                            cols=cols, min_rating=min_rating)  # type: ignore[arg-type]
         texts = _read_movies_csv(files, movies)
-    return interactions_from_pairs(str(path), users, items), texts
+    return inter, texts
 
 
 def _csv_header(files: _Files, member: str) -> List[str]:
