@@ -19,7 +19,7 @@ import click
 
 __all__ = ["Context", "pass_ctx", "library_errors", "echo_json", "LaeFastGroup", "GLOBAL_OPTIONS", "cli_words",
            "KEYWORD_FLAGS", "data_options", "column_spec", "group_global_options",
-           "reader_options", "check_outputs", "refuse_flags"]
+           "reader_options", "check_outputs", "refuse_flags", "neighbors_option"]
 
 
 class Context:
@@ -252,6 +252,13 @@ def check_outputs(*paths: Optional[str]) -> None:
     for path in paths:
         if path is not None:
             check_target(path)
+
+
+def neighbors_option(what: str = "") -> Callable[[Any], Any]:
+    """``--neighbors M``: the neighbourhood route of the models (docs/MODELS.md §4), for every command that fits."""
+    return click.option("--neighbors", type=click.IntRange(min=1), default=None, metavar="M",
+                        help="Solve each column on its M strongest neighbours: a sparse B, no n×n in memory "
+                             "(docs/MODELS.md §4). Default: dense when n×n fits the memory budget, else 256." + what)
 
 
 def echo_json(obj: Any) -> None:

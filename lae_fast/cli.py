@@ -13,7 +13,7 @@ import click
 import numpy as np
 
 from ._cli_common import (Context, LaeFastGroup, check_outputs, data_options, echo_json, group_global_options,
-                          library_errors, pass_ctx, reader_options, refuse_flags)
+                          library_errors, neighbors_option, pass_ctx, reader_options, refuse_flags)
 from .compression import CODECS
 from .cli_distributed import SCHEDULER_HELP, fit_sharded, is_sharded_source, recommend_all_command
 from .models.ease import EASE
@@ -36,9 +36,7 @@ def _model_options(func):
                                  help=f"{text} Models: {takers} (default: the model's)."))
     opts += [
         click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True),
-        click.option("--neighbors", type=click.IntRange(min=1), default=None, metavar="M",
-                     help="Solve each column on its M strongest neighbours: a sparse B, no n×n in memory "
-                          "(docs/MODELS.md §4). Default: dense when n×n fits the memory budget, else 256."),
+        neighbors_option(),
         click.option("--item-text", type=click.Path(exists=True, dir_okay=False), default=None,
                      help="Text models: item texts (JSONL/JSON/CSV), embedded with the default encoder."),
         click.option("--item-embeddings", type=click.Path(exists=True, dir_okay=False), default=None,

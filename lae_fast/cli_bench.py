@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from ._cli_common import check_outputs, data_options, echo_json, library_errors, reader_options
+from ._cli_common import check_outputs, data_options, echo_json, library_errors, neighbors_option, reader_options
 from .models.ease import EASE, LinearAutoencoder
 from .models.registry import model_names
 
@@ -84,14 +84,15 @@ def solvers(ctx: click.Context, sizes, n_opt, routes, repeat, l2, seed, no_memor
               default=EASE.name, show_default=True, help="Model of the EASE family.")
 @click.option("--l2", type=float, default=None, help="L2 regularisation λ (default: the model's).")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
+@neighbors_option()
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Save the model here (default: a temporary file, deleted).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @data_options()
 @click.pass_context
 @library_errors
-def fit(ctx: click.Context, data, model_name, l2, dtype, output, as_json, user_col, item_col, rating_col, sep, header,
-        min_rating):
+def fit(ctx: click.Context, data, model_name, l2, dtype, neighbors, output, as_json, user_col, item_col, rating_col,
+        sep, header, min_rating):
     """Fit a model on DATA (.npz or CSV/TSV) and time load, Gram, inverse, scaling and save.
 
     Also prints the peak RSS of the process, and the fit's own peak (above the
@@ -102,12 +103,14 @@ def fit(ctx: click.Context, data, model_name, l2, dtype, output, as_json, user_c
     Examples:
       lae-fast bench fit data.npz
       lae-fast bench fit ratings.csv --dtype float64 --json
+      lae-fast bench fit data.npz --neighbors 64
     """
     from .solver_bench import bench_fit, format_fit_report
 
     check_outputs(output)
     num_threads, _ = _root_settings(ctx)
     res = bench_fit(data, model=model_name, l2=l2, dtype=dtype, num_threads=num_threads, output=output,
+                    neighbors=neighbors,
                     read_kwargs=reader_options(user_col, item_col, rating_col, sep, header, min_rating=min_rating))
     if as_json:
         echo_json(res)

@@ -10,7 +10,8 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 import click
 
-from ._cli_common import check_outputs, data_options, echo_json, library_errors, pass_ctx, reader_options
+from ._cli_common import (check_outputs, data_options, echo_json, library_errors, neighbors_option, pass_ctx,
+                          reader_options)
 from ._memory import format_bytes
 from .models.ease import RDLAE, LinearAutoencoder
 from .models.registry import model_names
@@ -112,6 +113,7 @@ def _check_output(path: str, allowed: Sequence[str], hint: str) -> None:
 @click.option("--val-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.1, show_default=True,
               help="LightGCN folders only: share of each user's train.txt items held out for validation.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
+@neighbors_option(" The neighbour lists are built once for the whole grid.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write every grid point to a .csv or .json file.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
@@ -121,7 +123,7 @@ def _check_output(path: str, allowed: Sequence[str], hint: str) -> None:
 @pass_ctx
 @library_errors
 def tune_command(obj: Any, data, model_name, grids, protocol, metric, ks, seed, heldout, min_rating,
-                 val_fraction, dtype, output, plot, as_json, user_col, item_col, rating_col, sep, header):
+                 val_fraction, dtype, neighbors, output, plot, as_json, user_col, item_col, rating_col, sep, header):
     """Grid-search a model on DATA, choosing on validation only, and test the winner.
 
     DATA is a known dataset name (see `lae-fast datasets`), a GroupLens zip or
@@ -130,6 +132,8 @@ def tune_command(obj: Any, data, model_name, grids, protocol, metric, ks, seed, 
 
     The Gram matrix is computed once and each (l2, dropout) pair is inverted
     once; a grid over xi only rescales columns. Memory: three n x n matrices.
+    With --neighbors M every grid point is solved column by column on
+    neighbourhoods chosen once for the whole grid (no n x n where it does not fit).
 
     \b
     Examples:
@@ -137,6 +141,7 @@ def tune_command(obj: Any, data, model_name, grids, protocol, metric, ks, seed, 
       lae-fast tune ml-1m.zip --model rdlae --grid l2=100,500,1000 --grid dropout=0.1,0.3 \\
           --grid xi=0,0.3,0.6 -o results.csv --plot tune.png
       lae-fast tune ratings.csv --model family --grid l2=50,200,dropout=0,0.25,xi=0,0.5,1 --protocol weak
+      lae-fast tune ml-100k --model rdlae --grid l2=20,50 --grid dropout=0.2 --grid xi=0,0.3 --neighbors 64
     """
     import numpy as np
 
@@ -158,7 +163,7 @@ def tune_command(obj: Any, data, model_name, grids, protocol, metric, ks, seed, 
     from .tuning import check_tuning_memory
 
     n_declared = declared_n_items(data)
-    if n_declared is not None:  # the search's dense n x n buffers: refuse before reading what a tiny npz declares
+    if n_declared is not None and neighbors is None:  # the dense n x n buffers: refuse before reading a tiny npz
         check_tuning_memory(n_declared, dtype, n_xi=len(grid.get("xi", ())))
     kwargs: Dict[str, Any] = {"val_fraction": val_fraction, "random_state": seed,
                               **reader_options(user_col, item_col, rating_col, sep, header)}  # plain files only
@@ -172,7 +177,7 @@ def tune_command(obj: Any, data, model_name, grids, protocol, metric, ks, seed, 
     heldout_n = int(heldout) if heldout >= 1 else heldout
     result = tune(dataset, model_name, grid, protocol=protocol, ks=ks, metric=metric, on="val",
                   n_heldout=heldout_n, random_state=seed, dtype=np.dtype(dtype), num_threads=obj.num_threads,
-                  progress=not quiet)
+                  progress=not quiet, neighbors=neighbors)
     if output:
         with obj.step(f"writing {output}"):
             result.write(output)

@@ -484,7 +484,7 @@ def budget_formula(itemsize: int, blas_threads: int) -> str:
 
 def bench_fit(data: str, *, model: str = EASE.name, l2: Optional[float] = None, dtype: Any = "float32",
               num_threads: Optional[int] = None, output: Optional[str] = None,
-              read_kwargs: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+              read_kwargs: Optional[Dict[str, Any]] = None, neighbors: Optional[int] = None) -> Dict[str, Any]:
     """Fit one EASE-family model on an interactions file, timing every step.
 
     Steps: load (read the file), gram, inverse, scaling (from the model's
@@ -525,7 +525,7 @@ def bench_fit(data: str, *, model: str = EASE.name, l2: Optional[float] = None, 
     meter = PeakMeter()
     peak_before = peak_rss_bytes()  # resetting the kernel's mark below resets ru_maxrss too
     extra: Dict[str, Optional[int]] = {}
-    kwargs: Dict[str, Any] = {"dtype": dtype, "num_threads": num_threads}
+    kwargs: Dict[str, Any] = {"dtype": dtype, "num_threads": num_threads, "neighbors": neighbors}
     if l2 is not None:
         kwargs["l2"] = l2
     est = get_model_class(model)(**kwargs)

@@ -40,12 +40,14 @@ from .evaluation import EvalSet, Split, evaluate, strong_split, weak_split
 from ._memory import check_fits_in_memory
 from .gram import gram_buffer
 from .io import atomic_write
-from .models._closed_form import invert_regularised, lae_family_inplace, ridge_diagonal
+from .models._closed_form import check_family_params, invert_regularised, lae_family_inplace, ridge_diagonal
+from . import neighbors as nbr
+from .models.base import NEIGHBORS_OPTION, StepTimer
 from .models.ease import RDLAE, LinearAutoencoder
 from .models.registry import get_model_class, model_names
 from .ranking import topk
 
-__all__ = ["tune", "iter_solutions", "TuneResult", "Solution", "family_member", "GRID_KEYS", "TUNABLE_MODELS"]
+__all__ = ["tune", "iter_solutions", "iter_neighbor_solutions", "TuneResult", "Solution", "family_member", "GRID_KEYS", "TUNABLE_MODELS"]
 
 #: the hyper-parameters a grid may name: the family's own
 GRID_KEYS = LinearAutoencoder.hyperparameters
@@ -221,6 +223,39 @@ def iter_solutions(X: Any, l2: Sequence[float], dropout: Sequence[float], xi: Se
                 lae_family_inplace(W, gamma, float(x))
                 t["scaling"] += time.perf_counter() - t0
                 yield Solution(float(lam), float(p), float(x), W, j > 0)
+
+
+def iter_neighbor_solutions(X: Any, l2: Sequence[float], dropout: Sequence[float], xi: Sequence[float], *,
+                            neighbors: int, dtype: Any = np.float32, num_threads: Optional[int] = None,
+                            timings: Optional[Dict[str, float]] = None) -> Iterator[Solution]:
+    """Yield the neighbourhood-route B (sparse CSR) for every (λ, p, ξ) of a grid, as :func:`iter_solutions` does.
+
+    What the column solves read G_SS from (the dense G while it fits, else the co-occurrence
+    lists) and the candidate neighbours of every item are built once for the whole grid
+    (docs/MODELS.md §4); each point then solves its columns on its own refined supports.
+    ``B`` is bit-for-bit the ``B_`` of ``LinearAutoencoder(l2, dropout=p, xi=ξ, neighbors=m).fit(X)``.
+    """
+    Xc = check_interactions(X)
+    model = LinearAutoencoder(dtype=dtype, num_threads=num_threads, neighbors=neighbors)
+    params = model.validated_params()
+    timer = StepTimer()
+    source, m, k = model._neighbor_source(Xc, None, params[NEIGHBORS_OPTION], params, timer)
+    t = timings if timings is not None else {}
+    t.update(gram=timer.seconds.get("gram", 0.0), candidates=timer.seconds.get("candidates", 0.0), solve=0.0,
+             n_inverses=0)
+    for lam in l2:
+        for p in dropout:
+            for x in xi:
+                params.update(check_family_params(lam, p, x))
+                t0 = time.perf_counter()
+                try:
+                    solution = model._solve_columns(source, m, k, params, timer, None)
+                except np.linalg.LinAlgError as exc:
+                    yield Solution(float(lam), float(p), float(x), None, False, str(exc))
+                    continue
+                finally:
+                    t["solve"] += time.perf_counter() - t0
+                yield Solution(float(lam), float(p), float(x), nbr.ranking_csr(solution.B), False)
 
 
 # -- results ---------------------------------------------------------------------------------------
@@ -432,18 +467,20 @@ def _as_split(data: Any, protocol: str, n_heldout: Union[int, float], random_sta
     raise ValueError(f"protocol must be 'strong' or 'weak', got {protocol!r}")
 
 
-def _preset(model: str, row: Mapping[str, Any], dtype: Any, num_threads: Optional[int]) -> LinearAutoencoder:
-    """The named model class of a grid point, with the hyper-parameters it takes."""
+def _preset(model: str, row: Mapping[str, Any], dtype: Any, num_threads: Optional[int],
+            neighbors: Optional[int]) -> LinearAutoencoder:
+    """The named model class of a grid point, with the hyper-parameters it takes (and the same route)."""
     name = row["model"] if model == LinearAutoencoder.name else model
     cls = get_model_class(name)
-    return cls(**{k: row[k] for k in cls.hyperparameters}, dtype=dtype, num_threads=num_threads)
+    return cls(**{k: row[k] for k in cls.hyperparameters}, dtype=dtype, num_threads=num_threads, neighbors=neighbors)
 
 
 def tune(data: Any, model: str = RDLAE.name, grid: Optional[Mapping[str, Any]] = None, *,
          protocol: str = "strong", ks: Sequence[int] = (20, 100), metric: str = "ndcg@20", on: str = "val",
          head_tail: bool = True, n_heldout: Union[int, float] = 0.1, random_state: Any = 0,
          dtype: Any = np.float32, num_threads: Optional[int] = None, refit: bool = True,
-         progress: Union[bool, Callable[[int, str], None]] = False, batch_size: int = 10000) -> TuneResult:
+         progress: Union[bool, Callable[[int, str], None]] = False, batch_size: int = 10000,
+         neighbors: Optional[int] = None) -> TuneResult:
     """Grid-search an EASE-family model on validation data and test the winner.
 
     Parameters
@@ -486,6 +523,11 @@ def tune(data: Any, model: str = RDLAE.name, grid: Optional[Mapping[str, Any]] =
         ``(points_done, text)`` after every point.
     batch_size : int, default=10000
         Users ranked per batch.
+    neighbors : int, optional
+        Tune the neighbourhood route with ``neighbors`` per column (docs/MODELS.md §4) instead of
+        the dense one: the candidate lists are built once for the grid (see
+        :func:`iter_neighbor_solutions`) and no n×n is held where it does not fit. The winner is
+        refitted on the same route.
 
     Returns
     -------
@@ -541,8 +583,12 @@ def tune(data: Any, model: str = RDLAE.name, grid: Optional[Mapping[str, Any]] =
     rows: List[Dict[str, Any]] = []
     t_eval = 0.0
     scorer = _MatrixScorer()
-    solutions = iter_solutions(train, values["l2"], values["dropout"], values["xi"], dtype=dt, num_threads=nt,
-                               timings=timings)
+    if neighbors is None:
+        solutions = iter_solutions(train, values["l2"], values["dropout"], values["xi"], dtype=dt, num_threads=nt,
+                                   timings=timings)
+    else:
+        solutions = iter_neighbor_solutions(train, values["l2"], values["dropout"], values["xi"], neighbors=neighbors,
+                                            dtype=dt, num_threads=nt, timings=timings)
     try:
         for sol in solutions:
             t0 = time.perf_counter()
@@ -570,7 +616,7 @@ def tune(data: Any, model: str = RDLAE.name, grid: Optional[Mapping[str, Any]] =
     on_edge = [k for k in free if len(values[k]) > 1 and best[k] in (min(values[k]), max(values[k]))]
     result = TuneResult(model=model, metric=metric, on=on, protocol=split.protocol, grid=values, rows=rows,
                         best=best, best_params={}, timings=timings, on_edge=on_edge)
-    final = _preset(model, best, dt, nt)
+    final = _preset(model, best, dt, nt, neighbors)
     result.best_params = {k: float(v) for k, v in final.get_params().items() if k in GRID_KEYS}
     if refit:
         final.fit(split.train)  # keeps the item ids of the data

@@ -355,3 +355,25 @@ def test_plots_are_written(split, tmp_path, data_npz):
                                  str(tmp_path / "cli.png")])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "cli.png").stat().st_size > 1000
+
+
+def test_neighbourhood_grid_points_are_the_fits_they_stand_for(make_power_law):
+    """tune(neighbors=m) builds the neighbour lists once; every point is bit for bit the fit of its model."""
+    from lae_fast.tuning import iter_neighbor_solutions
+
+    X = make_power_law(n_users=200, n_items=50, mean_len=7, seed=4)
+    grid = dict(l2=[3.0, 12.0], dropout=[0.0, 0.3], xi=[0.0, 0.4])
+    timings = {}
+    seen = 0
+    for sol in iter_neighbor_solutions(X, grid["l2"], grid["dropout"], grid["xi"], neighbors=6, timings=timings):
+        ref = LinearAutoencoder(sol.l2, dropout=sol.dropout, xi=sol.xi, neighbors=6).fit(X)
+        assert (sol.B != ref.B_).nnz == 0 and sol.B.shape == ref.B_.shape
+        seen += 1
+    assert seen == 8 and timings["solve"] > 0
+
+
+def test_tune_on_the_neighbourhood_route_refits_on_it():
+    X = sp.random(300, 30, density=0.2, format="csr", random_state=0)
+    res = tune(X, "rdlae", {"l2": [5, 50], "dropout": [0.1], "xi": [0, 0.5]}, n_heldout=30, neighbors=8)
+    assert len(res.rows) == 4 and res.best_model.solver_ == "neighbors" and res.best_model.neighbors == 8
+    assert sp.issparse(res.best_model.B_)

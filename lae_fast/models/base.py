@@ -130,6 +130,8 @@ class ItemItemModel:
     param_help: ClassVar[Mapping[str, str]] = {}
     fixed: ClassVar[Mapping[str, float]] = {}
     takes_embeddings: ClassVar[bool] = False
+    #: progress callback of the fit under way (set by fit / fit_gram; None reports nothing)
+    _progress: Optional[Callable[[int, int], None]] = None
 
     def __init__(self, *, dtype: Any = np.float32, num_threads: Optional[int] = None) -> None:
         # the base class itself only holds a given B (from_weights); models define their own __init__
@@ -329,6 +331,19 @@ class ItemItemModel:
         Candidates (2m per item, by cosine) come from X without any n×n, or from G when a dense
         Gram is given (fit_gram); the refined support keeps the m largest |b_ij| of a first solve.
         """
+        source, m, k = self._neighbor_source(X, G, m, params, timer)
+        solution = self._solve_columns(source, m, k, params, timer, item_embeddings)
+        with timer("assemble"):
+            B = nbr.ranking_csr(solution.B)
+        counts = (source.item_counts if isinstance(source, nbr.CandidateLists)
+                  else np.asarray(source.diagonal(), dtype=np.float64))
+        return {"B_": B, "item_counts_": counts, "solver_": "neighbors", "neighbors_": m,
+                "n_retried_columns_": solution.n_retried}
+
+    def _neighbor_source(self, X: Optional[sp.csr_matrix], G: Optional[np.ndarray], m: int,
+                         params: Dict[str, Any], timer: StepTimer) -> Tuple[Any, int, int]:
+        """``(source, m, k)``: what the column solves read G_SS from, built once (a fit, or a whole tuning
+        grid), the neighbours per column and the candidates per item they are refined from."""
         n = X.shape[1] if X is not None else G.shape[0]
         k = _candidates_per_item(n, m)
         nt = params["num_threads"]
@@ -342,14 +357,7 @@ class ItemItemModel:
         check_fits_in_memory(nbytes, what=what)
         with timer("candidates"):
             source = nbr.cooccurrence_candidates(X, width, num_threads=nt) if G is None else G
-        m = min(m, k)
-        solution = self._solve_columns(source, m, k, params, timer, item_embeddings)
-        with timer("assemble"):
-            B = nbr.ranking_csr(solution.B)
-        counts = (source.item_counts if isinstance(source, nbr.CandidateLists)
-                  else np.asarray(G.diagonal(), dtype=np.float64))
-        return {"B_": B, "item_counts_": counts, "solver_": "neighbors", "neighbors_": m,
-                "n_retried_columns_": solution.n_retried}
+        return source, min(m, k), k
 
     @staticmethod
     def _neighborhood_need(n: int, m: int, params: Dict[str, Any]) -> Tuple[int, str]:
