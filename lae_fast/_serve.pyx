@@ -169,14 +169,30 @@ cdef int _select(floating *acc, int64_t n, const uint8_t *allowed, int32_t k,
     return ST_OK
 
 
+cdef enum:
+    SPARSE_BLOCK = 16384  # accumulator columns per pass of the sparse path: 64 KiB of float, kept in L1/L2
+
+
 cdef int _one_sparse(const int64_t *indptr, const int32_t *indices, const float *data, int64_t n,
                      const int64_t *hist, int64_t L, const uint8_t *allowed, bint mask_history,
                      int32_t k, float *s, int32_t *ids) noexcept nogil:
-    cdef int64_t p, q, r, q1
+    """Top-k of the sum of the history's rows of a CSR B, for one user.
+
+    The columns are taken in blocks of SPARSE_BLOCK: every history row advances its own cursor
+    through the block (its indices are sorted), so the accumulator of one block stays in cache
+    instead of scattering over n floats, and the block's scores go straight to the heap (only
+    runs of LAE_CHUNK whose maximum can still enter it are offered). Per score the adds come in
+    the same order as one pass over whole rows: the same float sums.
+    """
+    cdef int64_t p, q, r, q1, c0, w, j, c, e, n_chunks
+    cdef int32_t size = 0
+    cdef float T, v
     cdef int64_t *rows = <int64_t *>malloc((L + 1) * sizeof(int64_t))
-    cdef float *acc = <float *>calloc(n + 1, sizeof(float))
+    cdef int64_t *cursor = <int64_t *>malloc((L + 1) * sizeof(int64_t))
+    cdef float *acc = <float *>malloc(SPARSE_BLOCK * sizeof(float))
+    cdef float *cmax = <float *>malloc((SPARSE_BLOCK // LAE_CHUNK + 1) * sizeof(float))
     cdef int status = ST_OK
-    if rows == NULL or acc == NULL:
+    if rows == NULL or cursor == NULL or acc == NULL or cmax == NULL:
         status = ST_MEMORY
     else:
         L = _canonical(hist, L, n, rows)
@@ -184,16 +200,48 @@ cdef int _one_sparse(const int64_t *indptr, const int32_t *indices, const float 
             status = ST_INDEX
     if status == ST_OK:
         for p in range(L):
-            r = rows[p]
-            q1 = indptr[r + 1]
-            for q in range(indptr[r], q1):
-                acc[indices[q]] += data[q]
-        if mask_history:
+            cursor[p] = indptr[rows[p]]
+        c0 = 0
+        while c0 < n:
+            w = n - c0 if n - c0 < SPARSE_BLOCK else SPARSE_BLOCK
+            for j in range(w):
+                acc[j] = 0
             for p in range(L):
-                acc[rows[p]] = -INFINITY
-        status = _select(acc, n, allowed, k, s, ids)
+                r = rows[p]
+                q = cursor[p]
+                q1 = indptr[r + 1]
+                while q < q1 and indices[q] < c0 + w:
+                    acc[indices[q] - c0] += data[q]
+                    q = q + 1
+                cursor[p] = q
+            if mask_history:
+                for p in range(L):
+                    if rows[p] >= c0 and rows[p] < c0 + w:
+                        acc[rows[p] - c0] = -INFINITY
+            if allowed != NULL:
+                for j in range(w):
+                    if not allowed[c0 + j]:
+                        acc[j] = -INFINITY
+            lae_chunk_max_f(acc, w, cmax)
+            n_chunks = (w + LAE_CHUNK - 1) // LAE_CHUNK
+            for c in range(n_chunks):
+                # the heap's worst kept score: a run whose maximum is below it cannot enter
+                T = s[0] if size == k else -INFINITY
+                if cmax[c] == -INFINITY or cmax[c] < T:
+                    continue
+                e = (c + 1) * LAE_CHUNK
+                if e > w:
+                    e = w
+                for j in range(c * LAE_CHUNK, e):
+                    v = acc[j]
+                    if v != -INFINITY:
+                        lae_heap_push(s, ids, &size, k, v, <int32_t>(c0 + j))
+            c0 = c0 + w
+        lae_heap_finish(s, ids, size, k, -INFINITY)
     free(rows)
+    free(cursor)
     free(acc)
+    free(cmax)
     return status
 
 

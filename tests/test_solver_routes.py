@@ -332,9 +332,10 @@ def test_bench_fit(npz_file, tmp_path):
 
 
 def test_bench_fit_keeps_the_memory_budget_on_small_data(tmp_path):
-    """`lae-fast bench fit` on MovieLens-100K-sized data is within 1.25 x n² x 4 B + X (it used to read OVER:
-    the measure counted the file reading and the BLAS start-up), and the measure is real: it sees the n×n
-    buffer. A fresh process, as the command runs, so no freed memory of other tests is reused."""
+    """`lae-fast bench fit` on small data (n = 3000: a 34 MiB n×n) is within 1.25 x n² x 4 B + X + the BLAS
+    allowance (it used to read OVER: the measure counted the file reading and the BLAS start-up; what a process
+    pays once is a few MiB whatever n, so n is large enough for n² to dominate on any machine), and the measure
+    is real: it sees the n×n buffer. A fresh process, as the command runs, so no freed memory is reused."""
     import json
     import subprocess
     import sys
@@ -346,14 +347,14 @@ def test_bench_fit_keeps_the_memory_budget_on_small_data(tmp_path):
 
     if not PeakMeter().available:
         pytest.skip("peak memory needs Linux /proc/self/clear_refs")
-    X = sp.random(950, 1600, density=0.06, format="csr", random_state=np.random.default_rng(1))
+    X = sp.random(1200, 3000, density=0.03, format="csr", random_state=np.random.default_rng(1))
     save_npz(tmp_path / "d.npz", Interactions.from_matrix(X))
     proc = subprocess.run([sys.executable, "-c", "from lae_fast.cli import main; main()", "bench", "fit",
                            str(tmp_path / "d.npz"), "--json"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     res = json.loads(proc.stdout)
-    assert res["within_budget"] is True, res
+    assert res["within_budget"] is True, {k: res[k] for k in ("fit_peak_mib", "budget_mib", "peak_above_start_mib")}
     assert res["peak_above_start_mib"]["fit"] >= 0.9 * res["matrix_mib"], res
 
 
