@@ -226,6 +226,49 @@ def gram_topk(const floating[:, ::1] G, const double[::1] counts, int32_t[:, ::1
     return ST_MEMORY if failed[0] else ST_OK
 
 
+def csr_topk(const int64_t[::1] indptr, const int32_t[::1] indices, const double[::1] values, int64_t first,
+             const double[::1] counts, int32_t[:, ::1] out_idx, float[:, ::1] out_cnt, int num_threads):
+    """``cooc_topk``'s rule on co-occurrence rows given as CSR: row r is item first + r, its
+    stored (j, G_ij) pairs in any order (counts = diag G of every item); returns a status."""
+    cdef int64_t rows = out_idx.shape[0], n = counts.shape[0]
+    cdef int32_t k = <int32_t>out_idx.shape[1]
+    cdef int64_t r, i, j, e, t, c
+    cdef float *sc
+    cdef int32_t *sid
+    cdef int64_t *pos
+    cdef float *hs
+    cdef int failed[1]
+    failed[0] = 0
+    if rows == 0 or k == 0:
+        return ST_OK
+    with nogil, parallel(num_threads=num_threads):
+        sc = <float *>malloc(n * sizeof(float))
+        sid = <int32_t *>malloc(n * sizeof(int32_t))
+        pos = <int64_t *>malloc(n * sizeof(int64_t))
+        hs = <float *>malloc(k * sizeof(float))
+        if sc == NULL or sid == NULL or pos == NULL or hs == NULL:
+            failed[0] = 1
+        for r in prange(rows, schedule="dynamic", chunksize=16):
+            if not failed[0]:
+                i = first + r
+                c = 0
+                for e in range(indptr[r], indptr[r + 1]):
+                    j = indices[e]
+                    if j != i and values[e] > 0:
+                        sc[c] = _cosine(values[e], counts[i], counts[j])
+                        sid[c] = <int32_t>j
+                        pos[j] = e
+                        c = c + 1
+                _best_k(sc, sid, c, k, hs, &out_idx[r, 0])
+                for t in range(k):
+                    out_cnt[r, t] = <float>values[pos[out_idx[r, t]]] if out_idx[r, t] >= 0 else 0
+        free(sc)
+        free(sid)
+        free(pos)
+        free(hs)
+    return ST_MEMORY if failed[0] else ST_OK
+
+
 def rows_topk(const floating[:, ::1] S, const int64_t[::1] skip, int32_t[:, ::1] out_idx,
               float[:, ::1] out_val, int num_threads):
     """Row r: its k largest entries (as float; ties to the lower column), column skip[r] left out;

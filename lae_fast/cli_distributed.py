@@ -15,6 +15,7 @@ from typing import Any, Dict, Optional
 import click
 
 from ._cli_common import Context, column_spec, echo_json, library_errors, pass_ctx, refuse_flags
+from .models.base import NEIGHBORS_OPTION
 from .models.registry import model_names
 
 __all__ = ["recommend_all_command", "fit_sharded", "is_sharded_source", "SCHEDULER_HELP"]
@@ -55,7 +56,9 @@ def fit_sharded(obj: Context, model: Any, data: str, scheduler: Optional[str], u
                                "item_embeddings=)")
     n_shards = len(_shard_paths(data, rating_col, min_rating))
     with connect(scheduler) as client:
-        with obj.step(f"Gram over {n_shards} shards {_scheduler_label(scheduler)}, then the inverse here"):
+        route = ("neighbour lists summed over" if model.get_params().get(NEIGHBORS_OPTION) is not None
+                 else "Gram over")
+        with obj.step(f"{route} {n_shards} shards {_scheduler_label(scheduler)}, then the solve"):
             fit_distributed(model, data, client=client, user_col=column_spec(user_col or "user"),
                             item_col=column_spec(item_col or "item"), rating_col=column_spec(rating_col),
                             min_rating=min_rating, num_threads=obj.num_threads, check_users=check_users)
@@ -66,7 +69,8 @@ def fit_sharded(obj: Context, model: Any, data: str, scheduler: Optional[str], u
     params["dtype"] = model.validated_params()["dtype"].name
     summary: Dict[str, Any] = {"model": model.name, "params": params, "n_users": model.n_users_,
                                "n_items": n_items, "nnz": model.nnz_, "output": output,
-                               "fit_seconds": model.fit_seconds_, "shards": n_shards, "scheduler": scheduler}
+                               "fit_seconds": model.fit_seconds_, "shards": n_shards, "scheduler": scheduler,
+                               "solver": getattr(model, "solver_", "dense")}
     if as_json:
         echo_json(summary)
     else:

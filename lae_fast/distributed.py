@@ -65,7 +65,7 @@ from .data.parquet import write_parquet
 from .gram import gram_into
 from .ids import align_items, as_ids, sorted_unique, union_ids
 from .linalg import mirror_upper
-from .models.base import ItemItemModel
+from .models.base import NEIGHBORS_OPTION, ItemItemModel
 from .popularity import fill_cold_rows
 from .serving import load_model
 from .models.registry import model_names
@@ -609,6 +609,23 @@ def _tree_sum(client: Any, futures: List[Any]) -> Any:
     return waiting
 
 
+def _open(source: Any, client: Any, item_ids: Any, options: _ShardOptions,
+          num_threads: Optional[int]) -> Tuple[List[_Shard], np.ndarray, Dict[str, int]]:
+    """The shards (DataFrame partitions computed), the item space and the thread shares of the hosts."""
+    shards = _resolve_shards(source)
+    options.check(shards[0].name, shards[0].kind)
+    shards = _materialize(shards, client)
+    shares = _host_shares(client) if client is not None else {}
+    if item_ids is None:
+        vocab = _item_space(shards, _map(client, _shard_items, shards, options, num_threads, shares))
+    else:
+        given = np.asarray(item_ids)
+        if given.ndim != 1 or given.size == 0:
+            raise ValueError(f"item_ids must be a non-empty 1-D array of ids, got shape {given.shape}")
+        vocab = as_ids(given, given.size, name="item_ids")
+    return shards, vocab, shares
+
+
 @dataclass
 class GramResult:
     """A Gram summed over shards.
@@ -697,17 +714,7 @@ def distributed_gram(source: Any, *, client: Any = None, dtype: Any = np.float32
     if shards_per_task is not None:
         shards_per_task = check_int(shards_per_task, name="shards_per_task", low=1)
     options = _ShardOptions(user_col, item_col, rating_col, _min_rating(min_rating))
-    shards = _resolve_shards(source)
-    options.check(shards[0].name, shards[0].kind)
-    shards = _materialize(shards, client)
-    shares = _host_shares(client) if client is not None else {}
-    if item_ids is None:
-        vocab = _item_space(shards, _map(client, _shard_items, shards, options, num_threads, shares))
-    else:
-        given = np.asarray(item_ids)
-        if given.ndim != 1 or given.size == 0:
-            raise ValueError(f"item_ids must be a non-empty 1-D array of ids, got shape {given.shape}")
-        vocab = as_ids(given, given.size, name="item_ids")
+    shards, vocab, shares = _open(source, client, item_ids, options, num_threads)
     args = (shards[0].kind, vocab, dt, num_threads, shares, options, check_users)
     if client is None:  # a plain loop: every shard added into one buffer
         total = _Partial.of(_partial_gram([s.data for s in shards], [s.name for s in shards], *args))
@@ -740,6 +747,12 @@ def fit_distributed(model: Any, source: Any, *, client: Any = None, item_embeddi
                     **gram_kwargs: Any) -> Any:
     """Fit a model whose closed form starts from G: the Gram on the cluster, the solve on the driver.
 
+    A model on the neighbourhood route (``neighbors=m``, or the automatic switch) whose dense
+    n×n does not fit this machine never forms it: candidate lists are summed over the shards
+    and the columns are solved on the workers
+    (:func:`lae_fast.distributed_neighbors.fit_on_lists`), bit for bit the in-process fit on
+    the same lists.
+
     Parameters
     ----------
     model : ItemItemModel
@@ -765,6 +778,16 @@ def fit_distributed(model: Any, source: Any, *, client: Any = None, item_embeddi
     if model.takes_embeddings and gram_kwargs.get("item_ids") is None:
         raise TypeError(f"{type(model).__name__} needs item_embeddings aligned to the items: pass item_ids= "
                         "(the item space) and item_embeddings= (one row per id, same order)")
+    if NEIGHBORS_OPTION in model.options:
+        from .distributed_neighbors import fit_on_lists  # it builds on this module
+
+        return fit_on_lists(model, source, client=client, item_embeddings=item_embeddings, **gram_kwargs)
+    return fit_from_gram(model, source, client=client, item_embeddings=item_embeddings, **gram_kwargs)
+
+
+def fit_from_gram(model: Any, source: Any, *, client: Any = None, item_embeddings: Any = None,
+                  **gram_kwargs: Any) -> Any:
+    """:func:`fit_distributed` through the n×n Gram: summed on the cluster, solved here by ``fit_gram``."""
     dtype = model.validated_params()["dtype"]
     res = distributed_gram(source, client=client, dtype=dtype, mirror=False, **gram_kwargs)
     return model.fit_gram(res.G, item_ids=res.item_ids, item_embeddings=item_embeddings, n_users=res.n_users,

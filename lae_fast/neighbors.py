@@ -56,7 +56,7 @@ import scipy.sparse as sp
 from . import _neighbors
 from ._threads import blas_threads, resolve_num_threads, sequential_blas
 from ._memory import check_fits_in_memory
-from ._validation import check_dtype, check_embeddings, check_interactions
+from ._validation import check_dtype, check_embeddings, check_int, check_interactions
 from .models._closed_form import check_family_params, check_l3ae_params, ridge_diagonal, text_factors
 from .ranking import candidate_mask, check_N
 
@@ -185,6 +185,47 @@ def cooccurrence_candidates(X: Any, k: int, *, num_threads: Optional[int] = None
     return CandidateLists(indices, counts, item_counts)
 
 
+def candidates_from_rows(rows: Any, first: int, item_counts: Any, k: int, *,
+                         num_threads: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """:func:`cooccurrence_candidates` for items ``first .. first + len(rows) - 1`` whose rows of G are given.
+
+    The rows of G = XᵀX may be summed elsewhere (e.g. over user shards, as
+    :mod:`lae_fast.distributed_neighbors` does): with the same counts the lists are
+    identical to those of :func:`cooccurrence_candidates`.
+
+    Parameters
+    ----------
+    rows : sparse matrix, shape (r, n_items)
+        Row t: the co-occurrence counts G_ij of item i = first + t.
+    first : int
+        Item of the first row.
+    item_counts : array-like of shape (n_items,)
+        G_ii of every item (its number of users).
+    k : int
+    num_threads : int, optional
+
+    Returns
+    -------
+    indices : ndarray of int32, shape (r, k)
+    counts : ndarray of float32, shape (r, k)
+        As the rows of :class:`CandidateLists`.
+    """
+    k = _check_k(k)
+    R = sp.csr_matrix(rows, dtype=np.float64)
+    R.sum_duplicates()  # the kernel keeps one position per item
+    counts = np.ascontiguousarray(item_counts, dtype=np.float64)
+    first = check_int(first, name="first", low=0)
+    if R.shape[1] != counts.size or first + R.shape[0] > counts.size:
+        raise ValueError(f"rows {first}..{first + R.shape[0] - 1} of a {counts.size}-item G do not fit "
+                         f"rows of width {R.shape[1]}")
+    indices, out = _empty_lists(R.shape[0], k)
+    if R.nnz:
+        _raise_status(_neighbors.csr_topk(R.indptr.astype(np.int64), R.indices.astype(np.int32), R.data, first,
+                                          counts, indices, out, resolve_num_threads(num_threads)),
+                      "the candidate selection")
+    return indices, out
+
+
 def _check_gram(G: Any, dtype: Optional[np.dtype] = None) -> np.ndarray:
     """A square, finite G as a C-ordered float array (of ``dtype`` if given; copies only if needed)."""
     G = np.asarray(G)
@@ -232,7 +273,7 @@ def candidates_from_dense(G: Any, k: int, *, num_threads: Optional[int] = None) 
     return _gram_candidates(_check_gram(G), _check_k(k), resolve_num_threads(num_threads))
 
 
-def text_candidates(E: Any, H: Any, inv_one_minus_q: Any, k: int, *,
+def text_candidates(E: Any, H: Any, inv_one_minus_q: Any, k: int, *, columns: Optional[Tuple[int, int]] = None,
                     num_threads: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
     """For every item j, the ``k`` items i ≠ j with the largest text weight s_ij.
 
@@ -250,6 +291,8 @@ def text_candidates(E: Any, H: Any, inv_one_minus_q: Any, k: int, *,
     inv_one_minus_q : ndarray of shape (n_items,)
         1 / (1 − q_j).
     k : int
+    columns : (int, int), optional
+        Only the items ``first <= j < stop`` (rows of the result); default all.
     num_threads : int, optional
 
     Returns
@@ -269,18 +312,33 @@ def text_candidates(E: Any, H: Any, inv_one_minus_q: Any, k: int, *,
     if inv.shape != (n,) or not np.isfinite(inv).all():
         raise ValueError(f"inv_one_minus_q must be {n} finite values, got shape {inv.shape}")
     nt = resolve_num_threads(num_threads)
-    check_fits_in_memory(n * k * 8 + _TEXT_BLOCK_ENTRIES * 8, what=f"the top-{k} text candidates of {n} items")
-    indices = np.empty((n, k), dtype=np.int32)
-    scores = np.empty((n, k), dtype=np.float32)
+    first, stop = _column_range(columns, n)
+    check_fits_in_memory((stop - first) * k * 8 + _TEXT_BLOCK_ENTRIES * 8,
+                         what=f"the top-{k} text candidates of {stop - first} items")
+    indices = np.empty((stop - first, k), dtype=np.int32)
+    scores = np.empty((stop - first, k), dtype=np.float32)
     step = max(1, min(n, _TEXT_BLOCK_ENTRIES // n))
-    for c0 in range(0, n, step):
-        cols = np.arange(c0, min(n, c0 + step), dtype=np.int64)
+    for c0 in range(first, stop, step):
+        cols = np.arange(c0, min(stop, c0 + step), dtype=np.int64)
         with blas_threads(nt):
             block = H[cols] @ E.T                      # row r: e_iᵀ h_j for j = cols[r]
         block *= inv[cols, None]
-        rows = slice(c0, c0 + cols.size)
+        rows = slice(c0 - first, c0 - first + cols.size)
         _raise_status(_neighbors.rows_topk(block, cols, indices[rows], scores[rows], nt), "text candidates")
     return indices, scores
+
+
+def _column_range(columns: Optional[Tuple[int, int]], n: int) -> Tuple[int, int]:
+    """``(first, stop)`` of a checked ``columns`` pair; all n columns for None."""
+    if columns is None:
+        return 0, n
+    try:
+        first, stop = (int(check_int(c, name="columns", low=0)) for c in columns)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"columns must be a pair (first, stop) of item positions, got {columns!r}") from err
+    if not first < stop <= n:
+        raise ValueError(f"columns=({first}, {stop}) must satisfy 0 <= first < stop <= n_items = {n}")
+    return first, stop
 
 
 # -- supports --------------------------------------------------------------------------------------
@@ -340,6 +398,48 @@ class ColumnSolution:
     def n_retried(self) -> int:
         return int(self.retried_columns.size)
 
+    def block(self, first: int, stop: int) -> "ColumnBlock":
+        """Columns ``first .. stop - 1`` alone (what a task solving them sends back)."""
+        lo, hi = self.B.indptr[first], self.B.indptr[stop]
+        mine = (self.retried_columns >= first) & (self.retried_columns < stop)
+        return ColumnBlock(first, stop, self.B.indptr[first:stop + 1] - lo, self.B.indices[lo:hi],
+                           self.B.data[lo:hi], self.retried_columns[mine], dict(self.seconds))
+
+
+@dataclass
+class ColumnBlock:
+    """Columns ``first .. stop - 1`` of a :class:`ColumnSolution`, CSC pieces (indptr from 0)."""
+
+    first: int
+    stop: int
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    retried_columns: np.ndarray
+    seconds: Dict[str, float] = field(default_factory=dict)
+
+
+def join_column_blocks(blocks: Sequence[ColumnBlock], n: int) -> ColumnSolution:
+    """The n-column solution made of blocks that cover ``0 .. n - 1`` once (any order): the same
+    arrays, bit for bit, as solving every column in one process. Seconds are summed per step."""
+    blocks = sorted(blocks, key=lambda b: b.first)
+    stops = [0] + [b.stop for b in blocks]
+    if [b.first for b in blocks] != stops[:-1] or stops[-1] != n:
+        raise ValueError(f"the column blocks {[(b.first, b.stop) for b in blocks]} do not cover 0..{n - 1} once")
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    offset = 0
+    for b in blocks:
+        ptr[b.first + 1:b.stop + 1] = b.indptr[1:] + offset
+        offset += int(b.indptr[-1])
+    B = sp.csc_matrix((np.concatenate([b.data for b in blocks]), np.concatenate([b.indices for b in blocks]), ptr),
+                      shape=(n, n))
+    B.has_sorted_indices = True
+    seconds: Dict[str, float] = {}
+    for b in blocks:
+        for step, sec in b.seconds.items():
+            seconds[step] = seconds.get(step, 0.0) + sec
+    return ColumnSolution(B, np.concatenate([b.retried_columns for b in blocks]).astype(np.int64), seconds)
+
 
 class _Solver:
     """The fixed arguments of ``_neighbors.solve_block`` for one fit; called per block of columns."""
@@ -392,27 +492,29 @@ class _Solver:
 
 def _run(n: int, solver: _Solver, supports_of: Callable[[np.ndarray], Tuple[np.ndarray, np.ndarray]],
          refine_m: Optional[int], nnz_per_column: int, block_size: int,
-         progress: Optional[Progress]) -> ColumnSolution:
-    """Solve every column block by block (the kernel refines, if asked) and assemble the CSC B."""
+         progress: Optional[Progress], columns: Tuple[int, int]) -> ColumnSolution:
+    """Solve the columns ``columns[0] .. columns[1] - 1`` block by block (the kernel refines, if asked)
+    and assemble the CSC B (the other columns empty)."""
     block_size = _check_k(block_size, "block_size")
     itemsize = np.dtype(solver.dtype).itemsize
+    first, stop = columns
     # the per-block pieces and their concatenation coexist once
-    check_fits_in_memory(2 * n * nnz_per_column * (itemsize + 4),
-                         what=f"the sparse B ({n} columns, up to {nnz_per_column} entries each)")
+    check_fits_in_memory(2 * (stop - first) * nnz_per_column * (itemsize + 4),
+                         what=f"the sparse B ({stop - first} columns, up to {nnz_per_column} entries each)")
     lengths, indices, values = [], [], []
     t0 = time.perf_counter()
-    for c0 in range(0, n, block_size):
-        cols = np.arange(c0, min(n, c0 + block_size), dtype=np.int64)
+    for c0 in range(first, stop, block_size):
+        cols = np.arange(c0, min(stop, c0 + block_size), dtype=np.int64)
         ptr, idx = supports_of(cols)
         for part, piece in zip((lengths, indices, values), solver(cols, ptr, idx, refine_m or 0)):
             part.append(piece)
         if progress is not None:
-            progress(int(cols[-1]) + 1, n)
+            progress(int(cols[-1]) + 1 - first, stop - first)
     lengths = np.concatenate(lengths)
     idx = np.concatenate(indices)
     vals = np.concatenate(values)
     del indices, values
-    owner = np.repeat(np.arange(n), lengths)
+    owner = np.repeat(np.arange(first, stop), lengths)
     keep = (idx != owner) | (vals != 0)  # an exactly-zero diagonal is not stored
     ptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(owner[keep], minlength=n), out=ptr[1:])
@@ -423,10 +525,11 @@ def _run(n: int, solver: _Solver, supports_of: Callable[[np.ndarray], Tuple[np.n
 
 
 def _prepare(source: Any, dtype: np.dtype, *, m: Optional[int], refine: bool, k: Optional[int],
-             supports: Any, extra: Sequence[np.ndarray] = (), num_threads: int
+             supports: Any, extra: Sequence[np.ndarray] = (), extra_first: int = 0, num_threads: int
              ) -> Tuple[Union[CandidateLists, np.ndarray], Callable, Optional[int], int, np.ndarray, float]:
     """Checked source, the support builder of a block, the refine width, the bound on entries per
-    column, diag G and the seconds spent choosing candidates."""
+    column, diag G and the seconds spent choosing candidates. Row r of each ``extra`` array holds
+    more support items of column ``extra_first + r``."""
     t0 = time.perf_counter()
     if isinstance(source, CandidateLists):
         n = source.n_items
@@ -469,7 +572,7 @@ def _prepare(source: Any, dtype: np.dtype, *, m: Optional[int], refine: bool, k:
             f"{LOOKUP_FACTOR * support}, or pass the dense G if it fits.", RuntimeWarning, stacklevel=3)
 
     def supports_of(cols):
-        return _rows_to_supports(cols, [lists.indices[cols, :width]] + [e[cols] for e in extra])
+        return _rows_to_supports(cols, [lists.indices[cols, :width]] + [e[cols - extra_first] for e in extra])
 
     per_column = 1 + (m if refine else width + sum(e.shape[1] for e in extra))
     return source, supports_of, (m if refine else None), per_column, counts, time.perf_counter() - t0
@@ -478,7 +581,8 @@ def _prepare(source: Any, dtype: np.dtype, *, m: Optional[int], refine: bool, k:
 def solve_columns(source: Union[CandidateLists, np.ndarray], *, l2: float, dropout: float = 0.0,
                   xi: float = 0.0, m: Optional[int] = None, refine: bool = False, k: Optional[int] = None,
                   supports: Any = None, dtype: Any = np.float32, block_size: int = BLOCK_SIZE,
-                  progress: Optional[Progress] = None, num_threads: Optional[int] = None) -> ColumnSolution:
+                  columns: Optional[Tuple[int, int]] = None, progress: Optional[Progress] = None,
+                  num_threads: Optional[int] = None) -> ColumnSolution:
     """EASE-family B with every column restricted to a small support.
 
     Column j is the exact minimiser of the model's objective with b zero outside
@@ -509,6 +613,10 @@ def solve_columns(source: Union[CandidateLists, np.ndarray], *, l2: float, dropo
         Precision of the solves and of B.
     block_size : int, default=2048
         Columns per kernel call.
+    columns : (int, int), optional
+        Solve only the columns ``first <= j < stop`` (the others stay empty); each
+        column comes out the same as in a full solve, so blocks solved apart (e.g. on
+        dask workers) join into the full B (:func:`join_column_blocks`).
     progress : callable, optional
         ``progress(done, total)`` after each block of columns.
     num_threads : int, optional
@@ -543,7 +651,8 @@ def solve_columns(source: Union[CandidateLists, np.ndarray], *, l2: float, dropo
     source, supports_of, refine_m, per_column, counts, t_cand = _prepare(
         source, dt, m=m, refine=refine, k=k, supports=supports, num_threads=nt)
     solver = _Solver(source, ridge_diagonal(l2, p, counts), dt, nt, xi=xi)
-    result = _run(counts.size, solver, supports_of, refine_m, per_column, block_size, progress)
+    result = _run(counts.size, solver, supports_of, refine_m, per_column, block_size, progress,
+                  _column_range(columns, counts.size))
     result.seconds["candidates"] = t_cand
     return result
 
@@ -552,8 +661,8 @@ def solve_columns_l3ae(source: Union[CandidateLists, np.ndarray], item_embedding
                        l2_e: float, l2_f: float, m: Optional[int] = None, text_k: int = 0,
                        refine: bool = False, k: Optional[int] = None, supports: Any = None,
                        dtype: Any = np.float32, block_size: int = BLOCK_SIZE,
-                       progress: Optional[Progress] = None, num_threads: Optional[int] = None
-                       ) -> ColumnSolution:
+                       columns: Optional[Tuple[int, int]] = None, progress: Optional[Progress] = None,
+                       num_threads: Optional[int] = None) -> ColumnSolution:
     """L3AE with every column restricted to a small support.
 
     :math:`b_S = \\lambda_E P_S s - P_S e_j (1 + \\lambda_E (P_S s)_j)/(P_S)_{jj}`,
@@ -568,7 +677,7 @@ def solve_columns_l3ae(source: Union[CandidateLists, np.ndarray], item_embedding
     item_embeddings : array-like of shape (n_items, d)
     l2_x, l2_e, l2_f : float
         λ_X, λ_E, λ_F, as in :class:`lae_fast.L3AE`.
-    m, refine, k, supports, dtype, block_size, progress, num_threads
+    m, refine, k, supports, dtype, block_size, columns, progress, num_threads
         As in :func:`solve_columns`.
     text_k : int, default=0
         Also put item j's ``text_k`` largest-s_ij items (:func:`text_candidates`)
@@ -589,6 +698,7 @@ def solve_columns_l3ae(source: Union[CandidateLists, np.ndarray], item_embedding
     nt = resolve_num_threads(num_threads)
     n = source.n_items if isinstance(source, CandidateLists) else np.shape(source)[0]
     E = check_embeddings(item_embeddings, n)
+    span = _column_range(columns, n)
     t0 = time.perf_counter()
     with blas_threads(nt):
         H, inv = text_factors(E, l2_f)
@@ -596,12 +706,12 @@ def solve_columns_l3ae(source: Union[CandidateLists, np.ndarray], item_embedding
     if text_k:
         if supports is not None:
             raise ValueError("text_k adds to the m-neighbour supports; with explicit supports pass text_k=0")
-        extra.append(text_candidates(E, H, inv, text_k, num_threads=nt)[0])
+        extra.append(text_candidates(E, H, inv, text_k, columns=span, num_threads=nt)[0])
     t_text = time.perf_counter() - t0
     source, supports_of, refine_m, per_column, counts, t_cand = _prepare(
-        source, dt, m=m, refine=refine, k=k, supports=supports, extra=extra, num_threads=nt)
+        source, dt, m=m, refine=refine, k=k, supports=supports, extra=extra, extra_first=span[0], num_threads=nt)
     solver = _Solver(source, np.full(counts.size, l2_x + l2_e), dt, nt, text=(E, H, inv), l2_e=l2_e)
-    result = _run(counts.size, solver, supports_of, refine_m, per_column, block_size, progress)
+    result = _run(counts.size, solver, supports_of, refine_m, per_column, block_size, progress, span)
     result.seconds.update(candidates=t_cand, text=t_text)
     return result
 

@@ -333,43 +333,139 @@ class ItemItemModel:
         """
         source, m, k = self._neighbor_source(X, G, m, params, timer)
         solution = self._solve_columns(source, m, k, params, timer, item_embeddings)
-        with timer("assemble"):
-            B = nbr.ranking_csr(solution.B)
         counts = (source.item_counts if isinstance(source, nbr.CandidateLists)
                   else np.asarray(source.diagonal(), dtype=np.float64))
+        return self._neighbor_learned(solution, counts, m, timer)
+
+    @staticmethod
+    def _neighbor_learned(solution: "nbr.ColumnSolution", counts: np.ndarray, m: int,
+                          timer: StepTimer) -> Dict[str, Any]:
+        """What a neighbourhood fit learns, from its column solution (B turned into ranking CSR)."""
+        with timer("assemble"):
+            B = nbr.ranking_csr(solution.B)
         return {"B_": B, "item_counts_": counts, "solver_": "neighbors", "neighbors_": m,
                 "n_retried_columns_": solution.n_retried}
+
+    def neighbor_plan(self, n_items: int) -> Optional[Tuple[int, int, int]]:
+        """``(m, k, width)`` of a neighbourhood fit of ``n_items`` items, or None for the dense route.
+
+        m neighbours per column, refined from the top k >= m candidates, looked up in
+        candidate lists of ``width`` items per item (what :meth:`fit_candidates` needs).
+        The route is the one :meth:`fit` would take (``neighbors``, or the automatic switch).
+        """
+        params = self.validated_params()
+        m = self._route(int(n_items), params, warn=False)
+        return None if m is None else self._plan(int(n_items), m)
+
+    def _plan(self, n: int, m: int) -> Tuple[int, int, int]:
+        """``(m, k, width)`` for n items: m capped at k = 2m candidates (at most n - 1), and lists
+        ``LOOKUP_FACTOR`` times wider than the widest first support (text neighbours included)."""
+        k = _candidates_per_item(n, m)
+        width = min(nbr.LOOKUP_FACTOR * (k + self._text_support(m)), max(n - 1, 1))
+        return min(m, k), k, width
+
+    @classmethod
+    def _text_support(cls, m: int) -> int:
+        """Items a model adds to each support besides the co-occurrence candidates (L3AE: text neighbours)."""
+        return 0
+
+    def dense_gram_fits(self, n_items: int) -> bool:
+        """Whether a dense n×n Gram of this model's dtype fits the memory budget (the neighbourhood
+        route then reads G_SS exactly from it rather than from candidate lists)."""
+        need = int(n_items) ** 2 * self.validated_params()["dtype"].itemsize
+        return need <= MEMORY_HEADROOM * (available_memory() or 0)
+
+    def fit_candidates(self, lists: "nbr.CandidateLists", *, item_ids: Any = None, item_embeddings: Any = None,
+                       n_users: Optional[int] = None, nnz: Optional[int] = None,
+                       seconds: Optional[Mapping[str, float]] = None, map_blocks: Any = None,
+                       progress: Any = None) -> "ItemItemModel":
+        """Fit the neighbourhood route from co-occurrence candidate lists built elsewhere.
+
+        What :meth:`fit` does on the route when the dense G does not fit, from lists
+        computed by :func:`lae_fast.neighbors.cooccurrence_candidates` or summed over user
+        shards (:func:`lae_fast.distributed.fit_distributed`). Same lists, same B, bit for bit.
+
+        Parameters
+        ----------
+        lists : lae_fast.neighbors.CandidateLists
+            At least ``neighbor_plan(n)[2]`` candidates per item.
+        item_ids, item_embeddings, n_users, nnz
+            As in :meth:`fit_gram`.
+        seconds : mapping, optional
+            Time already spent (e.g. ``{"candidates": ...}``), kept in ``fit_seconds_``.
+        map_blocks : callable, optional
+            ``map_blocks(solve_column_block, args, ranges, progress)`` returns
+            ``[solve_column_block(*args, first, stop) for first, stop in ranges]`` in any way
+            (e.g. as dask tasks, ``args`` shipped once), calling ``progress(done, total)`` (columns)
+            when it is not None; default: every column here, at once.
+        progress : callable or bool, optional
+            As in :meth:`fit`.
+
+        Returns
+        -------
+        self
+        """
+        if not isinstance(lists, nbr.CandidateLists):
+            raise TypeError(f"lists must be lae_fast.neighbors.CandidateLists, got {type(lists).__name__}")
+        if NEIGHBORS_OPTION not in self.options:
+            raise TypeError(f"{type(self).__name__} has no neighbourhood route")
+        n = lists.n_items
+        params = self.validated_params()
+        if params[NEIGHBORS_OPTION] is None:
+            params[NEIGHBORS_OPTION] = DEFAULT_NEIGHBORS
+        m_asked = params[NEIGHBORS_OPTION]
+        m, k, width = self._plan(n, m_asked)
+        if lists.k < width:
+            raise ValueError(f"the lists hold {lists.k} candidates per item; neighbors={m_asked} on {n} items needs "
+                             f"{width} ({nbr.LOOKUP_FACTOR}x the widest first support)")
+        ids = as_ids(item_ids, n, name="item_ids")
+        E = self._embeddings_arg(item_embeddings, n)
+        timer = StepTimer()
+        timer.seconds.update(seconds or {})
+        report = progress_callback(progress)
+        # the model travels to where the blocks run: the mapper reports progress, not the model
+        self._progress = report if map_blocks is None else None
+        with timer("solve"):
+            if map_blocks is None:
+                solution = self._solve_columns(lists, m, k, params, StepTimer(), E)
+            else:
+                ranges = [(a, min(n, a + nbr.BLOCK_SIZE)) for a in range(0, n, nbr.BLOCK_SIZE)]
+                blocks = map_blocks(solve_column_block, (self, lists, m, k, params, E), ranges, report)
+                solution = nbr.join_column_blocks(blocks, n)
+        learned = self._neighbor_learned(solution, lists.item_counts, m, timer)
+        self._set_fitted(learned, ids, n_users=n_users, nnz=nnz, seconds=timer.seconds)
+        return self
 
     def _neighbor_source(self, X: Optional[sp.csr_matrix], G: Optional[np.ndarray], m: int,
                          params: Dict[str, Any], timer: StepTimer) -> Tuple[Any, int, int]:
         """``(source, m, k)``: what the column solves read G_SS from, built once (a fit, or a whole tuning
         grid), the neighbours per column and the candidates per item they are refined from."""
         n = X.shape[1] if X is not None else G.shape[0]
-        k = _candidates_per_item(n, m)
+        m, k, width = self._plan(n, m)  # width: lists wide enough for the G_SS look-ups
         nt = params["num_threads"]
         dtype = params["dtype"]
         if G is None and n * n * dtype.itemsize <= MEMORY_HEADROOM * (available_memory() or 0):
             with timer("gram"):  # exact G_SS from the dense G while it fits
                 G = mirror_upper(gram_buffer(X, dtype, nt, what="the Gram of the neighbourhood route"),
                                  num_threads=nt)
-        width = _lookup_width(n, k)  # lists wide enough for the G_SS look-ups
         nbytes, what = self._neighborhood_need(n, m, params)
         check_fits_in_memory(nbytes, what=what)
         with timer("candidates"):
             source = nbr.cooccurrence_candidates(X, width, num_threads=nt) if G is None else G
-        return source, min(m, k), k
+        return source, m, k
 
-    @staticmethod
-    def _neighborhood_need(n: int, m: int, params: Dict[str, Any]) -> Tuple[int, str]:
+    def _neighborhood_need(self, n: int, m: int, params: Dict[str, Any]) -> Tuple[int, str]:
         """``(bytes, what)`` of a neighbourhood fit of n items, for ``check_fits_in_memory``."""
-        width = _lookup_width(n, _candidates_per_item(n, m))
+        width = self._plan(n, m)[2]
         return (nbr.route_bytes(n, m, width, params["dtype"]),
                 f"the neighbourhood route ({n} items, {m} neighbours per column)")
 
     def _solve_columns(self, source: Any, m: int, k: int, params: Dict[str, Any], timer: StepTimer,
-                       item_embeddings: Optional[np.ndarray]) -> "nbr.ColumnSolution":
+                       item_embeddings: Optional[np.ndarray],
+                       columns: Optional[Tuple[int, int]] = None) -> "nbr.ColumnSolution":
         """The per-column form of this model (models with the ``neighbors`` option implement it): m
-        neighbours per column, refined from k >= m candidates when k > m."""
+        neighbours per column, refined from k >= m candidates when k > m; only ``columns=(first, stop)``
+        if given."""
         raise NotImplementedError(f"{type(self).__name__} has no neighbourhood route")
 
     def fit_gram(self, G: Any, *, item_ids: Any = None, item_embeddings: Any = None, n_users: Optional[int] = None,
@@ -642,14 +738,17 @@ def weights_to_arrays(B: Any) -> Dict[str, np.ndarray]:
             "B_data": C.data}
 
 
+def solve_column_block(model: ItemItemModel, source: Any, m: int, k: int, params: Dict[str, Any],
+                       item_embeddings: Optional[np.ndarray], first: int, stop: int) -> "nbr.ColumnBlock":
+    """Columns ``first .. stop - 1`` of ``model``'s neighbourhood solve (a task of
+    :meth:`ItemItemModel.fit_candidates`'s ``map_blocks``); no progress report."""
+    solution = model._solve_columns(source, m, k, params, StepTimer(), item_embeddings, columns=(first, stop))
+    return solution.block(first, stop)
+
+
 def _candidates_per_item(n: int, m: int) -> int:
     """Candidates of a neighbourhood fit: 2m per item, at most the other n - 1 items."""
     return min(2 * m, max(n - 1, 1))
-
-
-def _lookup_width(n: int, k: int) -> int:
-    """Width of the candidate lists a neighbourhood fit builds: LOOKUP_FACTOR x k, at most n - 1."""
-    return min(nbr.LOOKUP_FACTOR * k, max(n - 1, 1))
 
 
 def weights_from_arrays(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any],

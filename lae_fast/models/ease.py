@@ -19,7 +19,7 @@ Autoencoders for Recommendation", SIGIR 2023.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -106,12 +106,12 @@ class LinearAutoencoder(ItemItemModel):
         return {"B_": B, "item_counts_": counts}
 
     def _solve_columns(self, source: Any, m: int, k: int, params: Dict[str, Any], timer: StepTimer,
-                       item_embeddings: Optional[np.ndarray]) -> nbr.ColumnSolution:
+                       item_embeddings: Optional[np.ndarray], columns: Optional[Tuple[int, int]] = None) -> nbr.ColumnSolution:
         """Column j on its refined support: b_S = e_j − P_S e_j·max(γ_j, (1−ξ)/(P_S)_jj) (§4)."""
         with timer("solve"):
             return nbr.solve_columns(source, l2=params["l2"], dropout=params["dropout"], xi=params["xi"], m=m,
                                      refine=k > m, k=k if k > m else None, dtype=params["dtype"], num_threads=params["num_threads"],
-                                     progress=self._progress)
+                                     columns=columns, progress=self._progress)
 
 
 @register

@@ -39,7 +39,7 @@ H. Steck, "Embarrassingly Shallow Autoencoders for Sparse Data", WWW 2019.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -196,15 +196,19 @@ class L3AE(ItemItemModel):
             B = l3ae_inplace(A, E, W, D, l2_e)
         return {"B_": B, "item_counts_": counts, "embedding_dim_": E.shape[1]}
 
+    @classmethod
+    def _text_support(cls, m: int) -> int:
+        return text_neighbors(m)
+
     def _solve_columns(self, source: Any, m: int, k: int, params: Dict[str, Any], timer: StepTimer,
-                       item_embeddings: Optional[np.ndarray]) -> nbr.ColumnSolution:
+                       item_embeddings: Optional[np.ndarray], columns: Optional[Tuple[int, int]] = None) -> nbr.ColumnSolution:
         """Column j on its refined support plus its strongest text neighbours (docs/MODELS.md §4);
         the text column s comes from the embeddings by Woodbury, never as n×n."""
         with timer("solve"):
             return nbr.solve_columns_l3ae(source, item_embeddings, l2_x=params["l2_x"], l2_e=params["l2_e"],
                                           l2_f=params["l2_f"], m=m, text_k=text_neighbors(m), refine=k > m, k=k if k > m else None,
                                           dtype=params["dtype"], num_threads=params["num_threads"],
-                                          progress=self._progress)
+                                          columns=columns, progress=self._progress)
 
 
 @register
