@@ -117,32 +117,51 @@ def distributed_candidates(parts: List[Any], item_counts: np.ndarray, width: int
                            progress: Optional[Callable[[int, int], None]] = None) -> nbr.CandidateLists:
     """Top-``width`` candidate lists of every item from shards held by the workers (``parts``: one future per
     shard, see :func:`_shard_matrix`), block of items by block; identical to
-    :func:`lae_fast.neighbors.cooccurrence_candidates` on the union of the shards."""
+    :func:`lae_fast.neighbors.cooccurrence_candidates` on the union of the shards.
+
+    At most two blocks per dask thread are in flight, so the summed rows held at once stay bounded
+    (``BLOCK_ENTRIES`` per block at most) however many blocks the catalogue has.
+    """
     n = item_counts.size
     indices, counts = nbr._empty_lists(n, width)
     step = items_per_block(n)
     ranges = [(a, min(n, a + step)) for a in range(0, n, step)]
-    pending: Dict[Any, Tuple[int, int]] = {}
-    for first, stop in ranges:
-        if client is None:
-            rows = None
-            for part in parts:
-                rows = _add_rows(rows, _block_rows(part, first, stop))
-            indices[first:stop], counts[first:stop] = _block_lists(rows, first, stop, item_counts, width, n,
-                                                                   num_threads, shares)
-            if progress is not None:
-                progress(stop, n)
-            continue
-        leaves = [client.submit(_block_rows, p, first, stop, pure=False) for p in parts]
-        pending[client.submit(_block_lists, _sum_tree(client, leaves), first, stop, item_counts, width, n,
-                              num_threads, shares, pure=False)] = (first, stop)
     done = 0
-    for fut in (dist._distributed().as_completed(list(pending)) if pending else ()):
-        first, stop = pending.pop(fut)
-        indices[first:stop], counts[first:stop] = fut.result()
+
+    def store(first: int, stop: int, lists: Tuple[np.ndarray, np.ndarray]) -> None:
+        nonlocal done
+        indices[first:stop], counts[first:stop] = lists
         done += stop - first
         if progress is not None:
             progress(done, n)
+
+    if client is None:
+        for first, stop in ranges:
+            rows = None
+            for part in parts:
+                rows = _add_rows(rows, _block_rows(part, first, stop))
+            store(first, stop, _block_lists(rows, first, stop, item_counts, width, n, num_threads, shares))
+        return nbr.CandidateLists(indices, counts, item_counts.astype(np.float64))
+    slots = sum(int(info.get("nthreads", 1)) for info in dist._workers(client).values())
+    todo = iter(ranges)
+    pending: Dict[Any, Tuple[int, int]] = {}
+    running = dist._distributed().as_completed()
+
+    def submit_next() -> None:
+        block = next(todo, None)
+        if block is None:
+            return
+        leaves = [client.submit(_block_rows, p, block[0], block[1], pure=False) for p in parts]
+        fut = client.submit(_block_lists, _sum_tree(client, leaves), block[0], block[1], item_counts, width, n,
+                            num_threads, shares, pure=False)
+        pending[fut] = block
+        running.add(fut)
+
+    for _ in range(max(2, 2 * slots)):
+        submit_next()
+    for fut in running:
+        store(*pending.pop(fut), fut.result())
+        submit_next()
     return nbr.CandidateLists(indices, counts, item_counts.astype(np.float64))
 
 
@@ -200,7 +219,7 @@ def fit_on_lists(model: ItemItemModel, source: Any, *, client: Any = None, item_
     options = dist._ShardOptions(user_col, item_col, rating_col, dist._min_rating(min_rating))
     shards, vocab, shares = dist._open(source, client, item_ids, options, num_threads)
     n = vocab.size
-    plan = model.neighbor_plan(n)
+    plan = model.neighbor_plan(n, warn=True)
     if plan is None or model.dense_gram_fits(n):
         return dist.fit_from_gram(model, source, client=client, item_embeddings=item_embeddings, item_ids=vocab,
                                   user_col=user_col, item_col=item_col, rating_col=rating_col,

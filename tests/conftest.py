@@ -193,3 +193,14 @@ def make_fifo(path):
 
     os.mkfifo(path)
     return os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A 2-worker dask LocalCluster (threads, one each) for the module's tests."""
+    pytest.importorskip("distributed")
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, \
+            Client(cluster) as c:
+        yield c

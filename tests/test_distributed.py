@@ -28,15 +28,6 @@ N_USERS, N_ITEMS = 400, 50
 
 
 @pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, \
-            Client(cluster) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
 def inter():
     """Power-law data with non-contiguous user ids and item ids that are not column positions."""
     X = power_law(N_USERS, N_ITEMS, mean_len=9, seed=7)

@@ -23,15 +23,6 @@ N_USERS, N_ITEMS, M = 600, 150, 8  # lists of 4 x 2m = 64 < 149 items: G_SS real
 
 
 @pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, \
-            Client(cluster) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
 def inter():
     X = power_law(N_USERS, N_ITEMS, mean_len=12, seed=3)
     return Interactions.from_matrix(X, user_ids=np.arange(N_USERS) * 3 + 1, item_ids=np.arange(N_ITEMS) * 7 + 2)
@@ -97,7 +88,7 @@ def test_without_a_client_too(inter, shards, past_the_wall):
 
 
 def test_lists_summed_over_shards_equal_the_lists_from_X(client, inter, shards, monkeypatch):
-    monkeypatch.setattr(dn, "BLOCK_ENTRIES", 64 * N_ITEMS)  # three blocks of items
+    monkeypatch.setattr(dn, "items_per_block", lambda n: 10)  # 15 blocks: more than are let in flight at once
     ref = nbr.cooccurrence_candidates(inter.matrix, 40)
     opts = ld._ShardOptions("user", "item", None, None)
     shard_list, vocab, shares = ld._open(shards, client, None, opts, None)
@@ -108,7 +99,13 @@ def test_lists_summed_over_shards_equal_the_lists_from_X(client, inter, shards, 
                                       progress=lambda done, total: seen.append((done, total)))
     np.testing.assert_array_equal(lists.indices, ref.indices)
     np.testing.assert_array_equal(lists.counts, ref.counts)
-    assert len(seen) == 3 and seen[-1] == (N_ITEMS, N_ITEMS)
+    assert len(seen) == 15 and seen[-1] == (N_ITEMS, N_ITEMS)
+
+
+def test_item_blocks_bound_the_rows_held():
+    assert dn.items_per_block(N_ITEMS) == N_ITEMS  # a small catalogue is one block
+    assert dn.items_per_block(91_599) == dn.BLOCK_ENTRIES // 91_599
+    assert dn.items_per_block(10 ** 7) == 64  # at least 64 rows a task, however large n
 
 
 def test_where_the_dense_gram_fits_the_route_reads_it(client, inter, shards):
@@ -179,3 +176,12 @@ def test_cli_fit_on_shards_with_neighbors(inter, shards, past_the_wall, tmp_path
     for attr in ("indptr", "indices", "data"):
         np.testing.assert_array_equal(getattr(loaded.B_, attr), getattr(ref.B_, attr))
     np.testing.assert_array_equal(loaded.item_ids_, ref.item_ids_)
+
+
+def test_automatic_switch_is_announced_and_equal(client, inter, shards, past_the_wall):
+    """neighbors=None past the wall: the route switches on the cluster as in one process, and says so."""
+    with pytest.warns(base.RouteWarning, match="neighbourhoods"):
+        ref = lae_fast.EASE(l2=20.0).fit(inter)
+    with pytest.warns(base.RouteWarning, match="neighbourhoods"):
+        got = ld.fit_distributed(lae_fast.EASE(l2=20.0), shards, client=client)
+    _assert_same_model(got, ref)

@@ -346,15 +346,16 @@ class ItemItemModel:
         return {"B_": B, "item_counts_": counts, "solver_": "neighbors", "neighbors_": m,
                 "n_retried_columns_": solution.n_retried}
 
-    def neighbor_plan(self, n_items: int) -> Optional[Tuple[int, int, int]]:
+    def neighbor_plan(self, n_items: int, *, warn: bool = False) -> Optional[Tuple[int, int, int]]:
         """``(m, k, width)`` of a neighbourhood fit of ``n_items`` items, or None for the dense route.
 
         m neighbours per column, refined from the top k >= m candidates, looked up in
         candidate lists of ``width`` items per item (what :meth:`fit_candidates` needs).
-        The route is the one :meth:`fit` would take (``neighbors``, or the automatic switch).
+        The route is the one :meth:`fit` would take (``neighbors``, or the automatic switch, which
+        ``warn=True`` announces with a :class:`RouteWarning` as :meth:`fit` does).
         """
         params = self.validated_params()
-        m = self._route(int(n_items), params, warn=False)
+        m = self._route(int(n_items), params, warn=warn)
         return None if m is None else self._plan(int(n_items), m)
 
     def _plan(self, n: int, m: int) -> Tuple[int, int, int]:
