@@ -241,7 +241,7 @@ def speed(args: argparse.Namespace) -> None:
             f"- each fit in a fresh subprocess (peak RSS of that process, X included), competitors in turn, "
             f"best of {args.repeat}; synthetic power-law data (bench/_common.py), cached in bench/_cache\n\n"
             + header + "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n")
-    write_section("bench_neighbors_speed", body)
+    write_section("bench_neighbors_speed_" + "_".join(args.shapes), body)  # one section per set of shapes
 
 
 def main() -> None:

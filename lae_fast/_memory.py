@@ -56,24 +56,28 @@ def format_bytes(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
-def check_fits_in_memory(nbytes: int, *, what: str) -> None:
+#: what to try when a dense n×n does not fit (the default advice of :func:`check_fits_in_memory`)
+DENSE_FIX = "use dtype=float32, fewer items (drop rare ones), the neighbourhood solver (neighbors=256)"
+
+
+def check_fits_in_memory(nbytes: int, *, what: str, fix: str = DENSE_FIX) -> None:
     """Refuse an allocation that cannot fit, before trying it.
 
-    Set ``LAE_FAST_SKIP_MEMORY_CHECK=1`` to allocate anyway (e.g. with swap).
+    At most ``MEMORY_HEADROOM`` (90 %) of the available memory may be used. Set
+    ``LAE_FAST_SKIP_MEMORY_CHECK=1`` to allocate anyway (e.g. with swap).
 
     Raises
     ------
     MemoryError
-        With the estimate and what is available.
+        With the estimate, what is available, and ``fix`` (what to try instead).
     """
     if os.environ.get(SKIP_ENV) == "1":
         return
     avail = available_memory()
     if avail is not None and nbytes > MEMORY_HEADROOM * avail:
         raise MemoryError(
-            f"{what} needs {format_bytes(nbytes)} but only {format_bytes(avail)} is available; "
-            "use dtype=float32, fewer items (drop rare ones), the neighbourhood solver (neighbors=256), "
-            f"or a bigger machine ({SKIP_ENV}=1 skips this check)"
+            f"{what} needs {format_bytes(nbytes)} but only {format_bytes(avail)} is available (at most "
+            f"{MEMORY_HEADROOM:.0%} of it is used); {fix}, or a bigger machine ({SKIP_ENV}=1 skips this check)"
         )
 
 

@@ -171,6 +171,7 @@ cdef int _select(floating *acc, int64_t n, const uint8_t *allowed, int32_t k,
 
 cdef enum:
     SPARSE_BLOCK = 16384  # accumulator columns per pass of the sparse path: 64 KiB of float, kept in L1/L2
+    SPARSE_ONE_PASS = 65536  # up to this many items one pass: the 256 KiB accumulator stays in L2
 
 
 cdef int _one_sparse(const int64_t *indptr, const int32_t *indices, const float *data, int64_t n,
@@ -178,9 +179,9 @@ cdef int _one_sparse(const int64_t *indptr, const int32_t *indices, const float 
                      int32_t k, float *s, int32_t *ids) noexcept nogil:
     """Top-k of the sum of the history's rows of a CSR B, for one user.
 
-    The columns are taken in blocks of SPARSE_BLOCK: every history row advances its own cursor
-    through the block (its indices are sorted), so the accumulator of one block stays in cache
-    instead of scattering over n floats, and the block's scores go straight to the heap (only
+    Up to SPARSE_ONE_PASS items the columns are one block; beyond, blocks of SPARSE_BLOCK, through
+    which every history row advances its own cursor (its indices are sorted), so the accumulator of
+    one block stays in cache instead of scattering over n floats, and the block's scores go straight to the heap (only
     runs of LAE_CHUNK whose maximum can still enter it are offered). Per score the adds come in
     the same order as one pass over whole rows: the same float sums.
     """
@@ -188,9 +189,10 @@ cdef int _one_sparse(const int64_t *indptr, const int32_t *indices, const float 
     cdef int32_t size = 0
     cdef float T, v
     cdef int64_t *rows = <int64_t *>malloc((L + 1) * sizeof(int64_t))
+    cdef int64_t block = n if n <= SPARSE_ONE_PASS else SPARSE_BLOCK
     cdef int64_t *cursor = <int64_t *>malloc((L + 1) * sizeof(int64_t))
-    cdef float *acc = <float *>malloc(SPARSE_BLOCK * sizeof(float))
-    cdef float *cmax = <float *>malloc((SPARSE_BLOCK // LAE_CHUNK + 1) * sizeof(float))
+    cdef float *acc = <float *>malloc((block + 1) * sizeof(float))
+    cdef float *cmax = <float *>malloc((block // LAE_CHUNK + 1) * sizeof(float))
     cdef int status = ST_OK
     if rows == NULL or cursor == NULL or acc == NULL or cmax == NULL:
         status = ST_MEMORY
@@ -203,13 +205,17 @@ cdef int _one_sparse(const int64_t *indptr, const int32_t *indices, const float 
             cursor[p] = indptr[rows[p]]
         c0 = 0
         while c0 < n:
-            w = n - c0 if n - c0 < SPARSE_BLOCK else SPARSE_BLOCK
+            w = n - c0 if n - c0 < block else block
             for j in range(w):
                 acc[j] = 0
             for p in range(L):
                 r = rows[p]
                 q = cursor[p]
                 q1 = indptr[r + 1]
+                if c0 + w == n:  # the last block takes the rest of every row: no bound to test
+                    for q in range(q, q1):
+                        acc[indices[q] - c0] += data[q]
+                    continue
                 while q < q1 and indices[q] < c0 + w:
                     acc[indices[q] - c0] += data[q]
                     q = q + 1

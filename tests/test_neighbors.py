@@ -507,3 +507,18 @@ def test_one_and_two_threads_identical():
     assert (a != b).nnz == 0
     G = dense_gram(X)
     assert (nb.solve_columns(G, l2=5.0, m=8, num_threads=1).B != nb.solve_columns(G, l2=5.0, m=8, num_threads=2).B).nnz == 0
+
+
+def test_route_memory_preflight_says_what_to_shrink(monkeypatch):
+    """A neighbourhood fit that cannot fit is refused before any work, with the lists' size and the fix."""
+    from lae_fast import _memory
+
+    X = power_law(200, 120, mean_len=8, seed=2)
+    monkeypatch.delenv("LAE_FAST_SKIP_MEMORY_CHECK", raising=False)
+    monkeypatch.setattr(_memory, "available_memory", lambda: 100_000)  # 100 kB: X fits, the route does not
+    with pytest.raises(MemoryError, match=r"neighbourhood route \(120 items, 8 neighbours.*candidate lists alone "
+                                          r"take .* \(64 items each, 4x the first support\); pass a smaller "
+                                          r"neighbors=m"):
+        lae_fast.EASE(neighbors=8).fit(X)
+    with pytest.raises(MemoryError, match="pass a smaller neighbors=m"):
+        lae_fast.EASE(neighbors=8).check_fit_memory(120)

@@ -626,3 +626,31 @@ def test_interrupted_fit_leaves_no_file(tmp_path, fitted, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         Recommender(model).prune(5).save(out)
     assert sorted(os.listdir(tmp_path)) == ["d.npz"]
+
+
+@pytest.mark.parametrize("n", [70_000, 5 * 16_384 + 123])
+def test_sparse_b_past_one_pass_equals_row_sums_exactly(n):
+    """A sparse B of more items than one cache-sized pass holds is scored in column blocks: every score is
+    the float32 sum of the history's rows in the same order as one pass, and masks and ties hold."""
+    rng = np.random.default_rng(n)
+    per_row = 12
+    rows = np.repeat(np.arange(n), per_row)
+    cols = rng.integers(0, n, size=n * per_row)
+    cols[::per_row] = n - 1 - np.arange(n) % 50  # the last block gets entries from every row
+    B = sp.csr_matrix((rng.normal(size=rows.size).astype(np.float32), (rows, cols)), shape=(n, n))
+    B.sum_duplicates()
+    rec = Recommender.from_matrix(B)
+    filt = rng.choice(n, size=300, replace=False)
+    for L in (1, 17, 400):
+        hist = rng.choice(n, size=L, replace=False)
+        acc = np.zeros(n, dtype=np.float32)
+        for r in np.sort(hist):  # row by row, in the kernel's order: the same float32 sums
+            lo, hi = B.indptr[r], B.indptr[r + 1]
+            acc[B.indices[lo:hi]] += B.data[lo:hi]
+        acc[hist] = -np.inf
+        acc[filt] = -np.inf
+        order = np.lexsort((np.arange(n), -acc))[:25]
+        order = order[np.isfinite(acc[order])]
+        ids, scores = rec.recommend_one(hist, 25, filter_items=filt)
+        np.testing.assert_array_equal(ids[:order.size], order)
+        np.testing.assert_array_equal(scores[:order.size], acc[order])

@@ -280,8 +280,7 @@ class ItemItemModel:
         n, params = int(n_items), self.validated_params()
         m = self._route(n, params, warn=False)
         if m is not None:
-            nbytes, what = self._neighborhood_need(n, m, params)
-            check_fits_in_memory(nbytes, what=what)
+            self._check_neighborhood_memory(n, m, params)
             return
         dtype = params["dtype"]
         check_fits_in_memory(n * n * dtype.itemsize, what=f"fitting {type(self).__name__} ({n} items, one "
@@ -449,17 +448,18 @@ class ItemItemModel:
             with timer("gram"):  # exact G_SS from the dense G while it fits
                 G = mirror_upper(gram_buffer(X, dtype, nt, what="the Gram of the neighbourhood route"),
                                  num_threads=nt)
-        nbytes, what = self._neighborhood_need(n, m, params)
-        check_fits_in_memory(nbytes, what=what)
+        self._check_neighborhood_memory(n, m, params)
         with timer("candidates"):
             source = nbr.cooccurrence_candidates(X, width, num_threads=nt) if G is None else G
         return source, m, k
 
-    def _neighborhood_need(self, n: int, m: int, params: Dict[str, Any]) -> Tuple[int, str]:
-        """``(bytes, what)`` of a neighbourhood fit of n items, for ``check_fits_in_memory``."""
+    def _check_neighborhood_memory(self, n: int, m: int, params: Dict[str, Any]) -> None:
+        """The memory preflight of a neighbourhood fit of n items (lists, then B three times over)."""
         width = self._plan(n, m)[2]
-        return (nbr.route_bytes(n, m, width, params["dtype"]),
-                f"the neighbourhood route ({n} items, {m} neighbours per column)")
+        check_fits_in_memory(nbr.route_bytes(n, m, width, params["dtype"]),
+                             what=f"the neighbourhood route ({n} items, {m} neighbours per column)",
+                             fix=f"its candidate lists alone take {format_bytes(n * width * 8)} ({width} items "
+                                 f"each, {nbr.LOOKUP_FACTOR}x the first support); pass a smaller neighbors=m")
 
     def _solve_columns(self, source: Any, m: int, k: int, params: Dict[str, Any], timer: StepTimer,
                        item_embeddings: Optional[np.ndarray],

@@ -1,0 +1,123 @@
+"""Serving a sparse (neighbourhood) model: one user per call on an amazon-book-shaped catalogue.
+
+The model: EASE (λ=500) fitted with ``neighbors=256`` on the amazon-book-shaped synthetic data of
+bench/bench_neighbors.py (52,643 users × 91,599 items, 3.0M interactions; cached with the fitted model in
+bench/_cache), a CSR B of ~257 entries per column that no dense library could hold (91,599² float32 = 31 GiB).
+
+One query = a history of item indices -> top-20 items, own items masked, scoring included. Two query sets:
+the histories of real users of the data (10-500 items; popular items, as in real traffic) and histories
+drawn uniformly at random (every row a cold read: the worst case). Competitors, on the same B and the same
+queries, timed in turn query by query:
+
+  - lae_fast:      Recommender.load(model).recommend_one(hist, 20)   (compiled, GIL released)
+  - scipy gather:  s = B[hist].sum(0) on the CSR B (rows summed by scipy), own items to -inf, argpartition
+
+    python bench/bench_serving_sparse.py
+    python bench/bench_serving_sparse.py --calls 500   # quicker
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import command_line, environment, publish  # noqa: E402
+from bench_neighbors import CACHE, SHAPES, shape_data  # noqa: E402
+
+import lae_fast  # noqa: E402
+
+N = 20
+M = 256
+BUCKETS = [(10, 50), (51, 100), (101, 200), (201, 350), (351, 500)]
+
+
+def fitted_model(data: Path) -> Path:
+    """The neighbourhood EASE of the cached data, fitted once and cached as a model file."""
+    path = CACHE / f"{data.stem}_ease{M}.lae"
+    if not path.exists():
+        t0 = time.perf_counter()
+        X = sp.load_npz(data).tocsr()
+        lae_fast.EASE(l2=500.0, neighbors=M).fit(X).save(str(path))
+        print(f"fitted and saved {path} in {time.perf_counter() - t0:.0f} s", flush=True)
+    return path
+
+
+def scipy_gather(B: sp.csr_matrix, hist: np.ndarray, k: int) -> np.ndarray:
+    s = np.asarray(B[hist].sum(axis=0)).ravel()
+    s[hist] = -np.inf
+    top = np.argpartition(-s, k)[:k]
+    return top[np.argsort(-s[top], kind="stable")]
+
+
+def histories(X: sp.csr_matrix, calls: int, rng: np.random.Generator):
+    lengths = np.diff(X.indptr)
+    users = np.flatnonzero((lengths >= 10) & (lengths <= 500))
+    chosen = rng.choice(users, size=min(calls, users.size), replace=False)
+    real = [X.indices[X.indptr[u]:X.indptr[u + 1]].astype(np.int64) for u in chosen]
+    n = X.shape[1]
+    uniform = [rng.choice(n, size=int(L), replace=False).astype(np.int64)
+               for L in rng.integers(10, 501, size=calls)]
+    return {"users of the data": real, "uniform at random": uniform}
+
+
+def time_set(rec, B, hists):
+    ours, theirs, overlap = [], [], []
+    for h in hists[:20]:  # warm both paths
+        rec.recommend_one(h, N)
+        scipy_gather(B, h, N)
+    for h in hists:
+        t0 = time.perf_counter()
+        ids, _ = rec.recommend_one(h, N)
+        t1 = time.perf_counter()
+        ref = scipy_gather(B, h, N)
+        t2 = time.perf_counter()
+        ours.append(t1 - t0)
+        theirs.append(t2 - t1)
+        overlap.append(len(np.intersect1d(ids, ref)) / N)
+    return np.array(ours) * 1e6, np.array(theirs) * 1e6, float(np.mean(overlap))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--output", default=None, help="write the section here instead of bench/RESULTS.md")
+    args = parser.parse_args()
+    data = shape_data("amazon")
+    model_path = fitted_model(data)
+    X = sp.load_npz(data).tocsr()
+    rec = lae_fast.Recommender.load(str(model_path))
+    B = lae_fast.load_model(str(model_path), mmap=False).B_.tocsr()
+    rng = np.random.default_rng(0)
+    lines = []
+    for label, hists in histories(X, args.calls, rng).items():
+        ours, theirs, overlap = time_set(rec, B, hists)
+        lens = np.array([h.size for h in hists])
+        for lo, hi in BUCKETS + [(10, 500)]:
+            sel = (lens >= lo) & (lens <= hi)
+            if not sel.any():
+                continue
+            name = f"**all ({lo}–{hi})**" if (lo, hi) == (10, 500) else f"{lo}–{hi}"
+            o50, t50 = np.percentile(ours[sel], 50), np.percentile(theirs[sel], 50)
+            lines.append(f"| {label} | {name} | {int(sel.sum()):,} | {o50:,.0f} / {np.percentile(ours[sel], 99):,.0f} | "
+                         f"{t50:,.0f} / {np.percentile(theirs[sel], 99):,.0f} | {t50 / o50:.1f}× |")
+        lines.append(f"| {label} | top-{N} overlap lae_fast vs scipy | | {overlap:.4f} | | |")
+    per_col = B.nnz / B.shape[0]
+    body = (f"## Serving a sparse neighbourhood model: one user per call, {SHAPES['amazon'][3]}\n\n"
+            f"Command: `{command_line()}`\n\n{environment()}"
+            f"- model: EASE λ=500, neighbors={M}, fitted on the synthetic data of bench/bench_neighbors.py; "
+            f"B {B.shape[0]:,}×{B.shape[1]:,} CSR, {B.nnz:,} weights ({per_col:.0f} per row), "
+            f"{(B.data.nbytes + B.indices.nbytes + B.indptr.nbytes) / 2 ** 20:,.0f} MiB\n"
+            f"- top-{N}, own items masked, scoring included; p50 / p99 of the per-call wall time in µs (Python "
+            "call included), the two competitors timed in turn query by query\n\n"
+            "| histories | length | calls | lae_fast p50 / p99 µs | scipy gather p50 / p99 µs | lae_fast vs scipy (p50) |\n"
+            "|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n")
+    publish("bench_serving_sparse", body, args.output)
+
+
+if __name__ == "__main__":
+    main()
