@@ -190,63 +190,79 @@ def cooc_topk(const int64_t[::1] indptr, const int32_t[::1] indices, const int64
     return ST_MEMORY if failed[0] else ST_OK
 
 
+cdef struct RowScratch:
+    # per-thread scratch of a candidate selection over rows of G: scores, ids, heap, positions
+    float *sc       # n
+    int32_t *sid    # n
+    float *hs       # k
+    int64_t *pos    # n, or NULL when not asked for
+
+
+cdef RowScratch _row_scratch_new(int64_t n, int32_t k, bint with_pos) noexcept nogil:
+    cdef RowScratch w
+    w.sc = <float *>malloc(n * sizeof(float))
+    w.sid = <int32_t *>malloc(n * sizeof(int32_t))
+    w.hs = <float *>malloc(k * sizeof(float))
+    w.pos = <int64_t *>malloc(n * sizeof(int64_t)) if with_pos else NULL
+    return w
+
+
+cdef inline bint _row_scratch_ok(const RowScratch *w, bint with_pos) noexcept nogil:
+    return w.sc != NULL and w.sid != NULL and w.hs != NULL and (w.pos != NULL or not with_pos)
+
+
+cdef void _row_scratch_free(RowScratch *w) noexcept nogil:
+    free(w.sc)
+    free(w.sid)
+    free(w.hs)
+    free(w.pos)
+
+
 def gram_topk(const floating[:, ::1] G, const double[::1] counts, int32_t[:, ::1] out_idx,
               float[:, ::1] out_cnt, int num_threads):
     """``cooc_topk``'s rule on the rows of a dense G (counts = diag G); returns a status."""
     cdef int64_t n = G.shape[0]
     cdef int32_t k = <int32_t>out_idx.shape[1]
     cdef int64_t i, j, t, c
-    cdef float *sc
-    cdef int32_t *sid
-    cdef float *hs
+    cdef RowScratch w
     cdef int failed[1]
     failed[0] = 0
     if n == 0 or k == 0:
         return ST_OK
     with nogil, parallel(num_threads=num_threads):
-        sc = <float *>malloc(n * sizeof(float))
-        sid = <int32_t *>malloc(n * sizeof(int32_t))
-        hs = <float *>malloc(k * sizeof(float))
-        if sc == NULL or sid == NULL or hs == NULL:
+        w = _row_scratch_new(n, k, False)
+        if not _row_scratch_ok(&w, False):
             failed[0] = 1
         for i in prange(n, schedule="dynamic", chunksize=16):
             if not failed[0]:
                 c = 0
                 for j in range(n):
                     if G[i, j] > 0 and j != i:
-                        sc[c] = _cosine(G[i, j], counts[i], counts[j])
-                        sid[c] = <int32_t>j
+                        w.sc[c] = _cosine(G[i, j], counts[i], counts[j])
+                        w.sid[c] = <int32_t>j
                         c = c + 1
-                _best_k(sc, sid, c, k, hs, &out_idx[i, 0])
+                _best_k(w.sc, w.sid, c, k, w.hs, &out_idx[i, 0])
                 for t in range(k):
                     out_cnt[i, t] = <float>G[i, out_idx[i, t]] if out_idx[i, t] >= 0 else 0
-        free(sc)
-        free(sid)
-        free(hs)
+        _row_scratch_free(&w)
     return ST_MEMORY if failed[0] else ST_OK
 
 
 def csr_topk(const int64_t[::1] indptr, const int32_t[::1] indices, const double[::1] values, int64_t first,
              const double[::1] counts, int32_t[:, ::1] out_idx, float[:, ::1] out_cnt, int num_threads):
     """``cooc_topk``'s rule on co-occurrence rows given as CSR: row r is item first + r, its
-    stored (j, G_ij) pairs in any order (counts = diag G of every item); returns a status."""
+    stored (j, G_ij) pairs in any order, each j once (counts = diag G of every item); returns a status."""
     cdef int64_t rows = out_idx.shape[0], n = counts.shape[0]
     cdef int32_t k = <int32_t>out_idx.shape[1]
     cdef int64_t r, i, j, e, t, c
-    cdef float *sc
-    cdef int32_t *sid
-    cdef int64_t *pos
-    cdef float *hs
+    cdef RowScratch w
     cdef int failed[1]
     failed[0] = 0
     if rows == 0 or k == 0:
         return ST_OK
     with nogil, parallel(num_threads=num_threads):
-        sc = <float *>malloc(n * sizeof(float))
-        sid = <int32_t *>malloc(n * sizeof(int32_t))
-        pos = <int64_t *>malloc(n * sizeof(int64_t))
-        hs = <float *>malloc(k * sizeof(float))
-        if sc == NULL or sid == NULL or pos == NULL or hs == NULL:
+        w = _row_scratch_new(n, k, True)
+        if not _row_scratch_ok(&w, True):
             failed[0] = 1
         for r in prange(rows, schedule="dynamic", chunksize=16):
             if not failed[0]:
@@ -255,17 +271,14 @@ def csr_topk(const int64_t[::1] indptr, const int32_t[::1] indices, const double
                 for e in range(indptr[r], indptr[r + 1]):
                     j = indices[e]
                     if j != i and values[e] > 0:
-                        sc[c] = _cosine(values[e], counts[i], counts[j])
-                        sid[c] = <int32_t>j
-                        pos[j] = e
+                        w.sc[c] = _cosine(values[e], counts[i], counts[j])
+                        w.sid[c] = <int32_t>j
+                        w.pos[j] = e
                         c = c + 1
-                _best_k(sc, sid, c, k, hs, &out_idx[r, 0])
+                _best_k(w.sc, w.sid, c, k, w.hs, &out_idx[r, 0])
                 for t in range(k):
-                    out_cnt[r, t] = <float>values[pos[out_idx[r, t]]] if out_idx[r, t] >= 0 else 0
-        free(sc)
-        free(sid)
-        free(pos)
-        free(hs)
+                    out_cnt[r, t] = <float>values[w.pos[out_idx[r, t]]] if out_idx[r, t] >= 0 else 0
+        _row_scratch_free(&w)
     return ST_MEMORY if failed[0] else ST_OK
 
 
