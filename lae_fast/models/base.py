@@ -443,12 +443,11 @@ class ItemItemModel:
         n = X.shape[1] if X is not None else G.shape[0]
         m, k, width = self._plan(n, m)  # width: lists wide enough for the G_SS look-ups
         nt = params["num_threads"]
-        dtype = params["dtype"]
-        if G is None and n * n * dtype.itemsize <= MEMORY_HEADROOM * (available_memory() or 0):
-            with timer("gram"):  # exact G_SS from the dense G while it fits
-                G = mirror_upper(gram_buffer(X, dtype, nt, what="the Gram of the neighbourhood route"),
-                                 num_threads=nt)
         self._check_neighborhood_memory(n, m, params)
+        if G is None and self.dense_gram_fits(n):
+            with timer("gram"):  # exact G_SS from the dense G while it fits
+                G = mirror_upper(gram_buffer(X, params["dtype"], nt, what="the Gram of the neighbourhood route"),
+                                 num_threads=nt)
         with timer("candidates"):
             source = nbr.cooccurrence_candidates(X, width, num_threads=nt) if G is None else G
         return source, m, k
