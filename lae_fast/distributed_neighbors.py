@@ -50,30 +50,31 @@ def items_per_block(n_items: int) -> int:
 
 def _shard_matrix(data: Any, name: str, kind: str, options: Any, item_ids: np.ndarray,
                   num_threads: Optional[int], shares: Dict[str, int],
-                  check_users: bool) -> Optional[Tuple[sp.csr_matrix, Optional[np.ndarray], str]]:
-    """One task: a shard's binary interactions in the item space (kept on its worker) and its sorted user ids."""
+                  check_users: bool) -> Optional[Tuple[sp.csr_matrix, sp.csc_matrix, Optional[np.ndarray], str]]:
+    """One task: a shard's binary interactions in the item space, by user and by item (both kept on its worker:
+    the item-major copy makes each block's columns a slice, not a pass over all of X), and its sorted user ids."""
     inter = dist._load(data, name, kind, options, dist._task_threads(num_threads, shares))
     if inter is None:
         return None
     X, _ = dist._to_item_space(inter, item_ids, name, strict=True)
     X = sp.csr_matrix((np.ones(X.nnz), X.indices, X.indptr), shape=X.shape)  # counts, exact in float64
-    return X, (np.sort(inter.user_ids) if check_users else None), name
+    return X, X.tocsc(), (np.sort(inter.user_ids) if check_users else None), name
 
 
-def _describe(part: Optional[tuple]) -> Optional[tuple]:
+def _shard_summary(part: Optional[tuple]) -> Optional[tuple]:
     """What the driver needs of a shard: users, nnz, its item counts, its user ids and name (never X)."""
     if part is None:
         return None
-    X, users, name = part
-    return X.shape[0], X.nnz, np.bincount(X.indices, minlength=X.shape[1]), users, name
+    X, C, users, name = part
+    return X.shape[0], X.nnz, np.diff(C.indptr), users, name
 
 
 def _block_rows(part: Optional[tuple], first: int, stop: int) -> Optional[sp.csr_matrix]:
     """One task: this shard's rows first..stop-1 of G, X[:, first:stop]ᵀ X (sparse, exact counts)."""
     if part is None:
         return None
-    X = part[0]
-    return (X[:, first:stop].T.tocsr() @ X).tocsr()
+    X, C = part[0], part[1]
+    return (C[:, first:stop].T.tocsr() @ X).tocsr()
 
 
 def _add_rows(a: Optional[sp.csr_matrix], b: Optional[sp.csr_matrix]) -> Optional[sp.csr_matrix]:
@@ -100,7 +101,8 @@ def _check_disjoint_users(described: Sequence[Optional[tuple]]) -> None:
         if d is None or d[3] is None:
             continue
         part = dist._Partial(None, d[3], d[0], d[1], [d[4]])
-        acc = part if acc is None else dist._Partial(None, dist._merge_users(acc, part), 0, 0, acc.shards + part.shards)
+        acc = part if acc is None else dist._Partial(None, dist._merge_users(acc, part), acc.n_users + part.n_users,
+                                                     acc.nnz + part.nnz, acc.shards + part.shards)
 
 
 def _sum_tree(client: Any, futures: List[Any]) -> Any:
@@ -230,12 +232,12 @@ def fit_on_lists(model: ItemItemModel, source: Any, *, client: Any = None, item_
     args = (shards[0].kind, options, vocab, num_threads, shares, check_users)
     if client is None:
         parts = [_shard_matrix(s.data, s.name, s.kind, *args[1:]) for s in shards]
-        described = [_describe(p) for p in parts]
+        described = [_shard_summary(p) for p in parts]
     else:
         vocab_f = client.scatter(vocab, broadcast=True, hash=False, direct=dist._direct(client))
         parts = [client.submit(_shard_matrix, s.data, s.name, s.kind, options, vocab_f, num_threads, shares,
                                check_users, pure=False) for s in shards]
-        described = client.gather([client.submit(_describe, p, pure=False) for p in parts])
+        described = client.gather([client.submit(_shard_summary, p, pure=False) for p in parts])
     if all(d is None for d in described):
         raise DataFormatError("every shard is empty; there are no interactions to use")
     _check_disjoint_users(described)
