@@ -1,5 +1,5 @@
 # Declarations of the hand-written C helpers in csrc/, shared by the ranking, serving and pruning kernels.
-from libc.stdint cimport int8_t, int32_t, int64_t, uint16_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint16_t, uint64_t
 
 cdef extern from "topk.h" nogil:
     void lae_heap_push(float *s, int32_t *id, int32_t *size, int32_t k, float score, int32_t item)
@@ -15,6 +15,7 @@ cdef extern from "score.h" nogil:
 
 cdef extern from "topk.h" nogil:
     int lae_better(float sa, int32_t ia, float sb, int32_t ib)
+    void lae_sort_best(float *s, int32_t *id, int64_t n, uint64_t *key)
 
 cdef extern from "dequant.h" nogil:
     # function pointers set by lae_dequant_init(), called like functions
@@ -25,3 +26,6 @@ cdef extern from "dequant.h" nogil:
     int lae_dequant_init()
     int lae_dequant_force(int level)
     int lae_dequant_level()
+
+cdef extern from "prefetch.h" nogil:
+    void lae_prefetch(const void *p)

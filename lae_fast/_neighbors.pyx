@@ -25,10 +25,13 @@ from libc.stdlib cimport malloc, calloc, free, qsort
 from libc.string cimport memcpy, memset
 from libc.math cimport INFINITY, pow, sqrt
 from libc.float cimport DBL_EPSILON, FLT_EPSILON
+
+cdef extern from "<float.h>":
+    const float FLT_TRUE_MIN  # C11: the least positive (subnormal) float
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
 from scipy.linalg.cython_lapack cimport spotrf, spotrs, dpotrf, dpotrs
 
-from lae_fast._csrc cimport lae_better, lae_heap_finish, lae_heap_push
+from lae_fast._csrc cimport lae_better, lae_heap_finish, lae_heap_push, lae_prefetch, lae_sort_best
 
 cdef enum:
     ST_OK = 0
@@ -73,10 +76,12 @@ cdef inline void _swap(float *s, int32_t *ids, int64_t a, int64_t b) noexcept no
 cdef void _partial_select(float *s, int32_t *ids, int64_t n, int64_t k) noexcept nogil:
     """Reorder (s, ids)[0:n] so that its k best pairs (topk.h order) come first, in any order.
 
-    Quickselect (median-of-three pivot, Lomuto partition), O(n) expected; ids are
+    Quickselect (median-of-three pivot, branch-free Lomuto partition: the swap is
+    unconditional, so no branch mispredicts on random keys), O(n) expected; ids are
     distinct, so the order is total and ties in score cannot stall it.
     """
     cdef int64_t lo = 0, hi = n - 1, mid, i, store
+    cdef bint better
     while lo < hi:
         mid = lo + (hi - lo) // 2
         if _better_at(s, ids, mid, lo):
@@ -87,10 +92,10 @@ cdef void _partial_select(float *s, int32_t *ids, int64_t n, int64_t k) noexcept
             _swap(s, ids, hi, mid)
         _swap(s, ids, mid, hi)  # the median of the three is the pivot, kept at hi
         store = lo
-        for i in range(lo, hi):
-            if _better_at(s, ids, i, hi):
-                _swap(s, ids, i, store)
-                store += 1
+        for i in range(lo, hi):  # branch-free Lomuto: swap always, advance when i beat the pivot
+            better = _better_at(s, ids, i, hi)
+            _swap(s, ids, i, store)
+            store += better
         _swap(s, ids, store, hi)  # [lo, store) beat the pivot, now at store; (store, hi] do not
         if store == k or store == k - 1:
             return
@@ -100,16 +105,97 @@ cdef void _partial_select(float *s, int32_t *ids, int64_t n, int64_t k) noexcept
             hi = store - 1
 
 
+cdef float _kth_largest(float *a, int64_t n, int64_t q) noexcept nogil:
+    """The q-th largest (1-based) of a[0:n] (reordered): quickselect on the values alone."""
+    cdef int64_t lo = 0, hi = n - 1, i, store, target = q - 1
+    cdef float pivot, t
+    while lo < hi:
+        i = lo + (hi - lo) // 2
+        pivot = a[i]
+        a[i] = a[hi]
+        a[hi] = pivot
+        store = lo
+        for i in range(lo, hi):  # branch-free Lomuto, as in _partial_select
+            t = a[i]
+            a[i] = a[store]
+            a[store] = t
+            store += t > pivot
+        a[hi] = a[store]
+        a[store] = pivot
+        if store == target:
+            break
+        if store < target:
+            lo = store + 1
+        else:
+            hi = store - 1
+    return a[target]
+
+
+cdef float _sample_threshold(const float *s, int64_t n, int32_t k) noexcept nogil:
+    """A key that about 1.5k of s[0:n] should reach, read off every 8th entry, or -inf where
+    the row is too short for a sample to pay off (or the sample cannot be allocated)."""
+    cdef int64_t stride = 8, m = n // stride, q = (3 * <int64_t>k) // 16 + 1, t
+    cdef float thr
+    cdef float *sample
+    if n < 8 * <int64_t>k or m < 64:
+        return -INFINITY
+    sample = <float *>malloc(m * sizeof(float))
+    if sample == NULL:
+        return -INFINITY
+    for t in range(m):
+        sample[t] = s[t * stride]
+    thr = _kth_largest(sample, m, q)
+    free(sample)
+    return thr
+
+
+cdef int64_t _prefilter(float *s, int32_t *ids, int64_t n, int32_t k) noexcept nogil:
+    """Drop, in place, pairs that cannot be among the k best of (s, ids)[0:n]; the pairs left.
+
+    With t from :func:`_sample_threshold`, the pairs with s >= t are moved to the
+    front. If at least k are, every pair of the k best is among them (one left behind
+    has s < t <= the k-th best), so the selection that follows is exact; if fewer,
+    nothing is dropped. Two scans are far cheaper than a quickselect over all n
+    (branchy swaps of score-id pairs).
+    """
+    cdef int64_t c = 0, t
+    cdef float thr = _sample_threshold(s, n, k)
+    if thr == -INFINITY:
+        return n
+    for t in range(n):
+        c += s[t] >= thr
+    if c < k:
+        return n  # an unlucky sample: keep every pair
+    c = 0
+    for t in range(n):  # branch-free compaction: writes never overtake reads
+        s[c] = s[t]
+        ids[c] = ids[t]
+        c += s[t] >= thr
+    return c
+
+
 cdef void _best_k(float *s, int32_t *ids, int64_t n, int32_t k, float *hs, int32_t *out) noexcept nogil:
     """The k best of (s, ids)[0:n] (scratch, reordered) into (hs, out), best first, padded
-    with (-inf, -1). Offering all n to the bounded heap costs up to n log k when good
-    scores come late; selecting first leaves it exactly min(n, k) pushes."""
+    with (-inf, -1): prefilter, select the k best, then sort them (topk.h order)."""
     cdef int32_t size = 0
     cdef int64_t t
+    cdef uint64_t *key
+    if n > k:
+        n = _prefilter(s, ids, n, k)
     if n > k:
         _partial_select(s, ids, n, k)
         n = k
-    for t in range(n):
+    key = <uint64_t *>malloc(n * sizeof(uint64_t) + 1)
+    if key != NULL:
+        lae_sort_best(s, ids, n, key)
+        free(key)
+        memcpy(hs, s, n * sizeof(float))
+        memcpy(out, ids, n * sizeof(int32_t))
+        for t in range(n, k):
+            hs[t] = -INFINITY
+            out[t] = -1
+        return
+    for t in range(n):  # no memory for the keys: the bounded heap gives the same order
         lae_heap_push(hs, out, &size, k, s[t], ids[t])
     lae_heap_finish(hs, out, size, k, -INFINITY)
 
@@ -220,24 +306,51 @@ cdef void _row_scratch_free(RowScratch *w) noexcept nogil:
 
 def gram_topk(const floating[:, ::1] G, const double[::1] counts, int32_t[:, ::1] out_idx,
               float[:, ::1] out_cnt, int num_threads):
-    """``cooc_topk``'s rule on the rows of a dense G (counts = diag G); returns a status."""
+    """``cooc_topk``'s rule on the rows of a dense G (counts = diag G); returns a status.
+
+    The exact key needs a sqrt and a division per entry; instead a cheap one,
+    a_j = G_ij / sqrt(G_jj) in float (the cosine times sqrt(G_ii), to a relative 2e-7),
+    is computed for the whole row, a threshold read off a sample of it
+    (:func:`_sample_threshold`), and the exact key only for the entries that may reach
+    the k best: a margin of 1e-5 around the threshold is far wider than the error
+    of a_j and than the rounding of the exact key, so the selection stays exact.
+    """
     cdef int64_t n = G.shape[0]
     cdef int32_t k = <int32_t>out_idx.shape[1]
-    cdef int64_t i, j, t, c
+    cdef int64_t i, j, t, c, strong
+    cdef float a, thr, cut
+    cdef float *isq
     cdef RowScratch w
     cdef int failed[1]
     failed[0] = 0
     if n == 0 or k == 0:
         return ST_OK
+    isq = <float *>malloc(n * sizeof(float))
+    if isq == NULL:
+        return ST_MEMORY
+    for j in range(n):
+        isq[j] = <float>(1.0 / sqrt(counts[j]))
     with nogil, parallel(num_threads=num_threads):
         w = _row_scratch_new(n, k, False)
         if not _row_scratch_ok(&w, False):
             failed[0] = 1
         for i in prange(n, schedule="dynamic", chunksize=16):
             if not failed[0]:
-                c = 0
                 for j in range(n):
-                    if G[i, j] > 0 and j != i:
+                    a = <float>G[i, j] * isq[j]
+                    w.sc[j] = a if a > 0 else -1  # NaN (G_jj = 0) and G_ij <= 0 are never candidates
+                w.sc[i] = -1
+                cut = FLT_TRUE_MIN  # the least positive float: s >= cut is s > 0, one test
+                thr = _sample_threshold(w.sc, n, k)
+                if thr > 0:
+                    strong = 0
+                    for j in range(n):
+                        strong = strong + (w.sc[j] >= thr * <float>(1 + 1e-6))
+                    if strong >= k and thr * <float>(1 - 1e-5) > cut:
+                        cut = thr * <float>(1 - 1e-5)
+                c = 0
+                for j in range(n):  # one well-predicted branch: most entries fall below the cut
+                    if w.sc[j] >= cut:
                         w.sc[c] = _cosine(G[i, j], counts[i], counts[j])
                         w.sid[c] = <int32_t>j
                         c = c + 1
@@ -245,6 +358,7 @@ def gram_topk(const floating[:, ::1] G, const double[::1] counts, int32_t[:, ::1
                 for t in range(k):
                     out_cnt[i, t] = <float>G[i, out_idx[i, t]] if out_idx[i, t] >= 0 else 0
         _row_scratch_free(&w)
+    free(isq)
     return ST_MEMORY if failed[0] else ST_OK
 
 
@@ -382,9 +496,16 @@ cdef void _build(floating *A, const int32_t *S, int64_t s, const Source *src, co
     cdef const floating *row
     cdef const int32_t *cand
     cdef const float *cnt
+    cdef const floating *ahead
     if G != NULL:
+        # each entry is a cache miss of its own (G is far larger than the caches): the next
+        # row's entries are requested while this row is copied, so twice as many are in flight
         for pa in range(s):
             row = G + <int64_t>S[pa] * src.n
+            if pa + 1 < s:
+                ahead = G + <int64_t>S[pa + 1] * src.n
+                for pb in range(pa + 1, s):
+                    lae_prefetch(ahead + S[pb])
             for pb in range(pa, s):
                 A[pa * s + pb] = row[S[pb]]
             A[pa * s + pa] = <floating>(<double>row[S[pa]] + ridge[S[pa]] + delta)

@@ -22,24 +22,23 @@ for i ≠ j and s_jj = 0. With S_j = all items these are the dense models exactl
 
 Supports come from co-occurrence candidates: the top-K items by cosine
 :math:`G_{ij} / \\sqrt{G_{ii} G_{jj}}`, found from X without G
-(:func:`cooccurrence_candidates`). ``refine=True`` solves on the top-K first,
-keeps the m largest :math:`|b_{ij}|` (i ≠ j) and solves again on those m (+ j).
+(:func:`cooccurrence_candidates`). ``refine=True`` solves on the top-K first
+(K = :func:`refine_width` (m) = 1.5 m unless given), keeps the m largest
+:math:`|b_{ij}|` (i ≠ j) and solves again on those m (+ j).
 
 Accuracy of the candidate-list source: G_SS is exact only for the pairs that one
 of the two lists holds; the others are taken as 0, which can leave G_SS far from
 PSD and the column near-singular or not factorisable (then retried with a raised
-ridge, see :func:`solve_columns`). Measured with ``bench/neighbors_accuracy.py``
-on MovieLens-1M (strong split, EASE λ=800, m=256; test recall@20 / ndcg@100):
-dense model 0.2996 / 0.4276; top-256 supports with G_SS from the dense G 0.2950 /
-0.4188, from lists of width 512 / 1024 / 2048: 0.2626 / 0.2950 / 0.2950 recall@20;
-refined from the top 512 with the dense G 0.2902 / 0.4224, from lists of 512 /
-1024 / 2048: 0.0266 (1281 columns retried) / 0.2966 / 0.2900. Build the lists at
-least :data:`LOOKUP_FACTOR` (4) times wider than the widest support (narrower
-lists warn), or pass the dense G where n×n fits.
+ridge, see :func:`solve_columns`). ``bench/neighbors_accuracy.py`` measures it on
+MovieLens-1M (strong split, EASE and RDLAE, m=256, section
+``neighbors_accuracy`` of bench/RESULTS.md): lists 3x the first support are
+as accurate as the dense G, 2x lose a few percent and 1.5x or less collapse.
+Build the lists at least :data:`LOOKUP_FACTOR` (3) times wider than the widest
+support (narrower lists warn), or pass the dense G where n×n fits.
 
 Typical use::
 
-    cands = cooccurrence_candidates(X, 2048)                     # lists 4x the widest support
+    cands = cooccurrence_candidates(X, 1155)                     # lists 3x the widest support
     B = solve_columns(cands, l2=800.0, m=256, refine=True).B     # CSC, n×n
     ids, scores = topk_sparse(X, ranking_csr(B), 20)
 """
@@ -65,11 +64,20 @@ from .ranking import candidate_mask, check_N
 BLOCK_SIZE = 2048
 #: Candidate lists should be this many times wider than the supports they serve (see the
 #: module docstring, "Accuracy of the candidate-list source"); narrower lists warn.
-LOOKUP_FACTOR = 4
+LOOKUP_FACTOR = 3
 #: Size of the float64 score block behind :func:`text_candidates` (entries).
 _TEXT_BLOCK_ENTRIES = 1 << 22
 
 Progress = Callable[[int, int], None]
+
+
+def refine_width(m: int) -> int:
+    """Candidates of the first, refining solve for m kept neighbours: K = m + ⌈m/2⌉.
+
+    On MovieLens-1M K = 1.5m keeps the accuracy of K = 2m (bench/neighbors_accuracy.py)
+    at (3/4)³ = 42% of its factorization and 56% of its G_SS.
+    """
+    return m + (m + 1) // 2
 
 
 # -- candidate lists -------------------------------------------------------------------------------
@@ -552,7 +560,7 @@ def _prepare(source: Any, dtype: np.dtype, *, m: Optional[int], refine: bool, k:
     if m is None:
         raise ValueError("pass m (neighbours per column) or explicit supports")
     m = _check_k(m, "m")
-    width = (_check_k(k, "k") if k is not None else 2 * m) if refine else m
+    width = (_check_k(k, "k") if k is not None else refine_width(m)) if refine else m
     if refine and width < m:
         raise ValueError(f"refinement solves on k >= m candidates first, got k={width} < m={m}")
     lists = source if isinstance(source, CandidateLists) else _gram_candidates(source, width, num_threads)
@@ -566,10 +574,9 @@ def _prepare(source: Any, dtype: np.dtype, *, m: Optional[int], refine: bool, k:
         warnings.warn(
             f"G_SS is looked up in candidate lists of {lists.k} items for supports of up to {support + 1}: "
             f"pairs in neither list are taken as 0, and lists narrower than {LOOKUP_FACTOR}x the support "
-            "miss enough of them to spoil the model (bench/neighbors_accuracy.py, MovieLens-1M, EASE, m=256 "
-            "refined from the top 512: recall@20 0.290 with lists of 2048 or a dense G, 0.027 with lists of "
-            "512). Build the lists with k >= "
-            f"{LOOKUP_FACTOR * support}, or pass the dense G if it fits.", RuntimeWarning, stacklevel=3)
+            "miss enough of them to spoil the model (bench/neighbors_accuracy.py, MovieLens-1M: with "
+            "lists 1.5x the support the test recall is a fraction of the dense model's). Build the lists "
+            f"with k >= {LOOKUP_FACTOR * support}, or pass the dense G if it fits.", RuntimeWarning, stacklevel=3)
 
     def supports_of(cols):
         return _rows_to_supports(cols, [lists.indices[cols, :width]] + [e[cols - extra_first] for e in extra])
@@ -605,7 +612,7 @@ def solve_columns(source: Union[CandidateLists, np.ndarray], *, l2: float, dropo
         ``refine`` the m largest |b_ij| of a first solve on the top-k.
     refine : bool, default=False
     k : int, optional
-        Width of the first, refining solve (default 2m).
+        Width of the first, refining solve (default :func:`refine_width` (m) = 1.5m).
     supports : sparse matrix or array of shape (n_items, n_items), optional
         Explicit supports instead of ``m``: column j's nonzero pattern is S_j
         (j is always added).

@@ -19,7 +19,7 @@ from lae_fast.models import base  # noqa: E402
 
 from conftest import power_law  # noqa: E402
 
-N_USERS, N_ITEMS, M = 600, 150, 8  # lists of 4 x 2m = 64 < 149 items: G_SS really comes from the lists
+N_USERS, N_ITEMS, M = 600, 150, 8  # lists of 3 x 1.5m = 36 < 149 items: G_SS really comes from the lists
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +134,7 @@ def test_progress_reports_candidates_then_columns(inter, shards, past_the_wall):
 
 def test_fit_candidates_checks_its_lists(inter):
     lists = nbr.cooccurrence_candidates(inter.matrix, 16)
-    with pytest.raises(ValueError, match="needs 64"):
+    with pytest.raises(ValueError, match=f"needs {nbr.LOOKUP_FACTOR * nbr.refine_width(M)}"):
         lae_fast.EASE(neighbors=M).fit_candidates(lists)
     with pytest.raises(TypeError, match="CandidateLists"):
         lae_fast.EASE(neighbors=M).fit_candidates(inter.matrix)

@@ -118,6 +118,20 @@ def test_candidates_ties_go_to_lower_index():
     assert got.indices[0, :2].tolist() == [6, 12]  # cosine 1 with its copies, lower index first
 
 
+@pytest.mark.parametrize("k", [20, 150])
+def test_candidates_of_long_rows_with_ties(k):
+    """Rows long enough for the sampled prefilter and the key sort (n >= 8k), with exact ties
+    across the prefilter's threshold: the lists are still the brute-force ones."""
+    A = random_binary(300, 500, 0.15, seed=11)
+    X = sp.hstack([A, A, A], format="csr")  # items i, i+500, i+1000 identical: ties everywhere
+    G = dense_gram(X)
+    ref = ref_candidates(G, k)
+    for got in (nb.cooccurrence_candidates(X, k), nb.candidates_from_dense(G, k),
+                nb.candidates_from_dense(G.astype(np.float32), k, num_threads=2)):
+        np.testing.assert_array_equal(got.indices, ref[0])
+        np.testing.assert_array_equal(got.counts, ref[1])
+
+
 def test_candidates_threads_and_index_types(X):
     X64 = X.copy()
     X64.indices, X64.indptr = X64.indices.astype(np.int64), X64.indptr.astype(np.int64)
@@ -346,9 +360,9 @@ def test_retry_in_both_passes_of_a_refined_column():
 
 def test_narrow_lists_warn(X):
     lists = nb.cooccurrence_candidates(X, 6)
-    with pytest.warns(RuntimeWarning, match="Build the lists with k >= 16"):
+    with pytest.warns(RuntimeWarning, match=f"Build the lists with k >= {nb.LOOKUP_FACTOR * 4}"):
         nb.solve_columns(lists, l2=1.0, m=4)
-    with pytest.warns(RuntimeWarning, match="k >= 28"):
+    with pytest.warns(RuntimeWarning, match=f"k >= {nb.LOOKUP_FACTOR * (4 + 3)}"):
         nb.solve_columns_l3ae(lists, np.ones((X.shape[1], 2)), l2_x=1.0, l2_e=1.0, l2_f=1.0, m=4, text_k=3)
     wide = nb.cooccurrence_candidates(X, 29)  # no list is full: every co-occurring pair is listed
     assert (wide.indices[:, -1] < 0).all()
@@ -381,7 +395,7 @@ def test_bad_inputs(X):
         nb.solve_columns(G, l2=1.0)
     with pytest.raises(ValueError, match="k >= m"):
         nb.solve_columns(G, l2=1.0, m=4, refine=True, k=2)
-    with pytest.raises(ValueError, match="build them with k >= 8"):
+    with pytest.raises(ValueError, match=f"build them with k >= {nb.refine_width(4)}"):
         nb.solve_columns(lists, l2=1.0, m=4, refine=True)
     with pytest.raises(ValueError, match="dropout"):
         nb.solve_columns(lists, l2=1.0, m=2, dropout=1.0)
@@ -515,10 +529,11 @@ def test_route_memory_preflight_says_what_to_shrink(monkeypatch):
 
     X = power_law(200, 120, mean_len=8, seed=2)
     monkeypatch.delenv("LAE_FAST_SKIP_MEMORY_CHECK", raising=False)
-    monkeypatch.setattr(_memory, "available_memory", lambda: 100_000)  # 100 kB: X fits, the route does not
-    with pytest.raises(MemoryError, match=r"neighbourhood route \(120 items, 8 neighbours.*candidate lists alone "
-                                          r"take .* \(64 items each, 4x the first support\); pass a smaller "
-                                          r"neighbors=m"):
+    monkeypatch.setattr(_memory, "available_memory", lambda: 30_000)  # 30 kB: X fits, the route does not
+    width = nb.LOOKUP_FACTOR * nb.refine_width(8)
+    with pytest.raises(MemoryError, match=rf"neighbourhood route \(120 items, 8 neighbours.*candidate lists alone "
+                                          rf"take .* \({width} items each, {nb.LOOKUP_FACTOR}x the first support\); "
+                                          r"pass a smaller neighbors=m"):
         lae_fast.EASE(neighbors=8).fit(X)
     with pytest.raises(MemoryError, match="pass a smaller neighbors=m"):
         lae_fast.EASE(neighbors=8).check_fit_memory(120)

@@ -327,7 +327,7 @@ class ItemItemModel:
                            item_embeddings: Optional[np.ndarray]) -> Dict[str, Any]:
         """Every column solved on its m strongest neighbours (docs/MODELS.md §4); B is sparse (CSR).
 
-        Candidates (2m per item, by cosine) come from X without any n×n, or from G when a dense
+        Candidates (1.5m per item, by cosine) come from X without any n×n, or from G when a dense
         Gram is given (fit_gram); the refined support keeps the m largest |b_ij| of a first solve.
         """
         source, m, k = self._neighbor_source(X, G, m, params, timer)
@@ -358,7 +358,7 @@ class ItemItemModel:
         return None if m is None else self._plan(int(n_items), m)
 
     def _plan(self, n: int, m: int) -> Tuple[int, int, int]:
-        """``(m, k, width)`` for n items: m capped at k = 2m candidates (at most n - 1), and lists
+        """``(m, k, width)`` for n items: m capped at k = 1.5m candidates (at most n - 1), and lists
         ``LOOKUP_FACTOR`` times wider than the widest first support (text neighbours included)."""
         k = _candidates_per_item(n, m)
         width = min(nbr.LOOKUP_FACTOR * (k + self._text_support(m)), max(n - 1, 1))
@@ -747,8 +747,8 @@ def solve_column_block(model: ItemItemModel, source: Any, m: int, k: int, params
 
 
 def _candidates_per_item(n: int, m: int) -> int:
-    """Candidates of a neighbourhood fit: 2m per item, at most the other n - 1 items."""
-    return min(2 * m, max(n - 1, 1))
+    """Candidates of a neighbourhood fit: the refining width (1.5m) per item, at most the other n - 1."""
+    return min(nbr.refine_width(m), max(n - 1, 1))
 
 
 def weights_from_arrays(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any],
