@@ -7,7 +7,7 @@
 Steps per data set: candidate lists from X (width W = --lists, default 8m: the
 lists are also where G_SS is looked up, and narrower lists miss too many pairs),
 the per-column solves on the top-m candidates, the same with refinement (solve on
-the top-K = 2m, keep the m largest |b_ij|, solve again), and top-20 ranking of a
+the top-K = 1.5m, keep the m largest |b_ij|, solve again), and top-20 ranking of a
 batch of users against the refined B. Where a dense float32 G fits in a third of
 the memory, the refined solve also runs with G_SS read from the dense G (exact),
 and the relative difference of the two B and the mean overlap of the top-20 lists
@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--num-threads", type=int, default=None)
     args = parser.parse_args()
     names = args.data or (["ml1m"] if args.quick else ["ml20m", "amazon-book"])
-    m, K, nt = args.m, 2 * args.m, resolve_num_threads(args.num_threads)
+    m, K, nt = args.m, nb.refine_width(args.m), resolve_num_threads(args.num_threads)
     W = args.lists or 8 * m
     print(environment())
     print(f"m = {m}, K = {K}, lists W = {W}, l2 = {args.l2}, {args.dtype}, {nt} threads\n", flush=True)

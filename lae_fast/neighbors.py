@@ -65,6 +65,10 @@ BLOCK_SIZE = 2048
 #: Candidate lists should be this many times wider than the supports they serve (see the
 #: module docstring, "Accuracy of the candidate-list source"); narrower lists warn.
 LOOKUP_FACTOR = 3
+#: Conjugate-gradient steps that rank the refinement's first pass (0: factor it exactly). Only the
+#: order of |b| on the first support matters there; on MovieLens-1M ten steps already choose the
+#: supports of the exact solve (bench/neighbors_accuracy.py), at a fraction of a Cholesky's cost.
+REFINE_ITERATIONS = 16
 #: Size of the float64 score block behind :func:`text_candidates` (entries).
 _TEXT_BLOCK_ENTRIES = 1 << 22
 
@@ -453,7 +457,8 @@ class _Solver:
     """The fixed arguments of ``_neighbors.solve_block`` for one fit; called per block of columns."""
 
     def __init__(self, source: Union[CandidateLists, np.ndarray], ridge: np.ndarray, dtype: np.dtype,
-                 num_threads: int, *, xi: float = 0.0, text: Optional[Tuple] = None, l2_e: float = 0.0):
+                 num_threads: int, *, xi: float = 0.0, text: Optional[Tuple] = None, l2_e: float = 0.0,
+                 refine_iterations: int = REFINE_ITERATIONS):
         one = np.zeros((1, 1), dtype=np.float64)
         self.dense = not isinstance(source, CandidateLists)
         if not self.dense:
@@ -467,6 +472,7 @@ class _Solver:
             self.diag = source.diagonal().astype(np.float64)
         self.ridge = np.ascontiguousarray(ridge, dtype=np.float64)
         self.dtype, self.nt, self.xi, self.l2_e = dtype, num_threads, xi, l2_e
+        self.refine_iterations = check_int(refine_iterations, name="refine_iterations", low=0, high=1 << 20)
         self.mode = _neighbors.MODE_EASE if text is None else _neighbors.MODE_L3AE
         self.E, self.H, self.inv = text if text is not None else (one, one, np.zeros(1))
         self.retried: List[np.ndarray] = []
@@ -484,7 +490,8 @@ class _Solver:
         retries = np.zeros(cols.size, dtype=np.int8)
         status = np.zeros(cols.size, dtype=np.int8)
         with sequential_blas():  # one LAPACK thread inside each OpenMP thread
-            _neighbors.solve_block(cols, ptr, idx, _jpos(cols, ptr, idx), keep, self.dense, self.G, self.cand,
+            _neighbors.solve_block(cols, ptr, idx, _jpos(cols, ptr, idx), keep, self.refine_iterations,
+                                   self.dense, self.G, self.cand,
                                    self.cnt, self.cand_len, self.diag, self.ridge, self.mode, self.xi, self.E,
                                    self.H, self.inv, self.l2_e, out_ptr, out_idx, out, retries, status, self.nt)
         if (status == _neighbors.ERR_MEMORY).any():
@@ -587,7 +594,8 @@ def _prepare(source: Any, dtype: np.dtype, *, m: Optional[int], refine: bool, k:
 
 def solve_columns(source: Union[CandidateLists, np.ndarray], *, l2: float, dropout: float = 0.0,
                   xi: float = 0.0, m: Optional[int] = None, refine: bool = False, k: Optional[int] = None,
-                  supports: Any = None, dtype: Any = np.float32, block_size: int = BLOCK_SIZE,
+                  refine_iterations: int = REFINE_ITERATIONS, supports: Any = None,
+                  dtype: Any = np.float32, block_size: int = BLOCK_SIZE,
                   columns: Optional[Tuple[int, int]] = None, progress: Optional[Progress] = None,
                   num_threads: Optional[int] = None) -> ColumnSolution:
     """EASE-family B with every column restricted to a small support.
@@ -613,6 +621,11 @@ def solve_columns(source: Union[CandidateLists, np.ndarray], *, l2: float, dropo
     refine : bool, default=False
     k : int, optional
         Width of the first, refining solve (default :func:`refine_width` (m) = 1.5m).
+    refine_iterations : int, default=REFINE_ITERATIONS (16)
+        The first solve only ranks the k candidates by |b_ij|, so it takes this many
+        Jacobi-preconditioned conjugate-gradient steps instead of a Cholesky; 0 factors
+        it exactly (as does a first system that PCG finds not positive definite). The
+        kept columns are always solved exactly.
     supports : sparse matrix or array of shape (n_items, n_items), optional
         Explicit supports instead of ``m``: column j's nonzero pattern is S_j
         (j is always added).
@@ -657,7 +670,7 @@ def solve_columns(source: Union[CandidateLists, np.ndarray], *, l2: float, dropo
     nt = resolve_num_threads(num_threads)
     source, supports_of, refine_m, per_column, counts, t_cand = _prepare(
         source, dt, m=m, refine=refine, k=k, supports=supports, num_threads=nt)
-    solver = _Solver(source, ridge_diagonal(l2, p, counts), dt, nt, xi=xi)
+    solver = _Solver(source, ridge_diagonal(l2, p, counts), dt, nt, xi=xi, refine_iterations=refine_iterations)
     result = _run(counts.size, solver, supports_of, refine_m, per_column, block_size, progress,
                   _column_range(columns, counts.size))
     result.seconds["candidates"] = t_cand
@@ -666,7 +679,8 @@ def solve_columns(source: Union[CandidateLists, np.ndarray], *, l2: float, dropo
 
 def solve_columns_l3ae(source: Union[CandidateLists, np.ndarray], item_embeddings: Any, *, l2_x: float,
                        l2_e: float, l2_f: float, m: Optional[int] = None, text_k: int = 0,
-                       refine: bool = False, k: Optional[int] = None, supports: Any = None,
+                       refine: bool = False, k: Optional[int] = None,
+                       refine_iterations: int = REFINE_ITERATIONS, supports: Any = None,
                        dtype: Any = np.float32, block_size: int = BLOCK_SIZE,
                        columns: Optional[Tuple[int, int]] = None, progress: Optional[Progress] = None,
                        num_threads: Optional[int] = None) -> ColumnSolution:
@@ -684,8 +698,8 @@ def solve_columns_l3ae(source: Union[CandidateLists, np.ndarray], item_embedding
     item_embeddings : array-like of shape (n_items, d)
     l2_x, l2_e, l2_f : float
         λ_X, λ_E, λ_F, as in :class:`lae_fast.L3AE`.
-    m, refine, k, supports, dtype, block_size, columns, progress, num_threads
-        As in :func:`solve_columns`.
+    m, refine, k, refine_iterations, supports, dtype, block_size, columns, progress, num_threads
+        As in :func:`solve_columns` (the first pass ranks by |b| of the L3AE column, two PCG solves).
     text_k : int, default=0
         Also put item j's ``text_k`` largest-s_ij items (:func:`text_candidates`)
         into S_j (before refinement, if any). G_ij of a text neighbour that is in
@@ -717,7 +731,8 @@ def solve_columns_l3ae(source: Union[CandidateLists, np.ndarray], item_embedding
     t_text = time.perf_counter() - t0
     source, supports_of, refine_m, per_column, counts, t_cand = _prepare(
         source, dt, m=m, refine=refine, k=k, supports=supports, extra=extra, extra_first=span[0], num_threads=nt)
-    solver = _Solver(source, np.full(counts.size, l2_x + l2_e), dt, nt, text=(E, H, inv), l2_e=l2_e)
+    solver = _Solver(source, np.full(counts.size, l2_x + l2_e), dt, nt, text=(E, H, inv), l2_e=l2_e,
+                     refine_iterations=refine_iterations)
     result = _run(counts.size, solver, supports_of, refine_m, per_column, block_size, progress, span)
     result.seconds.update(candidates=t_cand, text=t_text)
     return result

@@ -537,3 +537,25 @@ def test_route_memory_preflight_says_what_to_shrink(monkeypatch):
         lae_fast.EASE(neighbors=8).fit(X)
     with pytest.raises(MemoryError, match="pass a smaller neighbors=m"):
         lae_fast.EASE(neighbors=8).check_fit_memory(120)
+
+
+@pytest.mark.parametrize("source", ["dense", "lists"])
+def test_pcg_first_pass_ranks_like_the_exact_one(X, source):
+    """The refinement's first pass by PCG (the default) keeps the supports of the exact first
+    solve here; with a single PCG step it may keep others, but every column is still the
+    exact solution on the support it kept."""
+    G = dense_gram(X)
+    lists = nb.cooccurrence_candidates(X, 16)
+    src = G if source == "dense" else lists
+    kw = dict(l2=3.0, dropout=0.1, xi=1.0, m=4, refine=True, k=8, dtype=np.float64)
+    exact = nb.solve_columns(src, refine_iterations=0, **kw).B
+    assert (nb.solve_columns(src, **kw).B != exact).nnz == 0
+    rough = nb.solve_columns(src, refine_iterations=1, **kw).B.toarray()
+    Gseen = G if source == "dense" else lists_gram(G, lists)
+    gamma = 3.0 + 0.1 / 0.9 * np.diag(G)
+    for j in range(G.shape[0]):
+        S = np.union1d(np.flatnonzero(rough[:, j]), [j])
+        np.testing.assert_allclose(rough[S, j], ref_column(Gseen, gamma, 1.0, S, j), rtol=1e-8, atol=1e-12)
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="refine_iterations"):
+            nb.solve_columns(src, refine_iterations=bad, **kw)
