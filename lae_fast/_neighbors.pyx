@@ -8,8 +8,9 @@
 * ``solve_block``: one small SPD solve per column j on its support S_j: G_SS is
   gathered from a dense G or looked up in the candidate lists, factored with
   ?potrf and solved with ?potrs (EASE family: RHS e_j; L3AE: RHS e_j and the
-  text column s restricted to S_j). To refine, a second solve on the m largest
-  |b_ij| reuses a principal submatrix of the first system.
+  text column s restricted to S_j). To refine, the first system is only ranked
+  (|b_ij| from a few Jacobi-PCG steps with ?symv, or exactly) and a second, exact
+  solve on the m largest |b_ij| reuses a principal submatrix of it.
 * ``rank_sparse``: batch top-N of x_u·B for a CSR B, with the zero scores of the
   items a history does not reach competing exactly as in the dense ranking.
 

@@ -23,8 +23,10 @@ for i ≠ j and s_jj = 0. With S_j = all items these are the dense models exactl
 Supports come from co-occurrence candidates: the top-K items by cosine
 :math:`G_{ij} / \\sqrt{G_{ii} G_{jj}}`, found from X without G
 (:func:`cooccurrence_candidates`). ``refine=True`` solves on the top-K first
-(K = :func:`refine_width` (m) = 1.5 m unless given), keeps the m largest
-:math:`|b_{ij}|` (i ≠ j) and solves again on those m (+ j).
+(K = :func:`refine_width` (m) = 1.5 m unless given; only the order of |b| matters
+there, so :data:`REFINE_ITERATIONS` steps of Jacobi-preconditioned conjugate
+gradients stand in for the Cholesky), keeps the m largest :math:`|b_{ij}|` (i ≠ j)
+and solves again, exactly, on those m (+ j).
 
 Accuracy of the candidate-list source: G_SS is exact only for the pairs that one
 of the two lists holds; the others are taken as 0, which can leave G_SS far from
@@ -516,24 +518,30 @@ def _run(n: int, solver: _Solver, supports_of: Callable[[np.ndarray], Tuple[np.n
     # the per-block pieces and their concatenation coexist once
     check_fits_in_memory(2 * (stop - first) * nnz_per_column * (itemsize + 4),
                          what=f"the sparse B ({stop - first} columns, up to {nnz_per_column} entries each)")
-    lengths, indices, values = [], [], []
+    counts, indices, values = [], [], []
     t0 = time.perf_counter()
     for c0 in range(first, stop, block_size):
         cols = np.arange(c0, min(stop, c0 + block_size), dtype=np.int64)
         ptr, idx = supports_of(cols)
-        for part, piece in zip((lengths, indices, values), solver(cols, ptr, idx, refine_m or 0)):
-            part.append(piece)
+        lengths, items, vals = solver(cols, ptr, idx, refine_m or 0)
+        # an exactly-zero diagonal is not stored; dropped block by block, so that the only
+        # full-size temporaries are the pieces and their one concatenation
+        owner = np.repeat(np.arange(cols.size), lengths)
+        keep = (items != cols[owner]) | (vals != 0)
+        counts.append(np.bincount(owner[keep], minlength=cols.size))
+        indices.append(items[keep])
+        values.append(vals[keep])
+        del owner, keep, items, vals
         if progress is not None:
             progress(int(cols[-1]) + 1 - first, stop - first)
-    lengths = np.concatenate(lengths)
-    idx = np.concatenate(indices)
-    vals = np.concatenate(values)
-    del indices, values
-    owner = np.repeat(np.arange(first, stop), lengths)
-    keep = (idx != owner) | (vals != 0)  # an exactly-zero diagonal is not stored
     ptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(owner[keep], minlength=n), out=ptr[1:])
-    B = sp.csc_matrix((vals[keep], idx[keep], ptr), shape=(n, n))
+    np.cumsum(np.concatenate(counts), out=ptr[first + 1:stop + 1])
+    ptr[stop + 1:] = ptr[stop]
+    idx = np.concatenate(indices)
+    del indices
+    vals = np.concatenate(values)
+    del values
+    B = sp.csc_matrix((vals, idx, ptr), shape=(n, n))
     B.has_sorted_indices = True
     retried = np.unique(np.concatenate(solver.retried)) if solver.retried else np.zeros(0, np.int64)
     return ColumnSolution(B, retried.astype(np.int64), {"solve": time.perf_counter() - t0})
@@ -658,8 +666,8 @@ def solve_columns(source: Union[CandidateLists, np.ndarray], *, l2: float, dropo
     column of G_SS are exact (its support is drawn from its own list), but the
     entries between two neighbours may be missing, so the column is the solution
     of a different system, and G_SS with zeros may even be indefinite; how much
-    that costs depends on the list width (module docstring: with lists 4x the
-    support the MovieLens-1M accuracy is that of the exact G_SS, with 1x it
+    that costs depends on the list width (module docstring: with lists 3x the
+    support the MovieLens-1M accuracy is that of the exact G_SS, with 1.5x it
     collapses). A column whose Cholesky fails is solved again with the ridge
     raised for every item of S_j by :math:`\\delta_t = 10^{t-5} \\max(1, \\max_a A_{aa})`,
     t = 1, 2, … until it succeeds (γ_j + δ then also enters the max above); those
@@ -754,7 +762,9 @@ def ranking_csr(B: Any) -> sp.csr_matrix:
             and B.indptr.dtype == np.int64 and B.has_canonical_format):
         return B  # already what the kernel reads: ranking many batches makes no copies
     dtype = B.dtype if B.dtype in (np.float32, np.float64) else np.float32
-    C = sp.csr_matrix(B, dtype=dtype, copy=True)
+    C = B.copy() if B.format == "csr" else B.tocsr()  # a new matrix either way: B is not modified
+    if C.dtype != dtype:
+        C = C.astype(dtype)
     C.sum_duplicates()
     C.sort_indices()
     C.indices = C.indices.astype(np.int32, copy=False)
