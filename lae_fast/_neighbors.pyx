@@ -564,6 +564,20 @@ cdef void _gather(floating *A, const floating *saved, int64_t ld, const int32_t 
         A[p * s + p] += <floating>delta
 
 
+cdef void _text_column(int64_t j, const int32_t *S, int64_t s, int64_t jp, const Text *txt,
+                       floating *y) noexcept nogil:
+    """y[p] = s_{S[p], j}: L3AE's text column j on S (Woodbury, O(d) an entry; 0 at j itself)."""
+    cdef int64_t p, c
+    cdef double dot
+    cdef const double *hj = txt.H + j * txt.d
+    for p in range(s):
+        dot = 0
+        if p != jp:
+            for c in range(txt.d):
+                dot = dot + txt.E[<int64_t>S[p] * txt.d + c] * hj[c]
+        y[p] = <floating>(dot * txt.inv[j])
+
+
 cdef int _column(int64_t j, const int32_t *S, int64_t s, int64_t jp, const Source *src,
                  const double *ridge, int mode, double xi, const Text *txt,
                  const floating *saved, int64_t ld, const int32_t *sel, floating *save,
@@ -573,12 +587,11 @@ cdef int _column(int64_t j, const int32_t *S, int64_t s, int64_t jp, const Sourc
     G_SS + diag(ridge) comes from ``src``, or, when ``saved`` is given, from its rows
     and columns ``sel``. With ``save``, the A first built from ``src`` is copied there.
     """
-    cdef int64_t p, c
+    cdef int64_t p
     cdef int t = 0, nrhs = 2 if mode == M_L3AE else 1
-    cdef double delta = 0, scale, bound, gamma, pjj, dot, base = 1, eps
+    cdef double delta = 0, scale, bound, gamma, pjj, base = 1, eps
     cdef floating *x = rhs
     cdef floating *y = rhs + s
-    cdef const double *hj = txt.H + j * txt.d
     while True:
         if saved != NULL:
             _gather(A, saved, ld, sel, s, delta)
@@ -593,12 +606,7 @@ cdef int _column(int64_t j, const int32_t *S, int64_t s, int64_t jp, const Sourc
         memset(rhs, 0, nrhs * s * sizeof(floating))
         x[jp] = 1
         if mode == M_L3AE:
-            for p in range(s):
-                if p != jp:
-                    dot = 0
-                    for c in range(txt.d):
-                        dot = dot + txt.E[<int64_t>S[p] * txt.d + c] * hj[c]
-                    y[p] = <floating>(dot * txt.inv[j])
+            _text_column(j, S, s, jp, txt, y)
         if _factor_solve(A, rhs, <int>s, nrhs) == 0:
             break
         if t == MAX_RETRIES:
@@ -726,26 +734,20 @@ cdef int _cmp_int32(const void *a, const void *b) noexcept nogil:
 cdef int _first_pass_pcg(int64_t j, const int32_t *S, int64_t s, int64_t jp, const Source *src,
                          const double *ridge, int mode, const Text *txt, floating *saved, floating *b1,
                          floating *cg, Marks *w, int iters) noexcept nogil:
-    """The refinement's first pass by PCG: A = Ĝ_SS + diag(ridge) built into ``saved`` and
-    b1 = |b| up to a positive factor (EASE family: P e_j; L3AE: λ_E P s − P e_j (1 + λ_E (P s)_j)
-    / P_jj); False where PCG meets a non-positive curvature."""
-    cdef int64_t p, c
-    cdef double dot, scale
+    """The refinement's first pass by PCG: A = Ĝ_SS + diag(ridge) built into ``saved`` and b1 = b
+    times a positive factor (EASE family: −P e_j; L3AE: λ_E P s − P e_j (1 + λ_E (P s)_j) / P_jj),
+    enough to rank |b|; False where PCG meets a non-positive curvature."""
+    cdef int64_t p
+    cdef double scale
     cdef floating *x = cg + 4 * s
     cdef floating *y = cg + 5 * s
-    cdef const double *hj = txt.H + j * txt.d
     _build(saved, S, s, src, ridge, 0, w)
     if not _pcg(saved, <int>s, jp, <floating *>NULL, x, cg, iters):
         return False
     if mode != M_L3AE:
         memcpy(b1, x, s * sizeof(floating))
         return True
-    for p in range(s):
-        dot = 0
-        if p != jp:
-            for c in range(txt.d):
-                dot = dot + txt.E[<int64_t>S[p] * txt.d + c] * hj[c]
-        b1[p] = <floating>(dot * txt.inv[j])
+    _text_column(j, S, s, jp, txt, b1)
     if not _pcg(saved, <int>s, jp, b1, y, cg, iters) or not x[jp] > 0:
         return False
     scale = (1.0 + txt.l2_e * y[jp]) / x[jp]
