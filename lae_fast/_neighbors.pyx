@@ -490,8 +490,10 @@ cdef void _build(floating *A, const int32_t *S, int64_t s, const Source *src, co
     From a dense G the entries are exact. From the candidate lists, G_ab is known
     when b is in a's list or a in b's (both give the same count); every other
     off-diagonal entry is taken as 0. The scan of every list of S (|S|·kc entries,
-    the hot loop) tests each entry against a bitset of S (n bits, L1/L2-resident)
-    and reads ``w.pos`` only on a hit; the bits are clear on entry and on return.
+    the hot loop) tests each entry against a bitset of S (n bits, L1/L2-resident),
+    with the next list already requested from memory (the lists are far larger than
+    the caches), and reads ``w.pos`` only on a hit; the bits are clear on entry and on
+    return.
     """
     cdef int64_t pa, pb, t, h, nh
     cdef const floating *G = <const floating *>src.G
@@ -519,6 +521,9 @@ cdef void _build(floating *A, const int32_t *S, int64_t s, const Source *src, co
     for pa in range(s):
         cand = src.cand + <int64_t>S[pa] * src.kc
         cnt = src.cnt + <int64_t>S[pa] * src.kc
+        if pa + 1 < s:
+            for t in range(0, src.len[S[pa + 1]], 16):
+                lae_prefetch(src.cand + <int64_t>S[pa + 1] * src.kc + t)
         # branch-free scan (hits are rare and random): note every hit's offset, then use them
         nh = 0
         for t in range(src.len[S[pa]]):
