@@ -432,15 +432,105 @@ def rows_topk(const floating[:, ::1] S, const int64_t[::1] skip, int32_t[:, ::1]
     return ST_MEMORY if failed[0] else ST_OK
 
 
+# -- oriented lists: each known pair once, in the list of its less popular item ---------------------
+
+def orient_counts(const int32_t[:, ::1] cand, const int64_t[::1] cand_len, const int64_t[::1] rank,
+                  int64_t[::1] up, int64_t[:, ::1] down, int num_threads):
+    """Count the entries of the oriented lists. Entry b of list a points *up* when
+    rank[b] > rank[a] (it stays in a's oriented list) and *down* otherwise (it moves to b's).
+    up[a]: a's up entries; down[c, o]: the down entries to o in the lists of chunk c
+    (rows c·n/C .. (c+1)·n/C - 1 of C = down.shape[0] chunks). ``down`` is zero on entry."""
+    cdef int64_t n = cand.shape[0], chunks = down.shape[0]
+    cdef int64_t c, a, t, nu, r0, r1
+    cdef int32_t b
+    cdef const int32_t *row
+    with nogil:
+        for c in prange(chunks, schedule="static", chunksize=1, num_threads=num_threads):
+            r0 = c * n // chunks
+            r1 = (c + 1) * n // chunks
+            for a in range(r0, r1):
+                row = &cand[a, 0]
+                nu = 0
+                for t in range(cand_len[a]):
+                    b = row[t]
+                    if rank[b] > rank[a]:
+                        nu = nu + 1
+                    else:
+                        down[c, b] += 1
+                up[a] = nu
+
+
+def orient_fill(const int32_t[:, ::1] cand, const float[:, ::1] cnt, const int64_t[::1] cand_len,
+                const int64_t[::1] rank, const int64_t[::1] start, int64_t[:, ::1] cursor,
+                const int64_t[::1] up, int32_t[::1] out_idx, float[::1] out_cnt, int64_t[::1] out_len,
+                int num_threads):
+    """Fill the oriented lists counted by ``orient_counts``, then drop their duplicates; a status.
+
+    Oriented list o starts at start[o]: its up entries (in list order), then the down entries of
+    chunk 0, 1, ... (``cursor[c, o]`` is where chunk c writes next). A pair in both a's and b's
+    list arrives twice (up in one, down in the other) and is kept once; out_len[o] is the
+    number kept. Every pair known to either list is in exactly one oriented list, with its count.
+    """
+    cdef int64_t n = cand.shape[0], chunks = cursor.shape[0]
+    cdef int64_t c, a, o, t, w, e, r0, r1, stop
+    cdef int32_t b
+    cdef const int32_t *row
+    cdef const float *val
+    cdef uint64_t *bits
+    cdef int failed[1]
+    failed[0] = 0
+    with nogil:
+        for c in prange(chunks, schedule="static", chunksize=1, num_threads=num_threads):
+            r0 = c * n // chunks
+            r1 = (c + 1) * n // chunks
+            for a in range(r0, r1):
+                row = &cand[a, 0]
+                val = &cnt[a, 0]
+                w = start[a]
+                for t in range(cand_len[a]):
+                    b = row[t]
+                    if rank[b] > rank[a]:
+                        out_idx[w] = b
+                        out_cnt[w] = val[t]
+                        w = w + 1
+                    else:
+                        e = cursor[c, b]
+                        out_idx[e] = <int32_t>a
+                        out_cnt[e] = val[t]
+                        cursor[c, b] = e + 1
+    with nogil, parallel(num_threads=num_threads):
+        bits = <uint64_t *>calloc(n // 64 + 1, sizeof(uint64_t))
+        if bits == NULL:
+            failed[0] = 1
+        for o in prange(n, schedule="dynamic", chunksize=256):
+            if bits != NULL:
+                stop = start[o] + up[o]
+                for e in range(start[o], stop):
+                    bits[out_idx[e] >> 6] |= (<uint64_t>1) << (out_idx[e] & 63)
+                w = stop
+                for e in range(stop, cursor[chunks - 1, o]):
+                    if not _marked(bits, out_idx[e]):
+                        out_idx[w] = out_idx[e]
+                        out_cnt[w] = out_cnt[e]
+                        w = w + 1
+                out_len[o] = w - start[o]
+                for e in range(start[o], stop):
+                    bits[out_idx[e] >> 6] = 0
+        free(bits)
+    return ST_MEMORY if failed[0] else ST_OK
+
+
 # -- per-column solves -----------------------------------------------------------------------------
 
 cdef struct Source:
-    # dense G (n×n, C order, full) or NULL; else the candidate lists (n×kc) and diag G
+    # dense G (n×n, C order, full) or NULL; else the lists and diag G: item a's list is
+    # cand[start[a] : start[a] + len[a]] with the counts cnt[...] (candidate lists, or the
+    # oriented lists of ``orient_fill``, where each known pair sits in one list only)
     const void *G
     const int32_t *cand
     const float *cnt
-    const int64_t *len  # entries in each list (the rest is -1 padding)
-    int64_t kc
+    const int64_t *start
+    const int64_t *len
     const double *diag
     int64_t n
 
@@ -458,7 +548,7 @@ cdef struct Marks:
     # per-thread scratch of the candidate-list lookup
     int32_t *pos    # n: where each item of S sits (read only where its bit is set)
     uint64_t *bits  # n bits: S as a bitset, all clear between columns
-    int32_t *hits   # kc: offsets of the hits within one list
+    int32_t *hits   # the longest list: offsets of the hits within one list
 
 
 cdef Marks _marks_new(int64_t n, int64_t kc) noexcept nogil:
@@ -489,7 +579,9 @@ cdef void _build(floating *A, const int32_t *S, int64_t s, const Source *src, co
 
     From a dense G the entries are exact. From the candidate lists, G_ab is known
     when b is in a's list or a in b's (both give the same count); every other
-    off-diagonal entry is taken as 0. The scan of every list of S (|S|·kc entries,
+    off-diagonal entry is taken as 0. Oriented lists hold each such pair once (in the
+    list of the less popular item), so the same A costs about half the scan. The scan
+    of every list of S (Σ len entries,
     the hot loop) tests each entry against a bitset of S (n bits, L1/L2-resident),
     with the next list already requested from memory (the lists are far larger than
     the caches), and reads ``w.pos`` only on a hit; the bits are clear on entry and on
@@ -501,6 +593,7 @@ cdef void _build(floating *A, const int32_t *S, int64_t s, const Source *src, co
     cdef const int32_t *cand
     cdef const float *cnt
     cdef const floating *ahead
+    cdef int64_t nxt
     if G != NULL:
         # each entry is a cache miss of its own (G is far larger than the caches): the next
         # row's entries are requested while this row is copied, so twice as many are in flight
@@ -519,11 +612,12 @@ cdef void _build(floating *A, const int32_t *S, int64_t s, const Source *src, co
         w.pos[S[pa]] = <int32_t>pa
         w.bits[S[pa] >> 6] |= (<uint64_t>1) << (S[pa] & 63)
     for pa in range(s):
-        cand = src.cand + <int64_t>S[pa] * src.kc
-        cnt = src.cnt + <int64_t>S[pa] * src.kc
+        cand = src.cand + src.start[S[pa]]
+        cnt = src.cnt + src.start[S[pa]]
         if pa + 1 < s:
+            nxt = src.start[S[pa + 1]]
             for t in range(0, src.len[S[pa + 1]], 16):
-                lae_prefetch(src.cand + <int64_t>S[pa + 1] * src.kc + t)
+                lae_prefetch(src.cand + nxt + t)
         # branch-free scan (hits are rare and random): note every hit's offset, then use them
         nh = 0
         for t in range(src.len[S[pa]]):
@@ -798,8 +892,8 @@ cdef int _solve_column(int64_t j, const int32_t *S, int64_t s, int64_t jp, int64
 
 def solve_block(const int64_t[::1] cols, const int64_t[::1] sup_ptr, const int32_t[::1] sup_idx,
                 const int64_t[::1] jpos, int64_t keep, int refine_iters, bint dense, const floating[:, ::1] G,
-                const int32_t[:, ::1] cand, const float[:, ::1] cnt, const int64_t[::1] cand_len,
-                const double[::1] diag, const double[::1] ridge, int mode, double xi,
+                const int32_t[::1] cand, const float[::1] cnt, const int64_t[::1] cand_start,
+                const int64_t[::1] cand_len, const double[::1] diag, const double[::1] ridge, int mode, double xi,
                 const double[:, ::1] E, const double[:, ::1] H, const double[::1] inv, double l2_e,
                 const int64_t[::1] out_ptr, int32_t[::1] out_idx, floating[::1] out,
                 int8_t[::1] retries, int8_t[::1] status, int num_threads):
@@ -810,14 +904,14 @@ def solve_block(const int64_t[::1] cols, const int64_t[::1] sup_ptr, const int32
     column cols[c] at offset jpos[c]); its final support and values go to
     ``out_idx`` / ``out`` from ``out_ptr[c]`` (min(|S|, keep + 1) entries, or |S|
     without refinement). Source of G_SS: the dense ``G`` (n×n, full) if ``dense``,
-    else the candidate lists (``cand``, ``cnt``, ``cand_len`` entries each) with
-    ``diag`` = G_aa. ``ridge`` is γ per item. ``mode`` MODE_EASE uses ``xi``;
+    else the lists (item a's: ``cand`` / ``cnt`` from ``cand_start[a]``, ``cand_len[a]``
+    entries: the candidate lists flattened, or their oriented form) with ``diag`` = G_aa. ``ridge`` is γ per item. ``mode`` MODE_EASE uses ``xi``;
     MODE_L3AE uses E, H (n×d, float64), inv = 1/(1 − q) and ``l2_e``. Per column:
     ``retries`` (raised-ridge attempts, both solves; see RETRY_FIRST_EXPONENT) and ``status``.
     """
     cdef int64_t nb = cols.shape[0]
     cdef int64_t n = ridge.shape[0]
-    cdef int64_t c, smax = 1, s
+    cdef int64_t c, smax = 1, s, maxlen = 0
     cdef Source src
     cdef Text txt
     cdef floating *buf
@@ -835,11 +929,15 @@ def solve_block(const int64_t[::1] cols, const int64_t[::1] sup_ptr, const int32
             smax = s
     refine = keep > 0 and smax - 1 > keep
     src.G = NULL
-    src.cand = &cand[0, 0]
-    src.cnt = &cnt[0, 0]
+    src.cand = &cand[0]
+    src.cnt = &cnt[0]
     if not use_lists:
         src.G = &G[0, 0]
-    src.kc = cand.shape[1]
+    else:
+        for c in range(n):
+            if cand_len[c] > maxlen:
+                maxlen = cand_len[c]
+    src.start = &cand_start[0]
     src.len = &cand_len[0]
     src.diag = &diag[0]
     src.n = n
@@ -857,7 +955,7 @@ def solve_block(const int64_t[::1] cols, const int64_t[::1] sup_ptr, const int32
         # (assigning their fields alone would leave them shared).
         buf = <floating *>malloc((smax * smax + 2 * smax + (smax * smax + 7 * smax if refine else 0))
                                  * sizeof(floating))
-        w = _marks_new(n if use_lists else 0, src.kc if use_lists else 0)
+        w = _marks_new(n if use_lists else 0, maxlen)
         pk = _pick_new(smax if refine else 0, keep if refine else 0)
         ok = buf != NULL and (_marks_ok(&w) or not use_lists) and (_pick_ok(&pk) or not refine)
         for c in prange(nb, schedule="dynamic", chunksize=1):

@@ -503,6 +503,70 @@ def test_topk_sparse_bad_inputs():
 
 
 # ---------------------------------------------------------------------------------------------
+# oriented lists (the look-up's form of the candidate lists)
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_oriented_lists_hold_each_known_pair_once(threads):
+    """Every pair known to either item's list is in exactly one oriented list, that of the item with
+    fewer users (ties: the lower index), with its co-occurrence count; no other pair is."""
+    X = power_law(300, 90, 8, seed=4)
+    G = dense_gram(X)
+    lists = nb.cooccurrence_candidates(X, 12)
+    o = nb._oriented_lists(lists, nb._flat_lists(lists), threads)
+    n = lists.n_items
+    pop = np.diag(G)
+    want = {}
+    for a in range(n):
+        for b in lists.indices[a][lists.indices[a] >= 0]:
+            owner, other = (a, b) if (pop[a], a) < (pop[b], b) else (b, a)
+            want[(owner, other)] = G[a, b]
+    got = {}
+    for a in range(n):
+        items = o.items[o.start[a]:o.start[a] + o.length[a]]
+        counts = o.counts[o.start[a]:o.start[a] + o.length[a]]
+        assert np.unique(items).size == items.size
+        for b, c in zip(items, counts):
+            got[(a, int(b))] = c
+    assert got == want
+    assert o.length.sum() < nb._flat_lists(lists).length.sum()  # pairs in both lists are stored once
+
+
+@pytest.mark.parametrize("model", ["ease", "l3ae"])
+def test_oriented_and_plain_lists_solve_to_the_same_B(monkeypatch, model):
+    """The oriented lists are an index, not an approximation: where memory is short the lists are
+    scanned as they are, and B is the same to the last bit."""
+    from lae_fast import neighbors
+
+    X = power_law(400, 120, 10, seed=9)
+    E = np.random.default_rng(0).normal(size=(120, 6))
+
+    def fit():
+        lists = nb.cooccurrence_candidates(X, 40)  # fresh: the look-up's form is kept with the lists
+        if model == "ease":
+            B = nb.solve_columns(lists, l2=5.0, dropout=0.2, xi=0.5, m=16, refine=True, k=32).B
+        else:
+            B = nb.solve_columns_l3ae(lists, E, l2_x=2.0, l2_e=3.0, l2_f=0.5, m=10, text_k=4).B
+        return B, lists.lookup_lists(2)
+
+    oriented, index = fit()
+    monkeypatch.setattr(neighbors, "available_memory", lambda: 1024)  # too little for the index
+    plain, flat = fit()
+    assert index.length.sum() < flat.length.sum()  # the first fit did use the oriented lists
+    assert (oriented != plain).nnz == 0 and np.array_equal(oriented.indices, plain.indices)
+
+
+def test_lookup_lists_are_made_once_and_travel_with_the_lists():
+    import pickle
+
+    lists = nb.cooccurrence_candidates(power_law(200, 60, 8, seed=1), 20)
+    first = lists.lookup_lists(2)
+    assert lists.lookup_lists(1) is first
+    copy = pickle.loads(pickle.dumps(lists))  # as shipped to dask workers
+    np.testing.assert_array_equal(copy.lookup_lists(2).items, first.items)
+    np.testing.assert_array_equal(copy.indices, lists.indices)
+
+
+# ---------------------------------------------------------------------------------------------
 # threads
 # ---------------------------------------------------------------------------------------------
 def test_one_and_two_threads_identical():
