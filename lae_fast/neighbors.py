@@ -487,8 +487,8 @@ def _flat_lists(lists: CandidateLists) -> _FlatLists:
 def _oriented_lists(lists: CandidateLists, flat: _FlatLists, num_threads: int,
                     reserve: int = 0) -> Optional[_FlatLists]:
     """The same pairs, each once: in the list of its less popular item (fewer users; ties to the
-    lower index), with the count either list gives. The G_SS look-up then scans about half as
-    many entries (amazon-book shape: 58%) and builds the same A. None where the copy and
+    lower index), with the count either list gives. The G_SS look-up then scans a little over half
+    as many entries (on the amazon-book shape) and builds the same A. None where the copy and
     ``reserve`` bytes (what the rest of the fit needs) would not both fit the memory still
     available: the lists are then scanned as they are, with the same result."""
     n = lists.n_items
