@@ -10,7 +10,7 @@
   ?potrf and solved with ?potrs (EASE family: RHS e_j; L3AE: RHS e_j and the
   text column s restricted to S_j). To refine, the first system is only ranked
   (|b_ij| from a few Jacobi-PCG steps with ?symv, or exactly) and a second, exact
-  solve on the m largest |b_ij| reuses a principal submatrix of it.
+  solve on the m largest |b_ij| √G_ii reuses a principal submatrix of it.
 * ``rank_sparse``: batch top-N of x_u·B for a CSR B, with the zero scores of the
   items a history does not reach competing exactly as in the dense ranking.
 
@@ -794,7 +794,7 @@ cdef bint _pcg(const floating *A, int s, int64_t jp, const floating *rhs, floati
 
 
 cdef struct Pick:
-    # per-thread scratch of the refinement: the `keep` largest |b| of a first solve
+    # per-thread scratch of the refinement: the `keep` largest |b| √G_ii of a first solve
     float *key     # smax
     int32_t *at    # smax
     float *hs      # keep
@@ -860,11 +860,13 @@ cdef int _solve_column(int64_t j, const int32_t *S, int64_t s, int64_t jp, int64
                        floating *A, floating *rhs, floating *saved, floating *b1, floating *cg, Marks *w,
                        Pick *pk, int32_t *out_idx, floating *out, int *tries) noexcept nogil:
     """Column j on S, or with ``keep`` refined: a first pass on S (``iters`` PCG steps, or the
-    exact solve if 0 or where PCG breaks down), keep the ``keep`` largest |b_i| (i != j; as
-    float, ties to the lower index) and j, solve again on those, exactly. The result's items
+    exact solve if 0 or where PCG breaks down), keep the ``keep`` largest |b_i| √G_ii (i != j; as
+    float, ties to the lower index) and j, solve again on those, exactly. |b_i| √G_ii is the norm
+    of b_i x_i, what item i adds to the reconstruction of column j. The result's items
     go to out_idx and its values to out (min(s, keep + 1) of each); a status."""
     cdef int64_t p, c = 0, jp2 = 0
     cdef int status
+    cdef double norm
     if keep == 0 or s - 1 <= keep:
         memcpy(out_idx, S, s * sizeof(int32_t))
         return _column(j, S, s, jp, src, ridge, mode, xi, txt, NULL, 0, NULL, NULL, A, rhs, w, out, tries)
@@ -874,7 +876,8 @@ cdef int _solve_column(int64_t j, const int32_t *S, int64_t s, int64_t jp, int64
             return status
     for p in range(s):
         if p != jp:
-            pk.key[c] = <float>(b1[p] if b1[p] >= 0 else -b1[p])
+            norm = src.diag[S[p]]
+            pk.key[c] = <float>((b1[p] if b1[p] >= 0 else -b1[p]) * (sqrt(norm) if norm > 0 else 0))
             pk.at[c] = <int32_t>p  # S ascends, so the lower position is the lower item
             c += 1
     _best_k(pk.key, pk.at, c, <int32_t>keep, pk.hs, pk.sel)

@@ -299,7 +299,8 @@ def test_refine_is_largest_abs_of_first_pass(X, source, model):
     second_pattern = np.eye(n, dtype=bool)
     for j, S in enumerate(supports_of(first_pattern)):
         S = S[S != j]
-        best = S[np.lexsort((S, -np.abs(F[S, j]).astype(np.float32)))][:3]  # |b| compared as float32
+        key = (np.abs(F[S, j]) * np.sqrt(np.diag(G)[S])).astype(np.float32)  # |b| √G_ii, as float32
+        best = S[np.lexsort((S, -key))][:3]
         second_pattern[best, j] = True
     ref = solve(src, supports=second_pattern).B
     seen = []

@@ -328,7 +328,7 @@ class ItemItemModel:
         """Every column solved on its m strongest neighbours (docs/MODELS.md §4); B is sparse (CSR).
 
         Candidates (1.5m per item, by cosine) come from X without any n×n, or from G when a dense
-        Gram is given (fit_gram); the refined support keeps the m largest |b_ij| of a first solve.
+        Gram is given (fit_gram); the refined support keeps the m largest |b_ij| √G_ii of a first solve.
         """
         source, m, k = self._neighbor_source(X, G, m, params, timer)
         solution = self._solve_columns(source, m, k, params, timer, item_embeddings)
