@@ -131,7 +131,7 @@ class CandidateLists:
 
     def lookup_lists(self, num_threads: int, reserve: int = 0) -> "_FlatLists":
         """The lists as the G_SS look-up reads them: oriented (:func:`_oriented_lists`) where the copy
-        fits besides ``reserve`` bytes, else as they are. Made once and kept with the lists, so that a
+        and ``reserve`` bytes take at most half the memory available, else as they are. Made once and kept with the lists, so that a
         tuning grid, and the column blocks shipped to dask workers with them, reuse it."""
         if self._lookup is None:
             flat = _flat_lists(self)
@@ -150,7 +150,8 @@ def _check_k(k: Any, name: str = "k") -> int:
 def route_bytes(n: int, m: int, k: int, dtype: Any) -> int:
     """Peak bytes of a neighbourhood fit besides X: the (n, k) candidate lists, and B (n columns of
     m + 1 entries) held three times over while it is assembled and turned into ranking CSR. The
-    look-up's oriented copy of the lists is made only where it fits besides all that."""
+    look-up's oriented copy of the lists is made only where it and all that take at most half the
+    memory available."""
     return int(n * k * 8 + _b_bytes(n, m + 1, dtype) + 4 * 8 * (n + 1))
 
 
@@ -490,14 +491,16 @@ def _oriented_lists(lists: CandidateLists, flat: _FlatLists, num_threads: int,
                     reserve: int = 0) -> Optional[_FlatLists]:
     """The same pairs, each once: in the list of its less popular item (fewer users; ties to the
     lower index), with the count either list gives. The G_SS look-up then scans a little over half
-    as many entries (on the amazon-book shape) and builds the same A. None where the copy and
-    ``reserve`` bytes (what the rest of the fit needs) would not both fit the memory still
-    available: the lists are then scanned as they are, with the same result."""
+    as many entries (on the amazon-book shape) and builds the same A. It only speeds the fit up,
+    so it takes at most half the memory still available, together with ``reserve`` bytes (what
+    the rest of the fit needs); where it would take more, None: the lists are then scanned as
+    they are, with the same result (a million-item fit, whose lists fill most of a 24 GB machine,
+    keeps its peak that way)."""
     n = lists.n_items
     chunks = max(1, min(num_threads, 64))
     need = int(flat.length.sum()) * 8 + (chunks + 3) * (n + 1) * 8
     available = available_memory()
-    if n == 0 or (available is not None and need + reserve > available):
+    if n == 0 or (available is not None and need + reserve > available // 2):
         return None
     order = np.lexsort((np.arange(n), lists.item_counts))
     rank = np.empty(n, dtype=np.int64)
