@@ -434,30 +434,44 @@ def rows_topk(const floating[:, ::1] S, const int64_t[::1] skip, int32_t[:, ::1]
 
 # -- oriented lists: each known pair once, in the list of its less popular item ---------------------
 
-def orient_counts(const int32_t[:, ::1] cand, const int64_t[::1] cand_len, const int64_t[::1] rank,
-                  int64_t[::1] up, int64_t[:, ::1] down, int num_threads):
+cdef void _orient_rows(const int32_t[:, ::1] cand, const float[:, ::1] cnt, const int64_t *cand_len,
+                       const int64_t *rank, int64_t r0, int64_t r1, int64_t *up, int64_t *down,
+                       const int64_t *start, int32_t *out_idx, float *out_cnt) noexcept nogil:
+    """Lists r0 .. r1 - 1, one pass of ``orient_counts`` (out_idx NULL: count a's up entries into
+    up[a] and the down entries to b into down[b]) or of ``orient_fill`` (write a's up entries from
+    start[a], and each down entry to b at down[b], the next free slot, moved on)."""
+    cdef int64_t a, t, w, e
+    cdef int32_t b
+    for a in range(r0, r1):
+        w = 0
+        for t in range(cand_len[a]):
+            b = cand[a, t]
+            if rank[b] > rank[a]:
+                if out_idx != NULL:
+                    out_idx[start[a] + w] = b
+                    out_cnt[start[a] + w] = cnt[a, t]
+                w = w + 1
+            else:
+                e = down[b]
+                if out_idx != NULL:
+                    out_idx[e] = <int32_t>a
+                    out_cnt[e] = cnt[a, t]
+                down[b] = e + 1
+        if out_idx == NULL:
+            up[a] = w
+
+
+def orient_counts(const int32_t[:, ::1] cand, const float[:, ::1] cnt, const int64_t[::1] cand_len,
+                  const int64_t[::1] rank, int64_t[::1] up, int64_t[:, ::1] down, int num_threads):
     """Count the entries of the oriented lists. Entry b of list a points *up* when
     rank[b] > rank[a] (it stays in a's oriented list) and *down* otherwise (it moves to b's).
     up[a]: a's up entries; down[c, o]: the down entries to o in the lists of chunk c
     (rows c·n/C .. (c+1)·n/C - 1 of C = down.shape[0] chunks). ``down`` is zero on entry."""
-    cdef int64_t n = cand.shape[0], chunks = down.shape[0]
-    cdef int64_t c, a, t, nu, r0, r1
-    cdef int32_t b
-    cdef const int32_t *row
+    cdef int64_t n = cand.shape[0], chunks = down.shape[0], c
     with nogil:
         for c in prange(chunks, schedule="static", chunksize=1, num_threads=num_threads):
-            r0 = c * n // chunks
-            r1 = (c + 1) * n // chunks
-            for a in range(r0, r1):
-                row = &cand[a, 0]
-                nu = 0
-                for t in range(cand_len[a]):
-                    b = row[t]
-                    if rank[b] > rank[a]:
-                        nu = nu + 1
-                    else:
-                        down[c, b] += 1
-                up[a] = nu
+            _orient_rows(cand, cnt, &cand_len[0], &rank[0], c * n // chunks, (c + 1) * n // chunks, &up[0],
+                         &down[c, 0], NULL, NULL, NULL)
 
 
 def orient_fill(const int32_t[:, ::1] cand, const float[:, ::1] cnt, const int64_t[::1] cand_len,
@@ -472,32 +486,14 @@ def orient_fill(const int32_t[:, ::1] cand, const float[:, ::1] cnt, const int64
     number kept. Every pair known to either list is in exactly one oriented list, with its count.
     """
     cdef int64_t n = cand.shape[0], chunks = cursor.shape[0]
-    cdef int64_t c, a, o, t, w, e, r0, r1, stop
-    cdef int32_t b
-    cdef const int32_t *row
-    cdef const float *val
+    cdef int64_t c, o, w, e, stop
     cdef uint64_t *bits
     cdef int failed[1]
     failed[0] = 0
     with nogil:
         for c in prange(chunks, schedule="static", chunksize=1, num_threads=num_threads):
-            r0 = c * n // chunks
-            r1 = (c + 1) * n // chunks
-            for a in range(r0, r1):
-                row = &cand[a, 0]
-                val = &cnt[a, 0]
-                w = start[a]
-                for t in range(cand_len[a]):
-                    b = row[t]
-                    if rank[b] > rank[a]:
-                        out_idx[w] = b
-                        out_cnt[w] = val[t]
-                        w = w + 1
-                    else:
-                        e = cursor[c, b]
-                        out_idx[e] = <int32_t>a
-                        out_cnt[e] = val[t]
-                        cursor[c, b] = e + 1
+            _orient_rows(cand, cnt, &cand_len[0], &rank[0], c * n // chunks, (c + 1) * n // chunks, NULL,
+                         &cursor[c, 0], &start[0], &out_idx[0], &out_cnt[0])
     with nogil, parallel(num_threads=num_threads):
         bits = <uint64_t *>calloc(n // 64 + 1, sizeof(uint64_t))
         if bits == NULL:

@@ -508,7 +508,7 @@ def _oriented_lists(lists: CandidateLists, flat: _FlatLists, num_threads: int,
     del order
     up = np.zeros(n, dtype=np.int64)
     down = np.zeros((chunks, n), dtype=np.int64)
-    _neighbors.orient_counts(lists.indices, flat.length, rank, up, down, num_threads)
+    _neighbors.orient_counts(lists.indices, lists.counts, flat.length, rank, up, down, num_threads)
     start = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(up + down.sum(axis=0), out=start[1:])
     if start[-1] == 0:
