@@ -904,8 +904,9 @@ def solve_block(const int64_t[::1] cols, const int64_t[::1] sup_ptr, const int32
     ``out_idx`` / ``out`` from ``out_ptr[c]`` (min(|S|, keep + 1) entries, or |S|
     without refinement). Source of G_SS: the dense ``G`` (n×n, full) if ``dense``,
     else the lists (item a's: ``cand`` / ``cnt`` from ``cand_start[a]``, ``cand_len[a]``
-    entries: the candidate lists flattened, or their oriented form) with ``diag`` = G_aa. ``ridge`` is γ per item. ``mode`` MODE_EASE uses ``xi``;
-    MODE_L3AE uses E, H (n×d, float64), inv = 1/(1 − q) and ``l2_e``. Per column:
+    entries: the candidate lists flattened, or their oriented form) with ``diag`` = G_aa.
+    ``ridge`` is γ per item. ``mode`` MODE_EASE uses ``xi``; MODE_L3AE uses E, H (n×d,
+    float64), inv = 1/(1 − q) and ``l2_e``. Per column:
     ``retries`` (raised-ridge attempts, both solves; see RETRY_FIRST_EXPONENT) and ``status``.
     """
     cdef int64_t nb = cols.shape[0]

@@ -26,7 +26,7 @@ Supports come from co-occurrence candidates: the top-K items by cosine
 (K = :func:`refine_width` (m) = 1.5 m unless given; only the order of the b_ij matters
 there, so :data:`REFINE_ITERATIONS` steps of Jacobi-preconditioned conjugate
 gradients stand in for the Cholesky), keeps the m items with the largest
-:math:`|b_{ij}| \sqrt{G_{ii}}` (i ≠ j: the norm of :math:`b_{ij} x_i`, what item i adds to
+:math:`|b_{ij}| \\sqrt{G_{ii}}` (i ≠ j: the norm of :math:`b_{ij} x_i`, what item i adds to
 column j's reconstruction; on MovieLens-1M it keeps more of the dense model's recall@20 than
 |b_ij| alone, ``bench/neighbors_accuracy.py``) and solves again, exactly, on those m (+ j).
 
@@ -120,6 +120,7 @@ class CandidateLists:
                              f"got {self.counts.dtype} {self.counts.shape}")
         if self.item_counts.shape != (self.indices.shape[0],):
             raise ValueError(f"item_counts must have shape ({self.indices.shape[0]},), got {self.item_counts.shape}")
+        _check_list_items(self.indices)
 
     @property
     def n_items(self) -> int:
@@ -131,12 +132,27 @@ class CandidateLists:
 
     def lookup_lists(self, num_threads: int, reserve: int = 0) -> "_FlatLists":
         """The lists as the G_SS look-up reads them: oriented (:func:`_oriented_lists`) where the copy
-        and ``reserve`` bytes take at most half the memory available, else as they are. Made once and kept with the lists, so that a
-        tuning grid, and the column blocks shipped to dask workers with them, reuse it."""
+        and ``reserve`` bytes take at most half the memory available, else as they are. Made once
+        and kept with the lists, so that a tuning grid, and the column blocks shipped to dask
+        workers with them, reuse it."""
         if self._lookup is None:
             flat = _flat_lists(self)
             object.__setattr__(self, "_lookup", _oriented_lists(self, flat, num_threads, reserve) or flat)
         return self._lookup
+
+
+def _check_list_items(indices: np.ndarray, rows: int = 1 << 16) -> None:
+    """Every row: item ids in [0, n), then only -1 padding (the kernels index with them unchecked)."""
+    n = indices.shape[0]
+    for r0 in range(0, n, rows):  # in blocks: a boolean copy of all n×k entries would be large
+        block = indices[r0:r0 + rows]
+        item = block >= 0
+        bad = (block < -1) | (block >= n)
+        bad[:, 1:] |= item[:, 1:] & ~item[:, :-1]  # an item after padding
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise ValueError(f"candidate list {r0 + r} holds {block[r, c]} at position {c}: each list holds item "
+                             f"ids in [0, {n}) first, then only -1 padding")
 
 
 def _check_k(k: Any, name: str = "k") -> int:
@@ -562,9 +578,9 @@ class _Solver:
         status = np.zeros(cols.size, dtype=np.int8)
         with sequential_blas():  # one LAPACK thread inside each OpenMP thread
             _neighbors.solve_block(cols, ptr, idx, _jpos(cols, ptr, idx), keep, self.refine_iterations,
-                                   self.dense, self.G, self.lists.items, self.lists.counts,
-                                   self.lists.start, self.lists.length, self.diag, self.ridge, self.mode, self.xi, self.E,
-                                   self.H, self.inv, self.l2_e, out_ptr, out_idx, out, retries, status, self.nt)
+                                   self.dense, self.G, self.lists.items, self.lists.counts, self.lists.start,
+                                   self.lists.length, self.diag, self.ridge, self.mode, self.xi, self.E, self.H,
+                                   self.inv, self.l2_e, out_ptr, out_idx, out, retries, status, self.nt)
         if (status == _neighbors.ERR_MEMORY).any():
             raise MemoryError("could not allocate the per-thread scratch of the column solves")
         bad = cols[status == _neighbors.ERR_NOT_PD]

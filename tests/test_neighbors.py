@@ -556,6 +556,18 @@ def test_oriented_and_plain_lists_solve_to_the_same_B(monkeypatch, model):
     assert (oriented != plain).nnz == 0 and np.array_equal(oriented.indices, plain.indices)
 
 
+@pytest.mark.parametrize("row, message", [([1, 5], "holds 5 at position 1"), ([-2, 1], "holds -2 at position 0"),
+                                          ([-1, 1], "holds 1 at position 1")])
+def test_lists_with_out_of_range_or_misplaced_items_are_refused(row, message):
+    """The kernels index with the list entries unchecked: ids outside [0, n) or after the -1
+    padding are refused when the lists are made, with the list and the position."""
+    indices = np.array([[1, 2], [0, -1], [0, 1]], np.int32)
+    indices[1] = row
+    with pytest.raises(ValueError, match=f"candidate list 1 {message}"):
+        nb.CandidateLists(indices, np.ones((3, 2), np.float32), np.ones(3))
+    nb.CandidateLists(np.array([[1, 2], [0, -1], [-1, -1]], np.int32), np.ones((3, 2), np.float32), np.ones(3))
+
+
 def test_lookup_lists_are_made_once_and_travel_with_the_lists():
     import pickle
 
