@@ -547,11 +547,11 @@ cdef struct Marks:
     int32_t *hits   # the longest list: offsets of the hits within one list
 
 
-cdef Marks _marks_new(int64_t n, int64_t kc) noexcept nogil:
+cdef Marks _marks_new(int64_t n, int64_t longest) noexcept nogil:
     cdef Marks w
     w.pos = <int32_t *>malloc(n * sizeof(int32_t))
     w.bits = <uint64_t *>calloc(n // 64 + 1, sizeof(uint64_t))
-    w.hits = <int32_t *>malloc((kc + 1) * sizeof(int32_t))  # +1: the branch-free append
+    w.hits = <int32_t *>malloc((longest + 1) * sizeof(int32_t))  # +1: the branch-free append
     return w
 
 
