@@ -306,9 +306,13 @@ cdef void _row_scratch_free(RowScratch *w) noexcept nogil:
     free(w.pos)
 
 
-def gram_topk(const floating[:, ::1] G, const double[::1] counts, int32_t[:, ::1] out_idx,
-              float[:, ::1] out_cnt, int num_threads):
-    """``cooc_topk``'s rule on the rows of a dense G (counts = diag G); returns a status.
+def gram_topk(const floating[:, ::1] G, const int32_t[::1] order, const double[::1] counts,
+              int32_t[:, ::1] out_idx, float[:, ::1] out_cnt, int num_threads):
+    """``cooc_topk``'s rule on the rows of a dense G whose row and column r are item ``order[r]``
+    (counts = diag G in item order; out_idx / out_cnt in item order); returns a status.
+
+    The lists depend only on the keys and the item ids (ties to the lower id), never on the
+    order of the scan, so a relabelled G gives the lists of the plain one.
 
     The exact key needs a sqrt and a division per entry; instead a cheap one,
     a_j = G_ij / sqrt(G_jj) in float (the cosine times sqrt(G_ii), to a relative 2e-7),
@@ -319,7 +323,7 @@ def gram_topk(const floating[:, ::1] G, const double[::1] counts, int32_t[:, ::1
     """
     cdef int64_t n = G.shape[0]
     cdef int32_t k = <int32_t>out_idx.shape[1]
-    cdef int64_t i, j, t, c, strong
+    cdef int64_t i, j, r, t, c, strong
     cdef float a, thr, cut
     cdef float *isq
     cdef RowScratch w
@@ -331,17 +335,18 @@ def gram_topk(const floating[:, ::1] G, const double[::1] counts, int32_t[:, ::1
     if isq == NULL:
         return ST_MEMORY
     for j in range(n):
-        isq[j] = <float>(1.0 / sqrt(counts[j]))
+        isq[j] = <float>(1.0 / sqrt(counts[order[j]]))  # by position in G
     with nogil, parallel(num_threads=num_threads):
-        w = _row_scratch_new(n, k, False)
-        if not _row_scratch_ok(&w, False):
+        w = _row_scratch_new(n, k, True)
+        if not _row_scratch_ok(&w, True):
             failed[0] = 1
-        for i in prange(n, schedule="dynamic", chunksize=16):
+        for r in prange(n, schedule="dynamic", chunksize=16):
             if not failed[0]:
+                i = order[r]
                 for j in range(n):
-                    a = <float>G[i, j] * isq[j]
+                    a = <float>G[r, j] * isq[j]
                     w.sc[j] = a if a > 0 else -1  # NaN (G_jj = 0) and G_ij <= 0 are never candidates
-                w.sc[i] = -1
+                w.sc[r] = -1
                 cut = FLT_TRUE_MIN  # the least positive float: s >= cut is s > 0, one test
                 thr = _sample_threshold(w.sc, n, k)
                 if thr > 0:
@@ -353,12 +358,13 @@ def gram_topk(const floating[:, ::1] G, const double[::1] counts, int32_t[:, ::1
                 c = 0
                 for j in range(n):  # one well-predicted branch: most entries fall below the cut
                     if w.sc[j] >= cut:
-                        w.sc[c] = _cosine(G[i, j], counts[i], counts[j])
-                        w.sid[c] = <int32_t>j
+                        w.sc[c] = _cosine(G[r, j], counts[i], counts[order[j]])
+                        w.sid[c] = order[j]
+                        w.pos[order[j]] = j
                         c = c + 1
                 _best_k(w.sc, w.sid, c, k, w.hs, &out_idx[i, 0])
                 for t in range(k):
-                    out_cnt[i, t] = <float>G[i, out_idx[i, t]] if out_idx[i, t] >= 0 else 0
+                    out_cnt[i, t] = <float>G[r, w.pos[out_idx[i, t]]] if out_idx[i, t] >= 0 else 0
         _row_scratch_free(&w)
     free(isq)
     return ST_MEMORY if failed[0] else ST_OK
@@ -519,10 +525,12 @@ def orient_fill(const int32_t[:, ::1] cand, const float[:, ::1] cnt, const int64
 # -- per-column solves -----------------------------------------------------------------------------
 
 cdef struct Source:
-    # dense G (n×n, C order, full) or NULL; else the lists and diag G: item a's list is
-    # cand[start[a] : start[a] + len[a]] with the counts cnt[...] (candidate lists, or the
-    # oriented lists of ``orient_fill``, where each known pair sits in one list only)
+    # dense G (n×n, C order, full; item a is its row and column row_of[a]) or NULL; else the
+    # lists and diag G: item a's list is cand[start[a] : start[a] + len[a]] with the counts
+    # cnt[...] (candidate lists, or the oriented lists of ``orient_fill``, where each known
+    # pair sits in one list only)
     const void *G
+    const int32_t *row_of
     const int32_t *cand
     const float *cnt
     const int64_t *start
@@ -538,6 +546,21 @@ cdef struct Text:
     const double *inv
     int64_t d
     double l2_e
+
+
+cdef uint64_t LOW32 = 0xffffffff
+
+
+cdef int _cmp_int32(const void *a, const void *b) noexcept nogil:
+    cdef int32_t x = (<const int32_t *>a)[0]
+    cdef int32_t y = (<const int32_t *>b)[0]
+    return (x > y) - (x < y)
+
+
+cdef int _cmp_uint64(const void *a, const void *b) noexcept nogil:
+    cdef uint64_t x = (<const uint64_t *>a)[0]
+    cdef uint64_t y = (<const uint64_t *>b)[0]
+    return (x > y) - (x < y)
 
 
 cdef struct Marks:
@@ -592,16 +615,18 @@ cdef void _build(floating *A, const int32_t *S, int64_t s, const Source *src, co
     cdef int64_t nxt
     if G != NULL:
         # each entry is a cache miss of its own (G is far larger than the caches): the next
-        # row's entries are requested while this row is copied, so twice as many are in flight
+        # row's entries are requested while this row is copied, so twice as many are in flight.
+        # In the route's G (items by popularity, as S is) the supports, mostly popular items,
+        # sit in one corner and every row is read in ascending order: fewer lines, more cached.
         for pa in range(s):
-            row = G + <int64_t>S[pa] * src.n
+            row = G + <int64_t>src.row_of[S[pa]] * src.n
             if pa + 1 < s:
-                ahead = G + <int64_t>S[pa + 1] * src.n
+                ahead = G + <int64_t>src.row_of[S[pa + 1]] * src.n
                 for pb in range(pa + 1, s):
-                    lae_prefetch(ahead + S[pb])
+                    lae_prefetch(ahead + src.row_of[S[pb]])
             for pb in range(pa, s):
-                A[pa * s + pb] = row[S[pb]]
-            A[pa * s + pa] = <floating>(<double>row[S[pa]] + ridge[S[pa]] + delta)
+                A[pa * s + pb] = row[src.row_of[S[pb]]]
+            A[pa * s + pa] = <floating>(<double>row[src.row_of[S[pa]]] + ridge[S[pa]] + delta)
         return
     for pa in range(s):
         memset(A + pa * s + pa, 0, (s - pa) * sizeof(floating))
@@ -794,7 +819,7 @@ cdef struct Pick:
     float *key     # smax
     int32_t *at    # smax
     float *hs      # keep
-    int32_t *sel   # keep + 1: kept positions in the first support, ascending, j's included
+    int32_t *sel   # keep + 1: kept positions in the first support, ascending (S2 keeps S's order)
     int32_t *S2    # keep + 1: the kept items
 
 
@@ -818,12 +843,6 @@ cdef void _pick_free(Pick *k) noexcept nogil:
     free(k.hs)
     free(k.sel)
     free(k.S2)
-
-
-cdef int _cmp_int32(const void *a, const void *b) noexcept nogil:
-    cdef int32_t x = (<const int32_t *>a)[0]
-    cdef int32_t y = (<const int32_t *>b)[0]
-    return (x > y) - (x < y)
 
 
 cdef int _first_pass_pcg(int64_t j, const int32_t *S, int64_t s, int64_t jp, const Source *src,
@@ -851,15 +870,40 @@ cdef int _first_pass_pcg(int64_t j, const int32_t *S, int64_t s, int64_t jp, con
     return True
 
 
+cdef void _by_item(int32_t *idx, floating *val, int64_t s, uint64_t *key, floating *tmp) noexcept nogil:
+    """Sort the pairs (idx, val)[0:s] by item (the supports come in popularity order)."""
+    cdef int64_t p
+    for p in range(s):
+        key[p] = ((<uint64_t>idx[p]) << 32) | <uint64_t>p
+    qsort(key, s, sizeof(uint64_t), _cmp_uint64)
+    for p in range(s):
+        tmp[p] = val[key[p] & LOW32]
+        idx[p] = <int32_t>(key[p] >> 32)
+    memcpy(val, tmp, s * sizeof(floating))
+
+
 cdef int _solve_column(int64_t j, const int32_t *S, int64_t s, int64_t jp, int64_t keep, int iters,
                        const Source *src, const double *ridge, int mode, double xi, const Text *txt,
                        floating *A, floating *rhs, floating *saved, floating *b1, floating *cg, Marks *w,
-                       Pick *pk, int32_t *out_idx, floating *out, int *tries) noexcept nogil:
+                       Pick *pk, uint64_t *key, int32_t *out_idx, floating *out, int *tries) noexcept nogil:
+    """:func:`_solve_in_support_order`, its items then sorted (with their values) by index."""
+    cdef int status = _solve_in_support_order(j, S, s, jp, keep, iters, src, ridge, mode, xi, txt, A, rhs, saved,
+                                              b1, cg, w, pk, out_idx, out, tries)
+    if status == ST_OK:
+        _by_item(out_idx, out, s if keep == 0 or s - 1 <= keep else keep + 1, key, rhs)
+    return status
+
+
+cdef int _solve_in_support_order(int64_t j, const int32_t *S, int64_t s, int64_t jp, int64_t keep, int iters,
+                                 const Source *src, const double *ridge, int mode, double xi, const Text *txt,
+                                 floating *A, floating *rhs, floating *saved, floating *b1, floating *cg,
+                                 Marks *w, Pick *pk, int32_t *out_idx, floating *out, int *tries) noexcept nogil:
     """Column j on S, or with ``keep`` refined: a first pass on S (``iters`` PCG steps, or the
     exact solve if 0 or where PCG breaks down), keep the ``keep`` largest |b_i| √G_ii (i != j; as
-    float, ties to the lower index) and j, solve again on those, exactly. |b_i| √G_ii is the norm
-    of b_i x_i, what item i adds to the reconstruction of column j. The result's items
-    go to out_idx and its values to out (min(s, keep + 1) of each); a status."""
+    float, ties to the more popular item: the earlier in S) and j, solve again on those, exactly.
+    |b_i| √G_ii is the norm of b_i x_i, what item i adds to the reconstruction of column j. The
+    result's items go to out_idx (in S's order) and its values to out (min(s, keep + 1) of each);
+    a status."""
     cdef int64_t p, c = 0, jp2 = 0
     cdef int status
     cdef double norm
@@ -874,7 +918,7 @@ cdef int _solve_column(int64_t j, const int32_t *S, int64_t s, int64_t jp, int64
         if p != jp:
             norm = src.diag[S[p]]
             pk.key[c] = <float>((b1[p] if b1[p] >= 0 else -b1[p]) * (sqrt(norm) if norm > 0 else 0))
-            pk.at[c] = <int32_t>p  # S ascends, so the lower position is the lower item
+            pk.at[c] = <int32_t>p  # S is in popularity order: the lower position, the more popular item
             c += 1
     _best_k(pk.key, pk.at, c, <int32_t>keep, pk.hs, pk.sel)
     pk.sel[keep] = <int32_t>jp
@@ -891,7 +935,7 @@ cdef int _solve_column(int64_t j, const int32_t *S, int64_t s, int64_t jp, int64
 
 def solve_block(const int64_t[::1] cols, const int64_t[::1] sup_ptr, const int32_t[::1] sup_idx,
                 const int64_t[::1] jpos, int64_t keep, int refine_iters, bint dense, const floating[:, ::1] G,
-                const int32_t[::1] cand, const float[::1] cnt, const int64_t[::1] cand_start,
+                const int32_t[::1] row_of, const int32_t[::1] cand, const float[::1] cnt, const int64_t[::1] cand_start,
                 const int64_t[::1] cand_len, const double[::1] diag, const double[::1] ridge, int mode, double xi,
                 const double[:, ::1] E, const double[:, ::1] H, const double[::1] inv, double l2_e,
                 const int64_t[::1] out_ptr, int32_t[::1] out_idx, floating[::1] out,
@@ -899,12 +943,14 @@ def solve_block(const int64_t[::1] cols, const int64_t[::1] sup_ptr, const int32
     """Solve the columns ``cols`` of B on their supports (refined to ``keep`` + 1 items if keep > 0,
     ranking the first pass by ``refine_iters`` PCG steps, or exactly if 0).
 
-    Column c: support ``sup_idx[sup_ptr[c]:sup_ptr[c+1]]`` (ascending item indices,
-    column cols[c] at offset jpos[c]); its final support and values go to
+    Column c: support ``sup_idx[sup_ptr[c]:sup_ptr[c+1]]`` (in the order A is built in:
+    by popularity, see ``neighbors._rows_to_supports``; column cols[c] at offset jpos[c]); its
+    final support, ascending, and its values go to
     ``out_idx`` / ``out`` from ``out_ptr[c]`` (min(|S|, keep + 1) entries, or |S|
-    without refinement). Source of G_SS: the dense ``G`` (n×n, full) if ``dense``,
-    else the lists (item a's: ``cand`` / ``cnt`` from ``cand_start[a]``, ``cand_len[a]``
-    entries: the candidate lists flattened, or their oriented form) with ``diag`` = G_aa.
+    without refinement). Source of G_SS: the dense ``G`` (n×n, full; item a at its
+    row and column ``row_of[a]``) if ``dense``, else the lists (item a's: ``cand`` / ``cnt``
+    from ``cand_start[a]``, ``cand_len[a]`` entries: the candidate lists flattened, or their
+    oriented form) with ``diag`` = G_aa.
     ``ridge`` is γ per item. ``mode`` MODE_EASE uses ``xi``; MODE_L3AE uses E, H (n×d,
     float64), inv = 1/(1 − q) and ``l2_e``. Per column:
     ``retries`` (raised-ridge attempts, both solves; see RETRY_FIRST_EXPONENT) and ``status``.
@@ -915,6 +961,7 @@ def solve_block(const int64_t[::1] cols, const int64_t[::1] sup_ptr, const int32
     cdef Source src
     cdef Text txt
     cdef floating *buf
+    cdef uint64_t *key
     cdef Marks w
     cdef Pick pk
     cdef bint ok
@@ -931,6 +978,7 @@ def solve_block(const int64_t[::1] cols, const int64_t[::1] sup_ptr, const int32
     src.G = NULL
     src.cand = &cand[0]
     src.cnt = &cnt[0]
+    src.row_of = &row_of[0]
     if not use_lists:
         src.G = &G[0, 0]
     else:
@@ -957,7 +1005,8 @@ def solve_block(const int64_t[::1] cols, const int64_t[::1] sup_ptr, const int32
                                  * sizeof(floating))
         w = _marks_new(n if use_lists else 0, maxlen)
         pk = _pick_new(smax if refine else 0, keep if refine else 0)
-        ok = buf != NULL and (_marks_ok(&w) or not use_lists) and (_pick_ok(&pk) or not refine)
+        key = <uint64_t *>malloc(smax * sizeof(uint64_t))  # the final sort by item
+        ok = buf != NULL and key != NULL and (_marks_ok(&w) or not use_lists) and (_pick_ok(&pk) or not refine)
         for c in prange(nb, schedule="dynamic", chunksize=1):
             if not ok:
                 status[c] = ST_MEMORY
@@ -966,10 +1015,11 @@ def solve_block(const int64_t[::1] cols, const int64_t[::1] sup_ptr, const int32
                 status[c] = <int8_t>_solve_column(
                     cols[c], &sup_idx[sup_ptr[c]], sup_ptr[c + 1] - sup_ptr[c], jpos[c], keep, refine_iters,
                     &src, &ridge[0], mode, xi, &txt, buf, buf + smax * smax, buf + smax * smax + 2 * smax,
-                    buf + 2 * smax * smax + 2 * smax, buf + 2 * smax * smax + 3 * smax, &w, &pk,
+                    buf + 2 * smax * smax + 2 * smax, buf + 2 * smax * smax + 3 * smax, &w, &pk, key,
                     &out_idx[out_ptr[c]], &out[out_ptr[c]], &tries)
                 retries[c] = <int8_t>tries
         free(buf)
+        free(key)
         _marks_free(&w)
         _pick_free(&pk)
 

@@ -556,6 +556,42 @@ def test_oriented_and_plain_lists_solve_to_the_same_B(monkeypatch, model):
     assert (oriented != plain).nnz == 0 and np.array_equal(oriented.indices, plain.indices)
 
 
+@pytest.mark.parametrize("how", ["popularity", "random"])
+def test_relabelled_gram_gives_the_same_lists_and_B(how):
+    """A G stored in another item order (the route's, popular items first) is read through its
+    order: the same candidate lists and the same B, to the last bit, for the family and L3AE."""
+    X = power_law(300, 90, 9, seed=4)
+    E = np.random.default_rng(1).normal(size=(90, 5))
+    G = dense_gram(X).astype(np.float32)
+    order = (nb.popularity_order(np.diag(G)) if how == "popularity"
+             else np.random.default_rng(2).permutation(90).astype(np.int32))
+    counts = np.diag(G)
+    if how == "popularity":  # most used first, ties to the lower index
+        assert np.all(np.diff(counts[order]) <= 0)
+        ties = np.diff(counts[order]) == 0
+        assert np.all(np.diff(order)[ties] > 0)
+    Xr = nb.relabel_columns(sp.csr_matrix(X), order)
+    assert Xr.has_sorted_indices and np.array_equal(Xr.toarray(), sp.csr_matrix(X).toarray()[:, order])
+    relabelled = nb.RelabelledGram(dense_gram(Xr).astype(np.float32), order)
+    assert np.array_equal(relabelled.item_counts, counts)
+    plain_lists, new_lists = nb.candidates_from_dense(G, 30), nb.candidates_from_dense(relabelled, 30)
+    assert np.array_equal(plain_lists.indices, new_lists.indices)
+    assert np.array_equal(plain_lists.counts, new_lists.counts)
+    for solve in (lambda src: nb.solve_columns(src, l2=5.0, dropout=0.2, xi=0.4, m=12, refine=True).B,
+                  lambda src: nb.solve_columns(src, l2=5.0, m=89).B,
+                  lambda src: nb.solve_columns_l3ae(src, E, l2_x=2.0, l2_e=3.0, l2_f=0.5, m=10, text_k=3).B):
+        plain, new = solve(G), solve(relabelled)
+        assert np.array_equal(plain.indptr, new.indptr) and np.array_equal(plain.indices, new.indices)
+        assert np.array_equal(plain.data, new.data)
+
+
+def test_relabelled_gram_order_must_be_a_permutation():
+    G = np.eye(4, dtype=np.float32)
+    for order in ([0, 1, 2], [0, 1, 1, 3], [0, 1, 2, 4]):
+        with pytest.raises(ValueError, match="permutation of the 4 items"):
+            nb.RelabelledGram(G, np.array(order))
+
+
 @pytest.mark.parametrize("row, message", [([1, 5], "holds 5 at position 1"), ([-2, 1], "holds -2 at position 0"),
                                           ([-1, 1], "holds 1 at position 1")])
 def test_lists_with_out_of_range_or_misplaced_items_are_refused(row, message):

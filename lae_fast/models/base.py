@@ -336,8 +336,7 @@ class ItemItemModel:
         inner = solution.seconds.get("candidates", 0.0)
         timer.seconds["candidates"] = timer.seconds.get("candidates", 0.0) + inner
         timer.seconds["solve"] = max(timer.seconds.get("solve", 0.0) - inner, 0.0)
-        counts = (source.item_counts if isinstance(source, nbr.CandidateLists)
-                  else np.asarray(source.diagonal(), dtype=np.float64))
+        counts = nbr.item_counts_of(source)
         del source  # the candidate lists (n × width) are done with before B is turned into CSR
         return self._neighbor_learned(solution, counts, m, timer)
 
@@ -452,9 +451,11 @@ class ItemItemModel:
         nt = params["num_threads"]
         self._check_neighborhood_memory(n, m, params)
         if G is None and self.dense_gram_fits(n):
-            with timer("gram"):  # exact G_SS from the dense G while it fits
-                G = mirror_upper(gram_buffer(X, params["dtype"], nt, what="the Gram of the neighbourhood route"),
-                                 num_threads=nt)
+            with timer("gram"):  # exact G_SS from the dense G while it fits, popular items first
+                order = nbr.popularity_order(np.bincount(X.indices, minlength=n))
+                G = nbr.RelabelledGram(mirror_upper(gram_buffer(nbr.relabel_columns(X, order), params["dtype"], nt,
+                                                                what="the Gram of the neighbourhood route"),
+                                                    num_threads=nt), order)
         with timer("candidates"):
             source = nbr.cooccurrence_candidates(X, width, num_threads=nt) if G is None else G
         return source, m, k
