@@ -26,7 +26,7 @@ import numpy as np
 
 from lae_fast._csrc cimport (lae_accumulate_d, lae_accumulate_f, lae_dequant_f16, lae_dequant_force,
                              lae_dequant_i8, lae_dequant_init, lae_dequant_level, lae_heap_finish,
-                             lae_heap_push, lae_heap_push_d)
+                             lae_heap_push, lae_heap_push_d, lae_prefetch)
 
 # Maximum of every run of LAE_CHUNK (32) scores, as float, NaN counted as -inf.
 # Written as a fixed tree of compare-and-select over 8 lanes, which compilers turn
@@ -171,6 +171,7 @@ cdef int _select(floating *acc, int64_t n, const uint8_t *allowed, int32_t k,
 
 cdef enum:
     SPARSE_BLOCK = 16384  # accumulator columns per pass of the sparse path: 64 KiB of float, kept in L1/L2
+    ROWS_AHEAD = 4  # history rows between a row's prefetch and its read
     SPARSE_ONE_PASS = 65536  # up to this many items one pass: the 256 KiB accumulator stays in L2
 
 
@@ -187,7 +188,7 @@ cdef int _one_sparse(const int64_t *indptr, const int32_t *indices, const float 
     """
     cdef int64_t p, q, r, q1, c0, w, j, c, e, n_chunks
     cdef int32_t size = 0
-    cdef float T, v
+    cdef float v
     cdef int64_t *rows = <int64_t *>malloc((L + 1) * sizeof(int64_t))
     cdef int64_t block = n if n <= SPARSE_ONE_PASS else SPARSE_BLOCK
     cdef int64_t *cursor = <int64_t *>malloc((L + 1) * sizeof(int64_t))
@@ -209,6 +210,9 @@ cdef int _one_sparse(const int64_t *indptr, const int32_t *indices, const float 
             for j in range(w):
                 acc[j] = 0
             for p in range(L):
+                if p + ROWS_AHEAD < L:  # a row's next entries are a cache miss away: ask for them early
+                    lae_prefetch(&indices[cursor[p + ROWS_AHEAD]])
+                    lae_prefetch(&data[cursor[p + ROWS_AHEAD]])
                 r = rows[p]
                 q = cursor[p]
                 q1 = indptr[r + 1]
@@ -231,16 +235,17 @@ cdef int _one_sparse(const int64_t *indptr, const int32_t *indices, const float 
             lae_chunk_max_f(acc, w, cmax)
             n_chunks = (w + LAE_CHUNK - 1) // LAE_CHUNK
             for c in range(n_chunks):
-                # the heap's worst kept score: a run whose maximum is below it cannot enter
-                T = s[0] if size == k else -INFINITY
-                if cmax[c] == -INFINITY or cmax[c] < T:
+                # Items are offered by ascending index, so once the heap is full a score that only
+                # ties its root (the worst kept) loses the tie: a run must beat the root to enter.
+                # (Most scores of a short history are exactly 0: runs of them are skipped whole.)
+                if cmax[c] == -INFINITY or (size == k and not cmax[c] > s[0]):
                     continue
                 e = (c + 1) * LAE_CHUNK
                 if e > w:
                     e = w
                 for j in range(c * LAE_CHUNK, e):
                     v = acc[j]
-                    if v != -INFINITY:
+                    if v != -INFINITY and (size < k or v > s[0]):
                         lae_heap_push(s, ids, &size, k, v, <int32_t>(c0 + j))
             c0 = c0 + w
         lae_heap_finish(s, ids, size, k, -INFINITY)
