@@ -935,7 +935,7 @@ cdef int _solve_in_support_order(int64_t j, const int32_t *S, int64_t s, int64_t
 
 def solve_block(const int64_t[::1] cols, const int64_t[::1] sup_ptr, const int32_t[::1] sup_idx,
                 const int64_t[::1] jpos, int64_t keep, int refine_iters, bint dense, const floating[:, ::1] G,
-                const int32_t[::1] row_of, const int32_t[::1] cand, const float[::1] cnt, const int64_t[::1] cand_start,
+                const int32_t[::1] row_of, int64_t longest, const int32_t[::1] cand, const float[::1] cnt, const int64_t[::1] cand_start,
                 const int64_t[::1] cand_len, const double[::1] diag, const double[::1] ridge, int mode, double xi,
                 const double[:, ::1] E, const double[:, ::1] H, const double[::1] inv, double l2_e,
                 const int64_t[::1] out_ptr, int32_t[::1] out_idx, floating[::1] out,
@@ -950,14 +950,15 @@ def solve_block(const int64_t[::1] cols, const int64_t[::1] sup_ptr, const int32
     without refinement). Source of G_SS: the dense ``G`` (n×n, full; item a at its
     row and column ``row_of[a]``) if ``dense``, else the lists (item a's: ``cand`` / ``cnt``
     from ``cand_start[a]``, ``cand_len[a]`` entries: the candidate lists flattened, or their
-    oriented form) with ``diag`` = G_aa.
+    oriented form; ``longest`` = max cand_len, the size of the look-up's hit buffer) with
+    ``diag`` = G_aa.
     ``ridge`` is γ per item. ``mode`` MODE_EASE uses ``xi``; MODE_L3AE uses E, H (n×d,
     float64), inv = 1/(1 − q) and ``l2_e``. Per column:
     ``retries`` (raised-ridge attempts, both solves; see RETRY_FIRST_EXPONENT) and ``status``.
     """
     cdef int64_t nb = cols.shape[0]
     cdef int64_t n = ridge.shape[0]
-    cdef int64_t c, smax = 1, s, maxlen = 0
+    cdef int64_t c, smax = 1, s
     cdef Source src
     cdef Text txt
     cdef floating *buf
@@ -981,10 +982,6 @@ def solve_block(const int64_t[::1] cols, const int64_t[::1] sup_ptr, const int32
     src.row_of = &row_of[0]
     if not use_lists:
         src.G = &G[0, 0]
-    else:
-        for c in range(n):
-            if cand_len[c] > maxlen:
-                maxlen = cand_len[c]
     src.start = &cand_start[0]
     src.len = &cand_len[0]
     src.diag = &diag[0]
@@ -1003,7 +1000,7 @@ def solve_block(const int64_t[::1] cols, const int64_t[::1] sup_ptr, const int32
         # (assigning their fields alone would leave them shared).
         buf = <floating *>malloc((smax * smax + 2 * smax + (smax * smax + 7 * smax if refine else 0))
                                  * sizeof(floating))
-        w = _marks_new(n if use_lists else 0, maxlen)
+        w = _marks_new(n if use_lists else 0, longest)
         pk = _pick_new(smax if refine else 0, keep if refine else 0)
         key = <uint64_t *>malloc(smax * sizeof(uint64_t))  # the final sort by item
         ok = buf != NULL and key != NULL and (_marks_ok(&w) or not use_lists) and (_pick_ok(&pk) or not refine)

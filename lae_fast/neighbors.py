@@ -168,7 +168,7 @@ def route_bytes(n: int, m: int, k: int, dtype: Any) -> int:
     m + 1 entries) held three times over while it is assembled and turned into ranking CSR. The
     look-up's oriented copy of the lists is made only where it and all that take at most half the
     memory available."""
-    return int(n * k * 8 + _b_bytes(n, m + 1, dtype) + 4 * 8 * (n + 1))
+    return int(n * k * 8 + b_bytes(n, m + 1, dtype) + 4 * 8 * (n + 1))
 
 
 def _raise_status(status: int, what: str) -> None:
@@ -593,6 +593,11 @@ class _FlatLists:
     items: np.ndarray
     counts: np.ndarray
 
+    @property
+    def longest(self) -> int:
+        """Entries of the longest list (it sizes the look-up's per-thread scratch)."""
+        return int(self.length.max()) if self.length.size else 0
+
 
 def _flat_lists(lists: CandidateLists) -> _FlatLists:
     """The candidate lists as they are (each pair known from both its items' lists is read twice)."""
@@ -652,10 +657,12 @@ class _Solver:
             self.G = np.zeros((1, 1), dtype=dtype)
             self.row_of = np.zeros(1, np.int32)
             self.lists = source.lookup_lists(num_threads, reserve)
+            self.longest = self.lists.longest
         else:
             self.G, self.row_of = source.G, source.rank
             self.lists = _FlatLists(np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int32),
                                     np.zeros(1, np.float32))
+            self.longest = 0
         self.ridge = np.ascontiguousarray(ridge, dtype=np.float64)
         self.dtype, self.nt, self.xi, self.l2_e = dtype, num_threads, xi, l2_e
         self.refine_iterations = check_int(refine_iterations, name="refine_iterations", low=0, high=1 << 20)
@@ -677,7 +684,7 @@ class _Solver:
         status = np.zeros(cols.size, dtype=np.int8)
         with sequential_blas():  # one LAPACK thread inside each OpenMP thread
             _neighbors.solve_block(cols, ptr, idx, jpos, keep, self.refine_iterations,
-                                   self.dense, self.G, self.row_of, self.lists.items, self.lists.counts, self.lists.start,
+                                   self.dense, self.G, self.row_of, self.longest, self.lists.items, self.lists.counts, self.lists.start,
                                    self.lists.length, self.diag, self.ridge, self.mode, self.xi, self.E, self.H,
                                    self.inv, self.l2_e, out_ptr, out_idx, out, retries, status, self.nt)
         if (status == _neighbors.ERR_MEMORY).any():
@@ -691,8 +698,9 @@ class _Solver:
         return lengths, out_idx, out
 
 
-def _b_bytes(n: int, per_column: int, dtype: Any) -> int:
-    """B of n columns held three times over (pieces, CSC, ranking CSR), as in :func:`route_bytes`."""
+def b_bytes(n: int, per_column: int, dtype: Any) -> int:
+    """B of n columns held three times over (pieces, CSC, ranking CSR), as in :func:`route_bytes`; what
+    the look-up's oriented lists must leave room for (:meth:`CandidateLists.lookup_lists`)."""
     return 3 * n * per_column * (np.dtype(dtype).itemsize + 4)
 
 
@@ -867,7 +875,7 @@ def solve_columns(source: Union[CandidateLists, RelabelledGram, np.ndarray], *, 
     source, supports_of, refine_m, per_column, counts, t_cand = _prepare(
         source, dt, m=m, refine=refine, k=k, supports=supports, num_threads=nt)
     solver = _Solver(source, ridge_diagonal(l2, p, counts), dt, nt, xi=xi, refine_iterations=refine_iterations,
-                     reserve=_b_bytes(counts.size, per_column, dt))
+                     reserve=b_bytes(counts.size, per_column, dt))
     result = _run(counts.size, solver, supports_of, refine_m, per_column, block_size, progress,
                   _column_range(columns, counts.size))
     result.seconds["candidates"] = t_cand
@@ -929,7 +937,7 @@ def solve_columns_l3ae(source: Union[CandidateLists, RelabelledGram, np.ndarray]
     source, supports_of, refine_m, per_column, counts, t_cand = _prepare(
         source, dt, m=m, refine=refine, k=k, supports=supports, extra=extra, extra_first=span[0], num_threads=nt)
     solver = _Solver(source, np.full(counts.size, l2_x + l2_e), dt, nt, text=(E, H, inv), l2_e=l2_e,
-                     refine_iterations=refine_iterations, reserve=_b_bytes(counts.size, per_column, dt))
+                     refine_iterations=refine_iterations, reserve=b_bytes(counts.size, per_column, dt))
     result = _run(counts.size, solver, supports_of, refine_m, per_column, block_size, progress, span)
     result.seconds.update(candidates=t_cand, text=t_text)
     return result

@@ -435,7 +435,7 @@ class ItemItemModel:
             else:
                 ranges = [(a, min(n, a + nbr.BLOCK_SIZE)) for a in range(0, n, nbr.BLOCK_SIZE)]
                 # the look-up's form of the lists is made here once, and shipped with them
-                lists.lookup_lists(params["num_threads"], nbr.route_bytes(n, m, 0, params["dtype"]))
+                lists.lookup_lists(params["num_threads"], nbr.b_bytes(n, m + 1, params["dtype"]))
                 blocks = map_blocks(solve_column_block, (self, lists, m, k, params, E), ranges, report)
                 solution = nbr.join_column_blocks(blocks, n)
         learned = self._neighbor_learned(solution, lists.item_counts, m, timer)
