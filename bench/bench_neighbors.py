@@ -4,6 +4,7 @@
     python bench/bench_neighbors.py l3ae                # MovieLens-1M weak: dense L3AE vs m in {128, 256, 512}
     python bench/bench_neighbors.py speed               # synthetic ML-20M / amazon-book / 1M-item shapes
     python bench/bench_neighbors.py speed --shapes ml20m amazon --repeat 1
+    python bench/bench_neighbors.py gather              # ML-20M shape: G_SS from a plain vs a relabelled G
 
 accuracy: MovieLens-1M, strong generalization (seed 0), hyper-parameters tuned on validation in
 docs/RESULTS.md (EASE λ=800; RDLAE λ=200, p=0.5, ξ=0.3), test recall_capped@20/50 and ndcg@100 of the
@@ -17,6 +18,11 @@ test recall@20 and ndcg@20 of the dense model and of ``neighbors=m``.
 speed: every fit runs in a fresh subprocess (time and peak RSS of that process alone), the competitors
 in turn on the same cached synthetic data (bench/_cache): the dense fit where its n×n fits, the
 neighbourhood fit at m=256, and SANSA (ICF factorizer, the density of our m=256 weights).
+
+gather: the column solves of the ML-20M shape (EASE, m=256, refined; the first --columns columns) with
+G_SS gathered from the dense G as X numbers the items and from the route's G, which numbers them by
+popularity (``lae_fast.neighbors.RelabelledGram``); the two alternate in one process, --repeat times
+each, and give the same B to the last bit (checked here).
 
 SANSA is optional (never a dependency of lae-fast): without it the SANSA rows say "not installed".
 Install it for this bench (builds scikit-sparse against SuiteSparse 5.12):
@@ -285,16 +291,56 @@ def speed(args: argparse.Namespace) -> None:
     write_section("bench_neighbors_speed_" + "_".join(args.shapes), body)  # one section per set of shapes
 
 
+def gather(args: argparse.Namespace) -> None:
+    from lae_fast import neighbors as nb
+    from lae_fast.gram import gram_buffer
+    from lae_fast.linalg import mirror_upper
+
+    X = sp.load_npz(shape_data("ml20m")).tocsr()
+    X.data[:] = 1
+    n = X.shape[1]
+
+    def dense(D):
+        return mirror_upper(gram_buffer(D, np.dtype(np.float32), 2, what="G"), num_threads=2)
+
+    order = nb.popularity_order(np.bincount(X.indices, minlength=n))
+    sources = {"as numbered in X": dense(X), "by popularity (the route's)": nb.RelabelledGram(
+        dense(nb.relabel_columns(X, order)), order)}
+    times: Dict[str, List[float]] = {name: [] for name in sources}
+    first: Dict[str, Any] = {}
+    for _ in range(args.repeat):
+        for name, source in sources.items():
+            t0 = time.perf_counter()
+            B = nb.solve_columns(source, l2=L2, m=M, refine=True, columns=(0, args.columns)).B
+            times[name].append(time.perf_counter() - t0)
+            first.setdefault(name, B)
+            print(name, f"{times[name][-1]:.2f} s", flush=True)
+    a, b = first.values()
+    same = a.nnz == b.nnz and np.array_equal(a.indices, b.indices) and np.array_equal(a.data, b.data)
+    base = times["as numbered in X"]
+    rows = [[name, " / ".join(f"{t:.2f}" for t in ts), f"{np.median(ts):.2f}", f"{np.median(base) / np.median(ts):.2f}×"]
+            for name, ts in times.items()]
+    body = (f"## Neighbourhood route: gathering G_SS from a dense G, items as numbered vs by popularity\n\n"
+            f"Command: `{command_line()}`\n\n{environment()}"
+            f"- ML-20M-shaped synthetic data ({X.shape[0]:,} x {n:,}); EASE λ={L2:g}, m={M} refined, float32; columns "
+            f"0-{args.columns - 1}; the two runs alternate in one process (seconds include the candidate choice "
+            f"from G, the same for both); the same B to the last bit: {same}\n\n"
+            "| G | seconds per run | median | speed-up |\n|---|---|---|---|\n"
+            + "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n")
+    write_section("bench_neighbors_gather", body)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=["accuracy", "l3ae", "speed", "_child"])
+    parser.add_argument("part", choices=["accuracy", "l3ae", "speed", "gather", "_child"])
     parser.add_argument("--m", type=int, nargs="*", default=None)
     parser.add_argument("--sansa-l2", type=float, nargs="*", default=None)
     parser.add_argument("--shapes", nargs="*", default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument("--sansa-shapes", nargs="*", default=["ml20m", "amazon"], choices=list(SHAPES))
     parser.add_argument("--sansa-factorizer", choices=["cholmod", "icf"], default=None,
                         help="SANSA's factorizer (default: cholmod for accuracy, icf for speed, as the issue measured)")
-    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=None, help="runs per competitor (speed: 1, gather: 3)")
+    parser.add_argument("--columns", type=int, default=6000, help="gather: columns solved per run")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per fit before it is stopped")
     parser.add_argument("--data", default=None)
     parser.add_argument("--solver", default=None)
@@ -307,7 +353,11 @@ def main() -> None:
     elif args.part == "l3ae":
         args.m = args.m or [128, 256, 512]
         l3ae_accuracy(args)
+    elif args.part == "gather":
+        args.repeat = args.repeat or 3
+        gather(args)
     elif args.part == "speed":
+        args.repeat = args.repeat or 1
         args.m = args.m or [M]
         args.sansa_l2 = args.sansa_l2 or [10.0]
         speed(args)
