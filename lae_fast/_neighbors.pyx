@@ -900,7 +900,7 @@ cdef int _solve_in_support_order(int64_t j, const int32_t *S, int64_t s, int64_t
                                  Marks *w, Pick *pk, int32_t *out_idx, floating *out, int *tries) noexcept nogil:
     """Column j on S, or with ``keep`` refined: a first pass on S (``iters`` PCG steps, or the
     exact solve if 0 or where PCG breaks down), keep the ``keep`` largest |b_i| √G_ii (i != j; as
-    float, ties to the more popular item: the earlier in S) and j, solve again on those, exactly.
+    float, ties to the less popular item: the earlier in S) and j, solve again on those, exactly.
     |b_i| √G_ii is the norm of b_i x_i, what item i adds to the reconstruction of column j. The
     result's items go to out_idx (in S's order) and its values to out (min(s, keep + 1) of each);
     a status."""
@@ -918,7 +918,7 @@ cdef int _solve_in_support_order(int64_t j, const int32_t *S, int64_t s, int64_t
         if p != jp:
             norm = src.diag[S[p]]
             pk.key[c] = <float>((b1[p] if b1[p] >= 0 else -b1[p]) * (sqrt(norm) if norm > 0 else 0))
-            pk.at[c] = <int32_t>p  # S is in popularity order: the lower position, the more popular item
+            pk.at[c] = <int32_t>p  # S is in popularity order: the lower position, the less popular item
             c += 1
     _best_k(pk.key, pk.at, c, <int32_t>keep, pk.hs, pk.sel)
     pk.sel[keep] = <int32_t>jp
@@ -935,7 +935,8 @@ cdef int _solve_in_support_order(int64_t j, const int32_t *S, int64_t s, int64_t
 
 def solve_block(const int64_t[::1] cols, const int64_t[::1] sup_ptr, const int32_t[::1] sup_idx,
                 const int64_t[::1] jpos, int64_t keep, int refine_iters, bint dense, const floating[:, ::1] G,
-                const int32_t[::1] row_of, int64_t longest, const int32_t[::1] cand, const float[::1] cnt, const int64_t[::1] cand_start,
+                const int32_t[::1] row_of, int64_t longest, const int32_t[::1] cand, const float[::1] cnt,
+                const int64_t[::1] cand_start,
                 const int64_t[::1] cand_len, const double[::1] diag, const double[::1] ridge, int mode, double xi,
                 const double[:, ::1] E, const double[:, ::1] H, const double[::1] inv, double l2_e,
                 const int64_t[::1] out_ptr, int32_t[::1] out_idx, floating[::1] out,
@@ -943,11 +944,10 @@ def solve_block(const int64_t[::1] cols, const int64_t[::1] sup_ptr, const int32
     """Solve the columns ``cols`` of B on their supports (refined to ``keep`` + 1 items if keep > 0,
     ranking the first pass by ``refine_iters`` PCG steps, or exactly if 0).
 
-    Column c: support ``sup_idx[sup_ptr[c]:sup_ptr[c+1]]`` (in the order A is built in:
-    by popularity, see ``neighbors._rows_to_supports``; column cols[c] at offset jpos[c]); its
-    final support, ascending, and its values go to
-    ``out_idx`` / ``out`` from ``out_ptr[c]`` (min(|S|, keep + 1) entries, or |S|
-    without refinement). Source of G_SS: the dense ``G`` (n×n, full; item a at its
+    Column c: support ``sup_idx[sup_ptr[c]:sup_ptr[c+1]]`` (in the order A is built in: by
+    popularity, least first, see ``neighbors._rows_to_supports``; column cols[c] at offset
+    jpos[c]); its final support, ascending, and its values go to ``out_idx`` / ``out`` from
+    ``out_ptr[c]`` (min(|S|, keep + 1) entries, or |S| without refinement). Source of G_SS: the dense ``G`` (n×n, full; item a at its
     row and column ``row_of[a]``) if ``dense``, else the lists (item a's: ``cand`` / ``cnt``
     from ``cand_start[a]``, ``cand_len[a]`` entries: the candidate lists flattened, or their
     oriented form; ``longest`` = max cand_len, the size of the look-up's hit buffer) with

@@ -276,16 +276,19 @@ class RelabelledGram:
 
     The neighbourhood route gathers G_SS for every support from the dense G, an entry per
     cache line where the items are scattered over G. Its fit builds G with the items in
-    popularity order (:func:`popularity_order`): the supports, mostly popular items, then
-    sit in one corner of G, and the gather touches fewer lines, more of them cached
-    (ML-20M shape: the solve about 17% faster). The entries are the same, so B is the same
-    to the last bit; the lists and B come out in item order.
+    popularity order (:func:`popularity_order`, least used first): the supports, mostly
+    popular items, then sit in one corner of G, and the gather reads every row forwards and touches fewer lines,
+    more of them cached (``python bench/bench_neighbors.py gather``). The entries are the same,
+    so B is the same to the last bit; the lists and B come out in item order.
     """
 
     G: np.ndarray
     order: np.ndarray
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "G", np.asarray(self.G))
+        if self.G.ndim != 2:
+            raise ValueError(f"G must be a square n_items x n_items matrix, got shape {self.G.shape}")
         order = np.asarray(self.order)
         n = self.G.shape[0]
         if order.shape != (n,) or not np.array_equal(np.sort(order), np.arange(n)):
@@ -308,12 +311,14 @@ class RelabelledGram:
 
 
 def popularity_order(item_counts: Any) -> np.ndarray:
-    """The items by their number of users (G_ii), most first, ties to the lower index (int32).
+    """The items by their number of users (G_ii), least first, ties to the lower index (int32).
 
     The column solves build every G_SS with S in this order (:func:`_rows_to_supports`),
-    whatever the source, so that B does not depend on where G_SS is read from.
+    whatever the source, so that B does not depend on where G_SS is read from. Least used
+    first because an oriented list (:func:`_oriented_lists`) belongs to the less used item
+    of each pair: its hits then land in its own row of G_SS, not scattered down a column.
     """
-    return np.argsort(-np.asarray(item_counts, dtype=np.float64), kind="stable").astype(np.int32)
+    return np.argsort(np.asarray(item_counts, dtype=np.float64), kind="stable").astype(np.int32)
 
 
 def _inverse(order: np.ndarray) -> np.ndarray:
@@ -474,8 +479,8 @@ def _rows_to_supports(cols: np.ndarray, parts: Sequence[np.ndarray], order: np.n
                       ) -> Supports:
     """Flat supports (ptr, idx) of the columns ``cols`` and the offset of j in each: j and the items
     of its rows in ``parts`` (each (len(cols), w), -1 = none), without duplicates, in popularity
-    ``order`` (``rank`` its inverse; most popular first: a G_SS gathered from the route's G,
-    stored in that order, then reads every row of G forwards, within its corner of popular items)."""
+    ``order`` (``rank`` its inverse: a G_SS gathered from the route's G, stored in that order,
+    then reads every row of G forwards, within its corner of popular items)."""
     rows = np.concatenate([cols[:, None].astype(np.int64)] + [np.asarray(p, dtype=np.int64) for p in parts],
                           axis=1)
     rows = np.where(rows >= 0, rank[np.maximum(rows, 0)], -1)
@@ -683,10 +688,11 @@ class _Solver:
         retries = np.zeros(cols.size, dtype=np.int8)
         status = np.zeros(cols.size, dtype=np.int8)
         with sequential_blas():  # one LAPACK thread inside each OpenMP thread
-            _neighbors.solve_block(cols, ptr, idx, jpos, keep, self.refine_iterations,
-                                   self.dense, self.G, self.row_of, self.longest, self.lists.items, self.lists.counts, self.lists.start,
-                                   self.lists.length, self.diag, self.ridge, self.mode, self.xi, self.E, self.H,
-                                   self.inv, self.l2_e, out_ptr, out_idx, out, retries, status, self.nt)
+            _neighbors.solve_block(cols, ptr, idx, jpos, keep, self.refine_iterations, self.dense, self.G,
+                                   self.row_of, self.longest, self.lists.items, self.lists.counts,
+                                   self.lists.start, self.lists.length, self.diag, self.ridge, self.mode, self.xi,
+                                   self.E, self.H, self.inv, self.l2_e, out_ptr, out_idx, out, retries, status,
+                                   self.nt)
         if (status == _neighbors.ERR_MEMORY).any():
             raise MemoryError("could not allocate the per-thread scratch of the column solves")
         bad = cols[status == _neighbors.ERR_NOT_PD]

@@ -451,7 +451,7 @@ class ItemItemModel:
         nt = params["num_threads"]
         self._check_neighborhood_memory(n, m, params)
         if G is None and self.dense_gram_fits(n):
-            with timer("gram"):  # exact G_SS from the dense G while it fits, popular items first
+            with timer("gram"):  # exact G_SS from the dense G while it fits, items by popularity
                 order = nbr.popularity_order(np.bincount(X.indices, minlength=n))
                 G = nbr.RelabelledGram(mirror_upper(gram_buffer(nbr.relabel_columns(X, order), params["dtype"], nt,
                                                                 what="the Gram of the neighbourhood route"),
