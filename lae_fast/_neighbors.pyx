@@ -947,14 +947,14 @@ def solve_block(const int64_t[::1] cols, const int64_t[::1] sup_ptr, const int32
     Column c: support ``sup_idx[sup_ptr[c]:sup_ptr[c+1]]`` (in the order A is built in: by
     popularity, least first, see ``neighbors._rows_to_supports``; column cols[c] at offset
     jpos[c]); its final support, ascending, and its values go to ``out_idx`` / ``out`` from
-    ``out_ptr[c]`` (min(|S|, keep + 1) entries, or |S| without refinement). Source of G_SS: the dense ``G`` (n×n, full; item a at its
-    row and column ``row_of[a]``) if ``dense``, else the lists (item a's: ``cand`` / ``cnt``
-    from ``cand_start[a]``, ``cand_len[a]`` entries: the candidate lists flattened, or their
-    oriented form; ``longest`` = max cand_len, the size of the look-up's hit buffer) with
-    ``diag`` = G_aa.
-    ``ridge`` is γ per item. ``mode`` MODE_EASE uses ``xi``; MODE_L3AE uses E, H (n×d,
-    float64), inv = 1/(1 − q) and ``l2_e``. Per column:
-    ``retries`` (raised-ridge attempts, both solves; see RETRY_FIRST_EXPONENT) and ``status``.
+    ``out_ptr[c]`` (min(|S|, keep + 1) entries, or |S| without refinement). Source of G_SS:
+    the dense ``G`` (n×n, full; item a at its row and column ``row_of[a]``) if ``dense``, else
+    the lists (item a's: ``cand`` / ``cnt`` from ``cand_start[a]``, ``cand_len[a]`` entries:
+    the candidate lists flattened, or their oriented form; ``longest`` = max cand_len, the size
+    of the look-up's hit buffer) with ``diag`` = G_aa. ``ridge`` is γ per item. ``mode``
+    MODE_EASE uses ``xi``; MODE_L3AE uses E, H (n×d, float64), inv = 1/(1 − q) and ``l2_e``.
+    Per column: ``retries`` (raised-ridge attempts, both solves; see RETRY_FIRST_EXPONENT) and
+    ``status``.
     """
     cdef int64_t nb = cols.shape[0]
     cdef int64_t n = ridge.shape[0]
