@@ -7,10 +7,12 @@ bench/_cache), a CSR B of ~257 entries per column that no dense library could ho
 One query = a history of item indices -> top-20 items, own items masked, scoring included. Two query sets:
 the histories of real users of the data (10-500 items; popular items, as in real traffic) and histories
 drawn uniformly at random (every row a cold read: the worst case). Competitors, on the same B and the same
-queries, timed in turn query by query:
+queries, timed in turn query by query (who goes first rotates, so no one always finds the rows cached):
 
-  - lae_fast:      Recommender.load(model).recommend_one(hist, 20)   (compiled, GIL released)
-  - scipy gather:  s = B[hist].sum(0) on the CSR B (rows summed by scipy), own items to -inf, argpartition
+  - lae_fast, 1 thread:  Recommender.load(model).recommend_one(hist, 20, num_threads=1)  (compiled, GIL released)
+  - lae_fast:            the same with the default threads (every CPU: a history that sums >= 32,768
+                         weights splits its columns between them)
+  - scipy gather:        s = B[hist].sum(0) on the CSR B (rows summed by scipy), own items to -inf, argpartition
 
     python bench/bench_serving_sparse.py
     python bench/bench_serving_sparse.py --calls 500   # quicker
@@ -66,20 +68,24 @@ def histories(X: sp.csr_matrix, calls: int, rng: np.random.Generator):
 
 
 def time_set(rec, B, hists):
-    ours, theirs, overlap = [], [], []
-    for h in hists[:20]:  # warm both paths
-        rec.recommend_one(h, N)
-        scipy_gather(B, h, N)
-    for h in hists:
-        t0 = time.perf_counter()
-        ids, _ = rec.recommend_one(h, N)
-        t1 = time.perf_counter()
-        ref = scipy_gather(B, h, N)
-        t2 = time.perf_counter()
-        ours.append(t1 - t0)
-        theirs.append(t2 - t1)
-        overlap.append(len(np.intersect1d(ids, ref)) / N)
-    return np.array(ours) * 1e6, np.array(theirs) * 1e6, float(np.mean(overlap))
+    """Per-call µs of (lae_fast 1 thread, lae_fast default threads, scipy), and top-N overlap with scipy."""
+    calls = [lambda h: rec.recommend_one(h, N, num_threads=1)[0], lambda h: rec.recommend_one(h, N)[0],
+             lambda h: scipy_gather(B, h, N)]
+    for h in hists[:20]:  # warm every path
+        for call in calls:
+            call(h)
+    times = np.zeros((len(calls), len(hists)))
+    overlap = []
+    for q, h in enumerate(hists):
+        out = [None] * len(calls)
+        for r in range(len(calls)):
+            c = (q + r) % len(calls)
+            t0 = time.perf_counter()
+            out[c] = calls[c](h)
+            times[c, q] = time.perf_counter() - t0
+        assert np.array_equal(out[0], out[1]), "threads changed the answer"
+        overlap.append(len(np.intersect1d(out[1], out[2])) / N)
+    return times * 1e6, float(np.mean(overlap))
 
 
 def main() -> None:
@@ -96,7 +102,7 @@ def main() -> None:
     lines = []
     row_len = np.diff(B.indptr)
     for label, hists in histories(X, args.calls, rng).items():
-        ours, theirs, overlap = time_set(rec, B, hists)
+        (one, ours, theirs), overlap = time_set(rec, B, hists)
         lens = np.array([h.size for h in hists])
         work = np.array([row_len[h].sum() for h in hists])  # weights of B summed by the call
         for lo, hi in BUCKETS + [(10, 500)]:
@@ -104,25 +110,29 @@ def main() -> None:
             if not sel.any():
                 continue
             name = f"**all ({lo}–{hi})**" if (lo, hi) == (10, 500) else f"{lo}–{hi}"
-            o50, t50 = np.percentile(ours[sel], 50), np.percentile(theirs[sel], 50)
-            w50 = np.percentile(work[sel], 50)
-            lines.append(f"| {label} | {name} | {int(sel.sum()):,} | {w50:,.0f} | "
-                         f"{o50:,.0f} / {np.percentile(ours[sel], 99):,.0f} | "
-                         f"{t50:,.0f} / {np.percentile(theirs[sel], 99):,.0f} | {t50 / o50:.1f}× |")
-        lines.append(f"| {label} | top-{N} overlap lae_fast vs scipy | | | {overlap:.4f} | | |")
+            p50 = [np.percentile(t[sel], 50) for t in (one, ours, theirs)]
+            p99 = [np.percentile(t[sel], 99) for t in (one, ours, theirs)]
+            cells = " | ".join(f"{a:,.0f} / {b:,.0f}" for a, b in zip(p50, p99))
+            lines.append(f"| {label} | {name} | {int(sel.sum()):,} | {np.percentile(work[sel], 50):,.0f} | "
+                         f"{cells} | {p50[2] / p50[1]:.1f}× |")
+        lines.append(f"| {label} | top-{N} overlap lae_fast vs scipy | | | | {overlap:.4f} | | |")
     per_col = B.nnz / B.shape[0]
+    threads = lae_fast.resolve_num_threads()
     body = (f"## Serving a sparse neighbourhood model: one user per call, {SHAPES['amazon'][3]}\n\n"
             f"Command: `{command_line()}`\n\n{environment()}"
             f"- model: EASE λ=500, neighbors={M}, fitted on the synthetic data of bench/bench_neighbors.py; "
             f"B {B.shape[0]:,}×{B.shape[1]:,} CSR, {B.nnz:,} weights ({per_col:.0f} per row), "
             f"{(B.data.nbytes + B.indices.nbytes + B.indptr.nbytes) / 2 ** 20:,.0f} MiB\n"
+            f"- lae_fast with 1 thread and with the default {threads} (every CPU; only a history that sums at "
+            "least 32,768 weights splits its columns between them, with the same answer, checked call by call)\n"
             f"- top-{N}, own items masked, scoring included; p50 / p99 of the per-call wall time in µs (Python "
-            "call included), the two competitors timed in turn query by query; \"weights summed\": the p50 of "
-            "the number of entries of B in the history's rows, the work of one call (a popular item's row "
-            "is long)\n\n"
-            "| histories | length | calls | weights summed p50 | lae_fast p50 / p99 µs | scipy gather p50 / p99 µs "
-            "| lae_fast vs scipy (p50) |\n"
-            "|---|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n")
+            "call included), the three timed in turn query by query, who goes first rotating; \"weights "
+            "summed\": the p50 of the number of entries of B in the history's rows, the work of one call (a "
+            "popular item's row is long)\n\n"
+            f"| histories | length | calls | weights summed p50 | lae_fast 1 thread p50 / p99 µs "
+            f"| lae_fast {threads} threads p50 / p99 µs | scipy gather p50 / p99 µs "
+            f"| lae_fast ({threads} threads) vs scipy, p50 |\n"
+            "|---|---|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n")
     publish("bench_serving_sparse", body, args.output)
 
 

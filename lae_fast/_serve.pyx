@@ -1,9 +1,11 @@
 # cython: language_level=3
-"""Scoring, masking and top-N selection for ONE user, without the GIL, on one thread.
+"""Scoring, masking and top-N selection for ONE user, without the GIL.
 
 For serving: callers' threads give the concurrency, so each call runs on the
 thread that made it and owns all its scratch (allocated per call, freed before
-returning); nothing is shared or written except the caller's output arrays.
+returning); nothing is shared or written except the caller's output arrays. The
+one exception: a heavy history of a sparse B may split its columns over a few
+OpenMP threads of its own (``_one_sparse``), each with its own scratch.
 The dense path sums the history rows of B with the ranking kernel's
 accumulator (``score.h``: same rows, same order, same arithmetic, so scores are
 bit-identical to :func:`lae_fast.topk`); the compressed path sums float16 or
@@ -173,86 +175,160 @@ cdef enum:
     SPARSE_BLOCK = 16384  # accumulator columns per pass of the sparse path: 64 KiB of float, kept in L1/L2
     ROWS_AHEAD = 4  # history rows between a row's prefetch and its read
     SPARSE_ONE_PASS = 65536  # up to this many items one pass: the 256 KiB accumulator stays in L2
+    SPLIT_WORK = 32768  # weights summed below which one thread beats waking others (~30 us of work)
+    SPLIT_COLUMNS = 8192  # fewest columns a thread's share of a split history spans
+
+
+# when a history is split over threads, for the Python side (tests)
+SPLIT_MIN_WEIGHTS = SPLIT_WORK
+SPLIT_MIN_COLUMNS = SPLIT_COLUMNS
+
+
+cdef int64_t _lower_bound(const int32_t *indices, int64_t q, int64_t q1, int64_t c) noexcept nogil:
+    """First position in the sorted indices[q:q1] holding a column >= c (q1 if none)."""
+    cdef int64_t mid
+    while q < q1:
+        mid = q + (q1 - q) // 2
+        if indices[mid] < c:
+            q = mid + 1
+        else:
+            q1 = mid
+    return q
+
+
+cdef int _sparse_part(const int64_t *indptr, const int32_t *indices, const float *data, int64_t n,
+                      const int64_t *rows, int64_t L, int64_t lo, int64_t hi, const uint8_t *allowed,
+                      bint mask_history, int32_t k, float *s, int32_t *ids, int32_t *size) noexcept nogil:
+    """Offer the scores of columns [lo, hi) to the heap (s, ids, size); a status.
+
+    Up to SPARSE_ONE_PASS columns are one block; beyond, blocks of SPARSE_BLOCK, through which
+    every history row advances its own cursor (its indices are sorted), so the accumulator of one
+    block stays in cache instead of scattering over n floats, and the block's scores go straight to
+    the heap (only runs of LAE_CHUNK whose maximum can still enter it are offered). Per score the adds
+    come in the same order as one pass over whole rows: the same float sums.
+    """
+    cdef int64_t p, q, r, q1, c0, w, j, c, e, n_chunks
+    cdef float v
+    cdef int32_t sz = size[0]  # a local: stores through ids could alias *size
+    cdef int64_t block = hi - lo if hi - lo <= SPARSE_ONE_PASS else SPARSE_BLOCK
+    cdef int64_t *cursor = <int64_t *>malloc((L + 1) * sizeof(int64_t))
+    cdef float *acc = <float *>malloc((block + 1) * sizeof(float))
+    cdef float *cmax = <float *>malloc((block // LAE_CHUNK + 1) * sizeof(float))
+    if cursor == NULL or acc == NULL or cmax == NULL:
+        free(cursor)
+        free(acc)
+        free(cmax)
+        return ST_MEMORY
+    for p in range(L):
+        cursor[p] = indptr[rows[p]] if lo == 0 else _lower_bound(indices, indptr[rows[p]], indptr[rows[p] + 1], lo)
+    c0 = lo
+    while c0 < hi:
+        w = hi - c0 if hi - c0 < block else block
+        for j in range(w):
+            acc[j] = 0
+        for p in range(L):
+            if p + ROWS_AHEAD < L:  # a row's next entries are a cache miss away: ask for them early
+                lae_prefetch(&indices[cursor[p + ROWS_AHEAD]])
+                lae_prefetch(&data[cursor[p + ROWS_AHEAD]])
+            r = rows[p]
+            q = cursor[p]
+            q1 = indptr[r + 1]
+            if c0 + w == n:  # the last block takes the rest of every row: no bound to test
+                for q in range(q, q1):
+                    acc[indices[q] - c0] += data[q]
+                continue
+            while q < q1 and indices[q] < c0 + w:
+                acc[indices[q] - c0] += data[q]
+                q = q + 1
+            cursor[p] = q
+        if mask_history:
+            for p in range(L):
+                if rows[p] >= c0 and rows[p] < c0 + w:
+                    acc[rows[p] - c0] = -INFINITY
+        if allowed != NULL:
+            for j in range(w):
+                if not allowed[c0 + j]:
+                    acc[j] = -INFINITY
+        lae_chunk_max_f(acc, w, cmax)
+        n_chunks = (w + LAE_CHUNK - 1) // LAE_CHUNK
+        for c in range(n_chunks):
+            # Items are offered by ascending index, so once the heap is full a score that only
+            # ties its root (the worst kept) loses the tie: a run must beat the root to enter.
+            # (Most scores of a short history are exactly 0: runs of them are skipped whole.)
+            if cmax[c] == -INFINITY or (sz == k and not cmax[c] > s[0]):
+                continue
+            e = (c + 1) * LAE_CHUNK
+            if e > w:
+                e = w
+            for j in range(c * LAE_CHUNK, e):
+                v = acc[j]
+                if v != -INFINITY and (sz < k or v > s[0]):
+                    lae_heap_push(s, ids, &sz, k, v, <int32_t>(c0 + j))
+        c0 = c0 + w
+    size[0] = sz
+    free(cursor)
+    free(acc)
+    free(cmax)
+    return ST_OK
 
 
 cdef int _one_sparse(const int64_t *indptr, const int32_t *indices, const float *data, int64_t n,
                      const int64_t *hist, int64_t L, const uint8_t *allowed, bint mask_history,
-                     int32_t k, float *s, int32_t *ids) noexcept nogil:
+                     int32_t k, float *s, int32_t *ids, int num_threads) noexcept nogil:
     """Top-k of the sum of the history's rows of a CSR B, for one user.
 
-    Up to SPARSE_ONE_PASS items the columns are one block; beyond, blocks of SPARSE_BLOCK, through
-    which every history row advances its own cursor (its indices are sorted), so the accumulator of
-    one block stays in cache instead of scattering over n floats, and the block's scores go straight to the heap (only
-    runs of LAE_CHUNK whose maximum can still enter it are offered). Per score the adds come in
-    the same order as one pass over whole rows: the same float sums.
+    A history that sums at least SPLIT_WORK weights is split by columns over up to
+    ``num_threads`` threads, each offering its contiguous share of the columns to its own heap;
+    the heaps are then merged. Every score is still summed by one thread in the same order, and
+    the heap orders by (score, lower index) whoever offers first: the answer is the same
+    bit for bit on any number of threads.
     """
-    cdef int64_t p, q, r, q1, c0, w, j, c, e, n_chunks
-    cdef int32_t size = 0
-    cdef float v
+    cdef int64_t p, work = 0
+    cdef int32_t size = 0, t, e
+    cdef int T = 1
     cdef int64_t *rows = <int64_t *>malloc((L + 1) * sizeof(int64_t))
-    cdef int64_t block = n if n <= SPARSE_ONE_PASS else SPARSE_BLOCK
-    cdef int64_t *cursor = <int64_t *>malloc((L + 1) * sizeof(int64_t))
-    cdef float *acc = <float *>malloc((block + 1) * sizeof(float))
-    cdef float *cmax = <float *>malloc((block // LAE_CHUNK + 1) * sizeof(float))
+    cdef float *part_s = NULL
+    cdef int32_t *part_ids = NULL
+    cdef int32_t *part_size = NULL
+    cdef int *part_status = NULL
     cdef int status = ST_OK
-    if rows == NULL or cursor == NULL or acc == NULL or cmax == NULL:
-        status = ST_MEMORY
-    else:
-        L = _canonical(hist, L, n, rows)
-        if L < 0:
-            status = ST_INDEX
-    if status == ST_OK:
+    if rows == NULL:
+        return ST_MEMORY
+    L = _canonical(hist, L, n, rows)
+    if L < 0:
+        free(rows)
+        return ST_INDEX
+    if num_threads > 1:
         for p in range(L):
-            cursor[p] = indptr[rows[p]]
-        c0 = 0
-        while c0 < n:
-            w = n - c0 if n - c0 < block else block
-            for j in range(w):
-                acc[j] = 0
-            for p in range(L):
-                if p + ROWS_AHEAD < L:  # a row's next entries are a cache miss away: ask for them early
-                    lae_prefetch(&indices[cursor[p + ROWS_AHEAD]])
-                    lae_prefetch(&data[cursor[p + ROWS_AHEAD]])
-                r = rows[p]
-                q = cursor[p]
-                q1 = indptr[r + 1]
-                if c0 + w == n:  # the last block takes the rest of every row: no bound to test
-                    for q in range(q, q1):
-                        acc[indices[q] - c0] += data[q]
-                    continue
-                while q < q1 and indices[q] < c0 + w:
-                    acc[indices[q] - c0] += data[q]
-                    q = q + 1
-                cursor[p] = q
-            if mask_history:
-                for p in range(L):
-                    if rows[p] >= c0 and rows[p] < c0 + w:
-                        acc[rows[p] - c0] = -INFINITY
-            if allowed != NULL:
-                for j in range(w):
-                    if not allowed[c0 + j]:
-                        acc[j] = -INFINITY
-            lae_chunk_max_f(acc, w, cmax)
-            n_chunks = (w + LAE_CHUNK - 1) // LAE_CHUNK
-            for c in range(n_chunks):
-                # Items are offered by ascending index, so once the heap is full a score that only
-                # ties its root (the worst kept) loses the tie: a run must beat the root to enter.
-                # (Most scores of a short history are exactly 0: runs of them are skipped whole.)
-                if cmax[c] == -INFINITY or (size == k and not cmax[c] > s[0]):
-                    continue
-                e = (c + 1) * LAE_CHUNK
-                if e > w:
-                    e = w
-                for j in range(c * LAE_CHUNK, e):
-                    v = acc[j]
-                    if v != -INFINITY and (size < k or v > s[0]):
-                        lae_heap_push(s, ids, &size, k, v, <int32_t>(c0 + j))
-            c0 = c0 + w
+            work += indptr[rows[p] + 1] - indptr[rows[p]]
+        if work >= SPLIT_WORK:
+            T = num_threads if num_threads < n // SPLIT_COLUMNS else <int>(n // SPLIT_COLUMNS)
+    if T <= 1:
+        status = _sparse_part(indptr, indices, data, n, rows, L, 0, n, allowed, mask_history, k, s, ids, &size)
+    else:
+        part_s = <float *>malloc(T * k * sizeof(float))
+        part_ids = <int32_t *>malloc(T * k * sizeof(int32_t))
+        part_size = <int32_t *>calloc(T, sizeof(int32_t))
+        part_status = <int *>calloc(T, sizeof(int))
+        if part_s == NULL or part_ids == NULL or part_size == NULL or part_status == NULL:
+            status = ST_MEMORY
+        else:
+            for t in prange(T, num_threads=T, schedule="static", chunksize=1):
+                part_status[t] = _sparse_part(indptr, indices, data, n, rows, L, n * t // T, n * (t + 1) // T,
+                                              allowed, mask_history, k, part_s + t * k, part_ids + t * k,
+                                              part_size + t)
+            for t in range(T):
+                if part_status[t] != ST_OK:
+                    status = part_status[t]
+                for e in range(part_size[t]):
+                    lae_heap_push(s, ids, &size, k, part_s[t * k + e], part_ids[t * k + e])
+        free(part_s)
+        free(part_ids)
+        free(part_size)
+        free(part_status)
+    if status == ST_OK:
         lae_heap_finish(s, ids, size, k, -INFINITY)
     free(rows)
-    free(cursor)
-    free(acc)
-    free(cmax)
     return status
 
 
@@ -374,8 +450,9 @@ def one_dense(const row_t[:, ::1] B, const float[::1] row_scale, const float[::1
 
 def one_sparse(const int64_t[::1] indptr, const int32_t[::1] indices, const float[::1] data,
                const int64_t[::1] hist, const uint8_t[::1] allowed, bint mask_history,
-               int32_t[::1] out_ids, float[::1] out_scores):
-    """As :func:`one_dense` for a CSR B (rows = history items); returns a status."""
+               int32_t[::1] out_ids, float[::1] out_scores, int num_threads=1):
+    """As :func:`one_dense` for a CSR B (rows = history items), a heavy history split by
+    columns over up to ``num_threads`` threads (the same answer); returns a status."""
     cdef int64_t n = indptr.shape[0] - 1
     cdef int32_t k = <int32_t>out_ids.shape[0]
     cdef const uint8_t *mask = _mask_ptr(allowed)
@@ -386,7 +463,7 @@ def one_sparse(const int64_t[::1] indptr, const int32_t[::1] indices, const floa
     cdef int status
     with nogil:
         status = _one_sparse(&indptr[0], ind, dat, n, h, L, mask, mask_history, k,
-                             &out_scores[0], &out_ids[0])
+                             &out_scores[0], &out_ids[0], num_threads)
     return status
 
 
@@ -459,7 +536,7 @@ def batch_sparse(const int64_t[::1] indptr, const int32_t[::1] indices, const fl
     for u in prange(n_users, nogil=True, schedule="dynamic", chunksize=8, num_threads=num_threads):
         status[u] = <int8_t>_one_sparse(&indptr[0], ind, dat, n, h + hist_ptr[u] if h != NULL else NULL,
                                         hist_ptr[u + 1] - hist_ptr[u], mask, mask_history, k,
-                                        &out_scores[u, 0], &out_ids[u, 0])
+                                        &out_scores[u, 0], &out_ids[u, 0], 1)
 
 
 # -- pruning: the m largest keys of every column of B ---------------------------------------------

@@ -69,6 +69,8 @@ def resolve_num_threads(num_threads: Optional[int] = None) -> int:
     TypeError
         If the argument is not an integer.
     """
+    if type(num_threads) is int and 0 < num_threads <= MAX_THREADS:
+        return num_threads  # always allowed: no need to count the CPUs (a system call and a file read)
     source = "num_threads"
     if num_threads is None:
         for var in (ENV_VAR, "OMP_NUM_THREADS"):

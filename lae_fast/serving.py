@@ -282,6 +282,7 @@ class Recommender:
         self._snap = snap
         self._path = path
         self._reload_lock = threading.Lock()
+        self._num_threads = resolve_num_threads(None)
         return self
 
     @classmethod
@@ -479,7 +480,8 @@ class Recommender:
 
     # -- ranking ------------------------------------------------------------------------------------
     def recommend_one(self, item_indices: Any, N: int = 10, *, filter_items: Any = None, items: Any = None,
-                      filter_already_liked_items: bool = True, return_cold: bool = False) -> tuple:
+                      filter_already_liked_items: bool = True, return_cold: bool = False,
+                      num_threads: Optional[int] = None) -> tuple:
         """Top-``N`` items for one history given as item indices.
 
         Parameters
@@ -498,6 +500,14 @@ class Recommender:
         return_cold : bool, default=False
             Also return whether the history was empty (and the popular items
             were returned instead).
+        num_threads : int, optional
+            Threads for one heavy history of a sparse B (one that sums at
+            least 32,768 weights: its columns are split between the threads,
+            with the same answer to the last bit). Default: the package's
+            knob (``LAE_FAST_NUM_THREADS``, else the CPUs) as it was when this
+            Recommender was made. A service that answers many requests at
+            once from several threads should pass 1. Dense and compressed Bs
+            are scored on the calling thread.
 
         Returns
         -------
@@ -520,11 +530,14 @@ class Recommender:
         st = self._snap
         N = check_N(N, st.n_items)
         hist = self._history(st, item_indices, "item_indices")
-        ids, scores, cold = self._one(st, hist, N, filter_items, items, filter_already_liked_items, item_indices)
+        ids, scores, cold = self._one(st, hist, N, filter_items, items, filter_already_liked_items, item_indices,
+                                      num_threads)
         return (ids, scores, cold) if return_cold else (ids, scores)
 
     def _one(self, st: _Snapshot, hist: np.ndarray, N: int, filter_items: Any, items: Any, mask_history: bool,
-             original: Any) -> Tuple[np.ndarray, np.ndarray, bool]:
+             original: Any, num_threads: Optional[int]) -> Tuple[np.ndarray, np.ndarray, bool]:
+        # resolving the knob reads the environment and the CPU affinity (~15 us): the default is resolved once
+        nt = self._num_threads if num_threads is None else resolve_num_threads(num_threads)
         allowed = None if filter_items is None and items is None else candidate_mask(
             st.n_items, filter_items=filter_items, items=items)
         ids = np.empty(N, dtype=np.int32)
@@ -542,14 +555,14 @@ class Recommender:
                                       mask_history, ids, scores, st.block)
         else:
             indptr, indices, data = st.csr
-            status = _serve.one_sparse(indptr, indices, data, hist, allowed, mask_history, ids, scores)
+            status = _serve.one_sparse(indptr, indices, data, hist, allowed, mask_history, ids, scores, nt)
         if status:
             _raise(st, status, original, "item_indices")
         return ids, scores, cold
 
     def recommend_one_ids(self, item_ids: Any, N: int = 10, *, filter_items: Any = None, items: Any = None,
                           unknown: str = "ignore", filter_already_liked_items: bool = True,
-                          return_cold: bool = False) -> tuple:
+                          return_cold: bool = False, num_threads: Optional[int] = None) -> tuple:
         """Top-``N`` for one history given as original item ids.
 
         Parameters
@@ -569,6 +582,8 @@ class Recommender:
         return_cold : bool, default=False
             Also return whether no history id was known (a cold user, given
             the most popular items).
+        num_threads : int, optional
+            As in :meth:`recommend_one`.
 
         Returns
         -------
@@ -591,12 +606,12 @@ class Recommender:
         """
         st = self._snap
         idx, scores, n_unknown, cold = self._one_ids(st, item_ids, N, filter_items, items, unknown,
-                                                     filter_already_liked_items)
+                                                     filter_already_liked_items, num_threads)
         ids = st.item_ids[idx]
         return (ids, scores, n_unknown, cold) if return_cold else (ids, scores, n_unknown)
 
     def _one_ids(self, st: _Snapshot, item_ids: Any, N: int, filter_items: Any, items: Any, unknown: str,
-                 mask_history: bool) -> Tuple[np.ndarray, np.ndarray, int, bool]:
+                 mask_history: bool, num_threads: Optional[int]) -> Tuple[np.ndarray, np.ndarray, int, bool]:
         if unknown not in _UNKNOWN:
             raise ValueError(f"unknown must be one of {_UNKNOWN}, got {unknown!r}")
         N = check_N(N, st.n_items)
@@ -606,13 +621,13 @@ class Recommender:
                              "map them first, or pass unknown='ignore'")
         fi = None if filter_items is None else st.index.lookup(filter_items, name="filter_items")[0]
         it = None if items is None else st.index.lookup(items, name="items")[0]
-        ids, scores, cold = self._one(st, hist, N, fi, it, mask_history, hist)
+        ids, scores, cold = self._one(st, hist, N, fi, it, mask_history, hist, num_threads)
         k = int(np.count_nonzero(ids >= 0))  # padding only ever sits at the end
         return ids[:k], scores[:k], int(missing.size), cold
 
     def recommend_json(self, item_ids: Any, N: int = 10, *, filter_items: Any = None, items: Any = None,
                        unknown: str = "ignore", filter_already_liked_items: bool = True,
-                       digits: int = 6) -> bytes:
+                       digits: int = 6, num_threads: Optional[int] = None) -> bytes:
         """:meth:`recommend_one_ids` as a ready JSON body (UTF-8 bytes) for a web response.
 
         ``{"items": [...], "scores": [...], "n_unknown": 0, "cold": false}``:
@@ -635,7 +650,7 @@ class Recommender:
         digits = check_int(digits, name="digits", low=1, high=9)
         st = self._snap
         idx, scores, n_unknown, cold = self._one_ids(st, item_ids, N, filter_items, items, unknown,
-                                                     filter_already_liked_items)
+                                                     filter_already_liked_items, num_threads)
         return _json_body(st, idx, scores, n_unknown, cold, digits)
 
     def recommend_batch(self, histories: Any, N: int = 10, *, filter_items: Any = None, items: Any = None,

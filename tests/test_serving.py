@@ -628,6 +628,17 @@ def test_interrupted_fit_leaves_no_file(tmp_path, fitted, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ["d.npz"]
 
 
+def _row_sum_reference(B: sp.csr_matrix, hist: np.ndarray, filt: np.ndarray, k: int):
+    """numpy's scores of a sparse B (history and filtered items at -inf) and its top-k, ties to the lower index."""
+    acc = np.zeros(B.shape[1], dtype=np.float32)
+    for r in np.unique(hist):  # row by row, in the kernel's order: the same float32 sums
+        lo, hi = B.indptr[r], B.indptr[r + 1]
+        acc[B.indices[lo:hi]] += B.data[lo:hi]
+    acc[hist] = -np.inf
+    acc[filt] = -np.inf
+    return acc, np.lexsort((np.arange(acc.size), -acc))[:k]
+
+
 @pytest.mark.parametrize("n", [70_000, 5 * 16_384 + 123])
 def test_sparse_b_past_one_pass_equals_row_sums_exactly(n):
     """A sparse B of more items than one cache-sized pass holds is scored in column blocks: every score is
@@ -643,14 +654,51 @@ def test_sparse_b_past_one_pass_equals_row_sums_exactly(n):
     filt = rng.choice(n, size=300, replace=False)
     for L in (1, 17, 400):
         hist = rng.choice(n, size=L, replace=False)
-        acc = np.zeros(n, dtype=np.float32)
-        for r in np.sort(hist):  # row by row, in the kernel's order: the same float32 sums
-            lo, hi = B.indptr[r], B.indptr[r + 1]
-            acc[B.indices[lo:hi]] += B.data[lo:hi]
-        acc[hist] = -np.inf
-        acc[filt] = -np.inf
-        order = np.lexsort((np.arange(n), -acc))[:25]
+        acc, order = _row_sum_reference(B, hist, filt, 25)
         order = order[np.isfinite(acc[order])]
         ids, scores = rec.recommend_one(hist, 25, filter_items=filt)
         np.testing.assert_array_equal(ids[:order.size], order)
         np.testing.assert_array_equal(scores[:order.size], acc[order])
+
+
+@pytest.mark.parametrize("values", ["quarters", "normal"])
+@pytest.mark.parametrize("n, threads", [(3 * 8192 + 77, 3), (140_000, 2)])
+def test_sparse_heavy_history_split_over_threads_is_exact(n, threads, values):
+    """A history heavy enough to split its columns over threads gets the one-thread answer to the last
+    bit: every score summed in row order by one thread, ties (many, with quarter weights) to the lower
+    index across the threads' shares, masks kept; 140,000 items also take the blocked pass per share."""
+    from lae_fast import _serve
+
+    rng = np.random.default_rng(n + len(values))
+    heavy = rng.choice(n, size=24, replace=False)
+    per_row = np.where(np.isin(np.arange(n), heavy), 2_000, 3)
+    rows = np.repeat(np.arange(n), per_row)
+    cols = rng.integers(0, n, size=rows.size)
+    data = (rng.integers(-4, 5, size=rows.size) / 4 if values == "quarters" else rng.normal(size=rows.size))
+    B = sp.csr_matrix((data.astype(np.float32), (rows, cols)), shape=(n, n))
+    B.sum_duplicates()
+    rec = Recommender.from_matrix(B)
+    hist = np.concatenate([heavy[:20], rng.choice(n, size=30, replace=False)])
+    assert np.diff(B.indptr)[np.unique(hist)].sum() >= _serve.SPLIT_MIN_WEIGHTS  # the split path runs
+    assert n // _serve.SPLIT_MIN_COLUMNS >= threads
+    filt = rng.choice(n, size=500, replace=False)
+    acc, order = _row_sum_reference(B, hist, filt, 40)
+    one = rec.recommend_one(hist, 40, filter_items=filt, num_threads=1)
+    np.testing.assert_array_equal(one[0], order)
+    np.testing.assert_array_equal(one[1], acc[order])
+    for t in (threads, threads + 3):
+        ids, scores = rec.recommend_one(hist, 40, filter_items=filt, num_threads=t)
+        np.testing.assert_array_equal(ids, one[0])
+        np.testing.assert_array_equal(scores.view(np.int32), one[1].view(np.int32))
+        assert rec.recommend_one_ids(hist, 40, filter_items=filt, num_threads=t)[0].tolist() == order.tolist()
+
+
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+def test_recommend_one_checks_num_threads(kind):
+    B = np.array([[0, 2, 1], [1, 0, 3], [0.5, 0.25, 0]], dtype=np.float32)
+    rec = Recommender.from_matrix(B if kind == "dense" else sp.csr_matrix(B), item_ids=["a", "b", "c"])
+    with pytest.raises(ValueError, match="num_threads=0"):
+        rec.recommend_one([0], 2, num_threads=0)
+    with pytest.raises(TypeError, match="num_threads must be an integer"):
+        rec.recommend_one_ids(["a"], 2, num_threads="2")
+    assert rec.recommend_json(["a"], N=1, num_threads=-1) == b'{"items":["b"],"scores":[2],"n_unknown":0,"cold":false}'
