@@ -5,6 +5,7 @@
     python bench/bench_neighbors.py speed               # synthetic ML-20M / amazon-book / 1M-item shapes
     python bench/bench_neighbors.py speed --shapes ml20m amazon --repeat 1
     python bench/bench_neighbors.py gather              # ML-20M shape: G_SS from a plain vs a relabelled G
+    python bench/bench_neighbors.py capped              # MovieLens-1M: m=256 served with its rows capped
 
 accuracy: MovieLens-1M, strong generalization (seed 0), hyper-parameters tuned on validation in
 docs/RESULTS.md (EASE λ=800; RDLAE λ=200, p=0.5, ξ=0.3), test recall_capped@20/50 and ndcg@100 of the
@@ -23,6 +24,12 @@ gather: the column solves of the ML-20M shape (EASE, m=256, refined; the first -
 G_SS gathered from the dense G as X numbers the items and from the route's G, which numbers them by
 popularity (``lae_fast.neighbors.RelabelledGram``); the two alternate in one process, --repeat times
 each, and give the same B to the last bit (checked here).
+
+capped: MovieLens-1M as in accuracy, EASE and RDLAE at m=256 (--m) served through
+``Recommender(model).prune_rows(r)`` for r in --caps (each row of B, what one history item adds to a
+call, keeps its r largest |weights|): the weights kept, the weights one test user's call sums (median),
+and the test metrics as % of the dense model. bench/bench_serving_sparse.py times the same caps on the
+amazon-book shape.
 
 SANSA is optional (never a dependency of lae-fast): without it the SANSA rows say "not installed".
 Install it for this bench (builds scikit-sparse against SuiteSparse 5.12):
@@ -154,6 +161,48 @@ def accuracy(args: argparse.Namespace) -> None:
             f"among {args.sansa_l2}; SANSA rows compare with dense EASE\n\n"
             + header + "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n")
     write_section("bench_neighbors_accuracy", body)
+
+
+def capped(args: argparse.Namespace) -> None:
+    import lae_fast
+    from lae_fast.datasets import load_movielens_1m
+    from lae_fast.evaluation import evaluate, strong_split
+    from serving_accuracy import Served
+
+    inter, _ = load_movielens_1m()
+    split = strong_split(inter, random_state=0)
+    ks = (20, 50, 100)
+    keys = ("recall_capped@20", "recall_capped@50", "ndcg@100")
+    inputs = split.test.inputs.matrix
+    rows: List[List[str]] = []
+    models = {"EASE": (lae_fast.EASE, dict(l2=800.0)), "RDLAE": (lae_fast.RDLAE, dict(l2=200.0, dropout=0.5, xi=0.3))}
+    for label, (cls, kw) in models.items():
+        dense = evaluate(cls(**kw).fit(split.train), split, ks=ks, on="test")
+        for m in args.m:
+            route = lae_fast.Recommender(cls(**kw, neighbors=m).fit(split.train))
+            full = int(route._snap.csr[0][-1])  # the route's weights
+            for cap in [None] + list(args.caps):
+                rec = route if cap is None else route.prune_rows(cap)
+                indptr = rec._snap.csr[0]
+                lengths = np.diff(indptr)
+                work = np.asarray(inputs @ lengths).ravel()  # weights one call sums: its rows' lengths
+                res = evaluate(Served(rec), split, ks=ks, on="test")
+                ratio = " / ".join(f"{100 * res[k] / dense[k]:.1f}%" for k in keys)
+                rows.append([label, f"m={m}", "-" if cap is None else f"{cap:,}", f"{int(indptr[-1]):,}",
+                             f"{100 * int(indptr[-1]) / full:.1f}%", f"{int(lengths.max()):,}",
+                             f"{np.median(work[work > 0]):,.0f}", *[f"{res[k]:.4f}" for k in keys], ratio])
+                print(rows[-1], flush=True)
+    header = ("| model | route | rows capped at | weights | of the route's | longest row | weights summed per "
+              "call (median) | recall_capped@20 | recall_capped@50 | ndcg@100 | of dense (rc@20 / rc@50 / ndcg@100) |"
+              "\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+    body = (f"## Neighbourhood route served with capped rows: accuracy on MovieLens-1M (strong generalization)\n\n"
+            f"Command: `{command_line()}`\n\n{environment()}"
+            f"- {split.train.shape[0]:,} training users x {split.train.shape[1]:,} items; test users of the seed-0 "
+            "split; hyper-parameters of bench_neighbors_accuracy; scores through Recommender.recommend_batch on "
+            "B with every row cut to its r largest |weights| (`Recommender.prune_rows(r)`); \"weights summed\": "
+            "the lengths of a test user's history rows, added up\n\n"
+            + header + "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n")
+    write_section("bench_neighbors_capped", body)
 
 
 # -- speed and memory on synthetic shapes -----------------------------------------------------------------
@@ -332,7 +381,7 @@ def gather(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=["accuracy", "l3ae", "speed", "gather", "_child"])
+    parser.add_argument("part", choices=["accuracy", "l3ae", "speed", "gather", "capped", "_child"])
     parser.add_argument("--m", type=int, nargs="*", default=None)
     parser.add_argument("--sansa-l2", type=float, nargs="*", default=None)
     parser.add_argument("--shapes", nargs="*", default=list(SHAPES), choices=list(SHAPES))
@@ -341,6 +390,8 @@ def main() -> None:
                         help="SANSA's factorizer (default: cholmod for accuracy, icf for speed, as the issue measured)")
     parser.add_argument("--repeat", type=int, default=None, help="runs per competitor (speed: 1, gather: 3)")
     parser.add_argument("--columns", type=int, default=6000, help="gather: columns solved per run")
+    parser.add_argument("--caps", type=int, nargs="*", default=[1024, 768, 512],
+                        help="capped: most entries kept per row of B")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per fit before it is stopped")
     parser.add_argument("--data", default=None)
     parser.add_argument("--solver", default=None)
@@ -353,6 +404,9 @@ def main() -> None:
     elif args.part == "l3ae":
         args.m = args.m or [128, 256, 512]
         l3ae_accuracy(args)
+    elif args.part == "capped":
+        args.m = args.m or [M]
+        capped(args)
     elif args.part == "gather":
         args.repeat = args.repeat or 3
         gather(args)

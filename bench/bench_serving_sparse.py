@@ -7,19 +7,23 @@ bench/_cache), a CSR B of ~257 entries per column that no dense library could ho
 One query = a history of item indices -> top-20 items, own items masked, scoring included. Two query sets:
 the histories of real users of the data (10-500 items; popular items, as in real traffic) and histories
 drawn uniformly at random (every row a cold read: the worst case). Competitors, on the same B and the same
-queries, timed in turn query by query (who goes first rotates, so no one always finds the rows cached):
+queries, timed in turn query by query (in every order in rotation, so no one finds the rows cached more often):
 
   - lae_fast, 1 thread:  Recommender.load(model).recommend_one(hist, 20, num_threads=1)  (compiled, GIL released)
   - lae_fast:            the same with the default threads (every CPU: a history that sums >= 32,768
-                         weights splits its columns between them)
+                         weights, >= 512 a row on average, splits its columns between them)
   - scipy gather:        s = B[hist].sum(0) on the CSR B (rows summed by scipy), own items to -inf, argpartition
 
     python bench/bench_serving_sparse.py
     python bench/bench_serving_sparse.py --calls 500   # quicker
+
+A second table serves the same B with its rows capped at --caps entries (Recommender.prune_rows): a
+popular item's row is long, and the cap bounds what one history item costs.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -67,30 +71,50 @@ def histories(X: sp.csr_matrix, calls: int, rng: np.random.Generator):
     return {"users of the data": real, "uniform at random": uniform}
 
 
-def time_set(rec, B, hists):
-    """Per-call µs of (lae_fast 1 thread, lae_fast default threads, scipy), and top-N overlap with scipy."""
-    calls = [lambda h: rec.recommend_one(h, N, num_threads=1)[0], lambda h: rec.recommend_one(h, N)[0],
-             lambda h: scipy_gather(B, h, N)]
+def time_calls(calls, hists):
+    """Per-call µs of every call (rows) on every history (columns) and the answers (calls x histories).
+
+    The calls take turns in every order in rotation: two calls that read the same B find each other's
+    rows in cache, so each must come first as often as the other."""
     for h in hists[:20]:  # warm every path
         for call in calls:
             call(h)
     times = np.zeros((len(calls), len(hists)))
-    overlap = []
+    answers = [[None] * len(hists) for _ in calls]
+    orders = list(itertools.permutations(range(len(calls))))
     for q, h in enumerate(hists):
-        out = [None] * len(calls)
-        for r in range(len(calls)):
-            c = (q + r) % len(calls)
+        for c in orders[q % len(orders)]:
             t0 = time.perf_counter()
-            out[c] = calls[c](h)
+            answers[c][q] = calls[c](h)
             times[c, q] = time.perf_counter() - t0
-        assert np.array_equal(out[0], out[1]), "threads changed the answer"
-        overlap.append(len(np.intersect1d(out[1], out[2])) / N)
-    return times * 1e6, float(np.mean(overlap))
+    return times * 1e6, answers
+
+
+def overlap(a, b) -> float:
+    """Mean share of the top-N lists a and b have in common."""
+    return float(np.mean([len(np.intersect1d(x, y)) / N for x, y in zip(a, b)]))
+
+
+def capped_rows(rec, label: str, hists, caps) -> list:
+    """Table rows: the B as fitted and with its rows capped (Recommender.prune_rows), timed in rotation."""
+    recs = [rec] + [rec.prune_rows(c) for c in caps]
+    times, answers = time_calls([lambda h, r=r: r.recommend_one(h, N)[0] for r in recs], hists)
+    full = int(rec._snap.csr[0][-1])
+    rows = []
+    for cap, r, t, ans in zip([None] + list(caps), recs, times, answers):
+        lengths = np.diff(r._snap.csr[0])
+        work = np.array([lengths[h].sum() for h in hists])
+        rows.append(f"| {label} | {'-' if cap is None else f'{cap:,}'} | {100 * int(lengths.sum()) / full:.1f}% | "
+                    f"{int(lengths.max()):,} | {np.percentile(work, 50):,.0f} | {np.percentile(t, 50):,.0f} / "
+                    f"{np.percentile(t, 99):,.0f} | {overlap(ans, answers[0]):.4f} |")
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--caps", type=int, nargs="*", default=[2048, 1024, 512],
+                        help="most entries per row of the capped copies of B (Recommender.prune_rows)")
     parser.add_argument("--output", default=None, help="write the section here instead of bench/RESULTS.md")
     args = parser.parse_args()
     data = shape_data("amazon")
@@ -99,10 +123,13 @@ def main() -> None:
     rec = lae_fast.Recommender.load(str(model_path))
     B = lae_fast.load_model(str(model_path), mmap=False).B_.tocsr()
     rng = np.random.default_rng(0)
-    lines = []
+    lines, capped_lines = [], []
     row_len = np.diff(B.indptr)
     for label, hists in histories(X, args.calls, rng).items():
-        (one, ours, theirs), overlap = time_set(rec, B, hists)
+        (one, ours, theirs), answers = time_calls(
+            [lambda h: rec.recommend_one(h, N, num_threads=1)[0], lambda h: rec.recommend_one(h, N)[0],
+             lambda h: scipy_gather(B, h, N)], hists)
+        assert all(np.array_equal(a, b) for a, b in zip(*answers[:2])), "threads changed the answer"
         lens = np.array([h.size for h in hists])
         work = np.array([row_len[h].sum() for h in hists])  # weights of B summed by the call
         for lo, hi in BUCKETS + [(10, 500)]:
@@ -115,7 +142,9 @@ def main() -> None:
             cells = " | ".join(f"{a:,.0f} / {b:,.0f}" for a, b in zip(p50, p99))
             lines.append(f"| {label} | {name} | {int(sel.sum()):,} | {np.percentile(work[sel], 50):,.0f} | "
                          f"{cells} | {p50[2] / p50[1]:.1f}× |")
-        lines.append(f"| {label} | top-{N} overlap lae_fast vs scipy | | | | {overlap:.4f} | | |")
+        lines.append(f"| {label} | top-{N} overlap lae_fast vs scipy | | | | {overlap(answers[1], answers[2]):.4f} "
+                     "| | |")
+        capped_lines += capped_rows(rec, label, hists, args.caps)
     per_col = B.nnz / B.shape[0]
     threads = lae_fast.resolve_num_threads()
     body = (f"## Serving a sparse neighbourhood model: one user per call, {SHAPES['amazon'][3]}\n\n"
@@ -124,15 +153,24 @@ def main() -> None:
             f"B {B.shape[0]:,}×{B.shape[1]:,} CSR, {B.nnz:,} weights ({per_col:.0f} per row), "
             f"{(B.data.nbytes + B.indices.nbytes + B.indptr.nbytes) / 2 ** 20:,.0f} MiB\n"
             f"- lae_fast with 1 thread and with the default {threads} (every CPU; only a history that sums at "
-            "least 32,768 weights splits its columns between them, with the same answer, checked call by call)\n"
+            "least 32,768 weights, 512 a row on average, splits its columns between them, with the same answer, "
+            "checked call by call)\n"
             f"- top-{N}, own items masked, scoring included; p50 / p99 of the per-call wall time in µs (Python "
-            "call included), the three timed in turn query by query, who goes first rotating; \"weights "
+            "call included), the three timed in turn query by query, in every order in rotation; \"weights "
             "summed\": the p50 of the number of entries of B in the history's rows, the work of one call (a "
             "popular item's row is long)\n\n"
             f"| histories | length | calls | weights summed p50 | lae_fast 1 thread p50 / p99 µs "
             f"| lae_fast {threads} threads p50 / p99 µs | scipy gather p50 / p99 µs "
             f"| lae_fast ({threads} threads) vs scipy, p50 |\n"
-            "|---|---|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n")
+            "|---|---|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n\n"
+            f"The same B with its rows capped (`Recommender.prune_rows(r)`: each row, what one history item adds "
+            f"to a call, keeps its r largest |weights|), {threads} threads, the B as fitted and its capped copies "
+            "timed in turn query by query (in every order in rotation); overlap: the share of the top-20 of the B "
+            "as fitted that the capped copy returns too (their accuracy on MovieLens-1M: section "
+            "bench_neighbors_capped)\n\n"
+            "| histories | rows capped at | weights kept | longest row | weights summed p50 | p50 / p99 µs "
+            "| top-20 overlap with the B as fitted |\n"
+            "|---|---|---|---|---|---|---|\n" + "\n".join(capped_lines) + "\n")
     publish("bench_serving_sparse", body, args.output)
 
 

@@ -177,11 +177,14 @@ cdef enum:
     SPARSE_ONE_PASS = 65536  # up to this many items one pass: the 256 KiB accumulator stays in L2
     SPLIT_WORK = 32768  # weights summed below which one thread beats waking others (~30 us of work)
     SPLIT_COLUMNS = 8192  # fewest columns a thread's share of a split history spans
+    SPLIT_ROW = 512  # fewest weights per history row, on average, for a split: each thread visits every
+                     # row (a cold read, and a binary search for its share), which short rows do not repay
 
 
 # when a history is split over threads, for the Python side (tests)
 SPLIT_MIN_WEIGHTS = SPLIT_WORK
 SPLIT_MIN_COLUMNS = SPLIT_COLUMNS
+SPLIT_MIN_ROW = SPLIT_ROW
 
 
 cdef int64_t _lower_bound(const int32_t *indices, int64_t q, int64_t q1, int64_t c) noexcept nogil:
@@ -277,8 +280,8 @@ cdef int _one_sparse(const int64_t *indptr, const int32_t *indices, const float 
                      int32_t k, float *s, int32_t *ids, int num_threads) noexcept nogil:
     """Top-k of the sum of the history's rows of a CSR B, for one user.
 
-    A history that sums at least SPLIT_WORK weights is split by columns over up to
-    ``num_threads`` threads, each offering its contiguous share of the columns to its own heap;
+    A history that sums at least SPLIT_WORK weights, SPLIT_ROW a row on average, is split by
+    columns over up to ``num_threads`` threads, each offering its contiguous share of the columns to its own heap;
     the heaps are then merged. Every score is still summed by one thread in the same order, and
     the heap orders by (score, lower index) whoever offers first: the answer is the same
     bit for bit on any number of threads.
@@ -301,7 +304,7 @@ cdef int _one_sparse(const int64_t *indptr, const int32_t *indices, const float 
     if num_threads > 1:
         for p in range(L):
             work += indptr[rows[p] + 1] - indptr[rows[p]]
-        if work >= SPLIT_WORK:
+        if work >= SPLIT_WORK and work >= L * SPLIT_ROW:
             T = num_threads if num_threads < n // SPLIT_COLUMNS else <int>(n // SPLIT_COLUMNS)
     if T <= 1:
         status = _sparse_part(indptr, indices, data, n, rows, L, 0, n, allowed, mask_history, k, s, ids, &size)
@@ -672,4 +675,59 @@ def prune_columns(const floating[:, ::1] B, int64_t m, bint by_abs, floating[::1
     free(root_key)
     free(root_row)
     free(counts)
+    return status
+
+
+# -- capping the rows of a sparse B: the r best entries of every row --------------------------------
+# Row i of B is what item i adds to a history's scores, so a cap on the rows bounds the work a
+# history item costs. A row longer than r keeps its r best (key, column) pairs, key as in pruning
+# (a larger key first, on equal keys the lower column): pass 1 finds the row's worst kept pair with
+# a bounded heap, pass 2 copies the pairs at or above it, so the row stays sorted by column.
+
+def prune_rows_csr(const int64_t[::1] indptr, const int32_t[::1] indices, const float[::1] data, int64_t r,
+                   bint by_abs, const int64_t[::1] out_indptr, int32_t[::1] out_indices, float[::1] out_data,
+                   int num_threads):
+    """Write the r best entries of every row of a CSR B (sorted indices, finite values; r >= 1)
+    into the CSR ``out_*`` (``out_indptr`` already holds the prefix sums of min(row length, r));
+    a status (1: no memory for a heap)."""
+    cdef int64_t n = indptr.shape[0] - 1
+    cdef int64_t i, q, o
+    cdef int32_t size, root_col
+    cdef float v, root_key
+    cdef float *keys
+    cdef int32_t *cols
+    cdef int status = ST_OK
+    cdef int8_t[::1] row_status = np.zeros(max(n, 1), dtype=np.int8)
+    if n == 0:
+        return ST_OK
+    with nogil:
+        for i in prange(n, schedule="dynamic", chunksize=256, num_threads=num_threads):
+            o = out_indptr[i]
+            if indptr[i + 1] - indptr[i] <= r:
+                for q in range(indptr[i], indptr[i + 1]):
+                    out_indices[o] = indices[q]
+                    out_data[o] = data[q]
+                    o = o + 1
+                continue
+            keys = <float *>malloc(r * sizeof(float))
+            cols = <int32_t *>malloc(r * sizeof(int32_t))
+            if keys == NULL or cols == NULL:
+                row_status[i] = ST_MEMORY
+            else:
+                size = 0
+                for q in range(indptr[i], indptr[i + 1]):
+                    lae_heap_push(keys, cols, &size, <int32_t>r, _key(data[q], by_abs), indices[q])
+                root_key = keys[0]
+                root_col = cols[0]
+                for q in range(indptr[i], indptr[i + 1]):
+                    v = _key(data[q], by_abs)
+                    if v > root_key or (v == root_key and indices[q] <= root_col):
+                        out_indices[o] = indices[q]
+                        out_data[o] = data[q]
+                        o = o + 1
+            free(keys)
+            free(cols)
+    for i in range(n):
+        if row_status[i] != ST_OK:
+            status = row_status[i]
     return status

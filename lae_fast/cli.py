@@ -428,6 +428,47 @@ def compress_cmd(obj: Context, model_path, output, codec, no_verify, as_json):
                    f"{dense.nbytes / 2**20:,.1f} MiB)")
 
 
+@main.command(name="prune-rows")
+@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Serving file to write.")
+@click.option("-r", "--max-per-row", "r", type=click.IntRange(min=1), required=True,
+              help="Most weights kept per row of B (the largest by absolute value).")
+@click.option("--by", type=click.Choice(["abs", "value"]), default="abs", show_default=True,
+              help="Rank a row's weights by absolute or by signed value.")
+@click.option("--no-verify", is_flag=True, help="Skip the checksum of MODEL (fast on huge files).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@pass_ctx
+@library_errors
+def prune_rows_cmd(obj: Context, model_path, output, r, by, no_verify, as_json):
+    """Write a serving copy of MODEL's sparse B with at most R weights per row.
+
+    A query sums one row of B per history item, and on a neighbourhood model
+    (fit --neighbors) the row of a popular item is long: it is a neighbour of
+    many columns. Capping the rows bounds what one history item costs. The
+    accuracy cost and the latency are measured in docs/SCALE.md. Load the
+    output with Recommender.load.
+
+    \b
+    Examples:
+      lae-fast prune-rows ease-nb.lae --max-per-row 64 -o ease-nb-capped.lae
+    """
+    from .serving import Recommender
+
+    check_outputs(output)
+    with obj.step(f"loading {model_path}"):
+        rec = Recommender.load(model_path, verify=not no_verify)
+    with obj.step(f"capping the rows of {rec.n_items} x {rec.n_items} at {r}"):
+        capped = rec.prune_rows(r, by=by)
+    with obj.step(f"writing {output}"):
+        capped.save(output)
+    summary = {"input": model_path, "output": output, "max_per_row": r, "by": by, "n_items": capped.n_items,
+               "weights": int(capped._snap.csr[0][-1]), "input_weights": int(rec._snap.csr[0][-1])}
+    if as_json:
+        echo_json(summary)
+    else:
+        click.echo(f"wrote {output}: {capped!r}, {summary['weights']:,} of {summary['input_weights']:,} weights")
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx

@@ -43,7 +43,7 @@ from .models.base import ItemItemModel
 from .popularity import check_popularity, fill_cold, popularity_order
 from .ranking import _column_block, candidate_mask, check_N, topk
 
-__all__ = ["Recommender", "prune", "load_model", "SERVING_MODEL"]
+__all__ = ["Recommender", "prune", "prune_rows", "load_model", "SERVING_MODEL"]
 
 #: ``meta["model"]`` of the files written by :meth:`Recommender.save`
 SERVING_MODEL = "lae-fast-serving"
@@ -151,6 +151,81 @@ def prune(B: Any, m: int, *, by: str = "abs", num_threads: Optional[int] = None)
     return sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols))
 
 
+def prune_rows(B: Any, r: int, *, by: str = "abs", num_threads: Optional[int] = None) -> sp.csr_matrix:
+    """Keep at most ``r`` entries, the largest, of every row of a sparse ``B``.
+
+    Row ``i`` of B is what item ``i`` adds to the scores of every history
+    that holds it, and serving sums one row per history item: capping the
+    rows bounds the work of a call, whatever the history. On a neighbourhood
+    model (every column m + 1 entries) the rows of popular items are long,
+    since they are neighbours of many columns; a cap trims those rows and
+    leaves the others as they are (see ``docs/SCALE.md`` for the accuracy
+    and latency it buys).
+
+    Parameters
+    ----------
+    B : scipy sparse matrix of shape (n_rows, n_cols)
+        Finite weights (a fitted neighbourhood model's ``B_``, or the result
+        of :func:`prune`).
+    r : int
+        Most entries kept per row (``>= 1``).
+    by : {'abs', 'value'}, default='abs'
+        Rank a row's entries by absolute value or by signed value.
+    num_threads : int, optional
+        Threads (see :func:`lae_fast.resolve_num_threads`); rows are shared out.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix of float32, shape (n_rows, n_cols)
+        ``min(row length, r)`` entries per row, sorted by column (float32:
+        what :class:`Recommender` serves); among equal keys the lower column
+        is kept.
+
+    Raises
+    ------
+    ValueError
+        ``r < 1``, unknown ``by``, B not 2-D, or B holds NaN or infinite values.
+    TypeError
+        B is not a scipy sparse matrix (for a dense B, :func:`prune` first), or
+        ``r`` is not an integer.
+    MemoryError
+        The result (8 bytes a kept entry) cannot fit in available memory.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> B = sp.csr_matrix(np.array([[0., 3., -1.], [2., 0., 5.], [-4., 1., 0.]]))
+    >>> prune_rows(B, 1).toarray()
+    array([[ 0.,  3.,  0.],
+           [ 0.,  0.,  5.],
+           [-4.,  0.,  0.]], dtype=float32)
+    """
+    if not sp.issparse(B):
+        raise TypeError(f"prune_rows takes a scipy sparse B, got {type(B).__name__}; "
+                        "prune(B, m) a dense B first (it keeps the m largest entries of every column)")
+    if len(B.shape) != 2:
+        raise ValueError(f"B must be 2-D, got shape {B.shape}")
+    r = check_int(r, name="r (entries kept per row)", low=1)
+    if by not in _BY:
+        raise ValueError(f"by must be one of {_BY}, got {by!r}")
+    in_ptr, in_idx, in_data = _finite_csr(B, "prune a finite matrix")
+    lengths = np.minimum(np.diff(in_ptr), r)
+    indptr = np.zeros(in_ptr.size, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    nnz = int(indptr[-1])
+    check_fits_in_memory(nnz * 8 + indptr.nbytes, what=f"capping the rows of a {B.shape[0]}x{B.shape[1]} B "
+                                                       f"at {r} entries")
+    indices = np.empty(nnz, dtype=np.int32)
+    values = np.empty(nnz, dtype=np.float32)
+    status = _serve.prune_rows_csr(in_ptr, in_idx, in_data, r, by == "abs", indptr, indices, values,
+                                   resolve_num_threads(num_threads))
+    if status == _serve.ERR_MEMORY:
+        raise MemoryError(f"could not allocate a row's heap ({r * 8} bytes)")
+    if status:
+        raise RuntimeError(f"internal error: row-capping kernel returned status {status}")
+    return sp.csr_matrix((values, indices, indptr), shape=B.shape)
+
+
 # -- what one call reads ---------------------------------------------------------------------------
 
 class _Snapshot:
@@ -161,12 +236,12 @@ class _Snapshot:
     within a call, and the old B stays mapped until its last call returns.
     """
 
-    __slots__ = ("kind", "B", "csr", "packed", "codes", "n_items", "item_ids", "index", "m", "by",
+    __slots__ = ("kind", "B", "csr", "packed", "codes", "n_items", "item_ids", "index", "m", "by", "row_cap",
                  "popularity", "pop_order", "block", "identity", "_id_json")
 
     def __init__(self, B: Any, item_ids: Any, popularity: Any, *, m: Optional[int] = None,
-                 by: Optional[str] = None, identity: Optional[Tuple[int, ...]] = None,
-                 source: Optional[str] = None) -> None:
+                 by: Optional[str] = None, row_cap: Optional[int] = None,
+                 identity: Optional[Tuple[int, ...]] = None, source: Optional[str] = None) -> None:
         self.B: Optional[np.ndarray] = None
         self.csr: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None
         self.packed: Optional[CompressedB] = None
@@ -191,6 +266,7 @@ class _Snapshot:
         self.pop_order = popularity_order(self.popularity)
         self.m = m
         self.by = by
+        self.row_cap = row_cap
         self.block = COMPRESSED_BLOCK if self.kind == "compressed" else _column_block(self.n_items)
         self.identity = identity
         self._id_json: Optional[List[str]] = None
@@ -234,6 +310,8 @@ class Recommender:
         Whether scores come from a pruned, sparse B.
     m : int or None
         Entries kept per column of a pruned B.
+    row_cap : int or None
+        Most entries per row of a B whose rows were capped (:meth:`prune_rows`).
     popularity : ndarray of float64, shape (n_items,), or None
         Training interactions per item: what a cold user's list is ranked by.
     path : str or None
@@ -392,7 +470,7 @@ class Recommender:
         """
         st = self._snap
         meta = {"model": SERVING_MODEL, "n_items": st.n_items, "kind": st.kind, "dtype": st.dtype,
-                "m": st.m, "by": st.by}
+                "m": st.m, "by": st.by, "row_cap": st.row_cap}
         if st.kind == "pruned":
             indptr, indices, data = st.csr
             arrays = {"indptr": indptr, "indices": indices, "data": data}
@@ -416,6 +494,29 @@ class Recommender:
         B = prune(st.B, m, by=by)
         return type(self).__new__(type(self))._start(
             _Snapshot(B, st.item_ids, st.popularity, m=int(min(m, st.n_items)), by=by))
+
+    def prune_rows(self, r: int, *, by: str = "abs") -> "Recommender":
+        """A new Recommender serving from this sparse B with at most ``r`` entries per row (see :func:`prune_rows`).
+
+        Each history item then adds at most ``r`` weights to a call, so the
+        latency no longer follows the popularity of the history's items.
+        Scores are those of the capped B, no longer equal to the model's; the
+        accuracy cost and the latency are measured in ``docs/SCALE.md``.
+
+        Raises
+        ------
+        ValueError
+            This Recommender serves a dense or compressed B (:meth:`prune` it first), or a bad ``r``.
+        """
+        st = self._snap
+        if st.kind != "pruned":
+            raise ValueError(f"prune_rows caps the rows of a sparse B; this Recommender serves a {st.kind} B "
+                             "(prune(m) it first, or serve a neighbourhood model)")
+        indptr, indices, data = st.csr
+        B = prune_rows(sp.csr_matrix((data, indices, indptr), shape=(st.n_items, st.n_items)), r, by=by)
+        cap = int(min(r, st.row_cap)) if st.row_cap is not None else int(r)
+        return type(self).__new__(type(self))._start(
+            _Snapshot(B, st.item_ids, st.popularity, m=st.m, by=st.by, row_cap=cap))
 
     def compress(self, dtype: str = "float16") -> "Recommender":
         """A new Recommender serving from a float16 or int8 copy of B (see :mod:`lae_fast.compression`).
@@ -452,6 +553,8 @@ class Recommender:
     kind = property(lambda self: self._snap.kind, doc="'dense', 'compressed' or 'pruned'.")
     dtype = property(lambda self: self._snap.dtype, doc="Type of B's stored weights.")
     m = property(lambda self: self._snap.m, doc="Entries kept per column of a pruned B, else None.")
+    row_cap = property(lambda self: self._snap.row_cap,
+                       doc="Most entries per row of a B whose rows were capped (:meth:`prune_rows`), else None.")
     by = property(lambda self: self._snap.by, doc="Key a pruned B was pruned by ('abs' or 'value'), else None.")
     popularity = property(lambda self: self._snap.popularity,
                           doc="Training interactions per item (float64), or None.")
@@ -475,7 +578,8 @@ class Recommender:
 
     def __repr__(self) -> str:
         st = self._snap
-        form = f"pruned m={st.m}" if st.kind == "pruned" else f"{st.kind} {st.dtype}"
+        cap = f" row_cap={st.row_cap}" if st.row_cap is not None else ""
+        form = f"pruned m={st.m}{cap}" if st.kind == "pruned" else f"{st.kind} {st.dtype}"
         return f"Recommender(n_items={st.n_items}, {form})"
 
     # -- ranking ------------------------------------------------------------------------------------
@@ -502,8 +606,8 @@ class Recommender:
             were returned instead).
         num_threads : int, optional
             Threads for one heavy history of a sparse B (one that sums at
-            least 32,768 weights: its columns are split between the threads,
-            with the same answer to the last bit). Default: the package's
+            least 32,768 weights, 512 a row on average: its columns are split
+            between the threads, with the same answer to the last bit). Default: the package's
             knob (``LAE_FAST_NUM_THREADS``, else the CPUs) as it was when this
             Recommender was made. A service that answers many requests at
             once from several threads should pass 1. Dense and compressed Bs
@@ -853,10 +957,10 @@ def _snapshot_from_file(arrays: dict, meta: dict, name: str, identity: Optional[
     if (indptr[0] != 0 or indptr[-1] != nnz or (np.diff(indptr) < 0).any()
             or (nnz and (indices.min() < 0 or indices.max() >= n)) or not np.isfinite(data).all()):
         raise model_io.ModelFileError(f"{name}: the pruned B is inconsistent (indptr, indices or values)")
-    m, by = meta.get("m"), meta.get("by")
+    m, by, cap = meta.get("m"), meta.get("by"), meta.get("row_cap")
     return _Snapshot(sp.csr_matrix((data, indices, indptr), shape=(n, n)), ids, popularity,
-                     m=m if isinstance(m, int) else None, by=by if by in _BY else None, identity=identity,
-                     source=name)
+                     m=m if isinstance(m, int) else None, by=by if by in _BY else None,
+                     row_cap=cap if isinstance(cap, int) else None, identity=identity, source=name)
 
 
 def _check_serving_shape(B: Any) -> None:
@@ -888,12 +992,18 @@ def _as_serving_compressed(c: CompressedB) -> CompressedB:
 
 def _as_serving_csr(B: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     _check_serving_shape(B)
+    return _finite_csr(B, "serve a finite matrix")
+
+
+def _finite_csr(B: Any, fix: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indptr int64, indices int32, data float32) of a sparse B in canonical CSR, its weights checked finite
+    (a float64 weight beyond float32 becomes inf and is refused too); ``fix`` ends the error message."""
     C = sp.csr_matrix(B)
     if not C.has_canonical_format:
         C = C.copy()
         C.sum_duplicates()
     data = np.ascontiguousarray(C.data, dtype=np.float32)
     if not np.isfinite(data).all():
-        raise ValueError("B has NaN or infinite values; serve a finite matrix")
+        raise ValueError(f"B has NaN or infinite values; {fix}")
     return (np.ascontiguousarray(C.indptr, dtype=np.int64), np.ascontiguousarray(C.indices, dtype=np.int32),
             data)

@@ -16,7 +16,7 @@ import lae_fast
 from lae_fast.cli import main
 
 SUBCOMMANDS = ["fit", "evaluate", "recommend", "info", "demo", "embed", "export-encoder", "show-versions",
-               "tune", "datasets", "bench", "bench solvers", "bench fit", "recommend-all", "compress"]
+               "tune", "datasets", "bench", "bench solvers", "bench fit", "recommend-all", "compress", "prune-rows"]
 
 
 @pytest.fixture()
@@ -54,7 +54,7 @@ def test_help(runner, sub):
     result = invoke(runner, (sub.split() if sub else []) + ["--help"])
     assert result.exit_code == 0
     assert "Usage:" in result.output
-    if sub in ("fit", "evaluate", "recommend", "info", "embed", "export-encoder", "compress", None):
+    if sub in ("fit", "evaluate", "recommend", "info", "embed", "export-encoder", "compress", "prune-rows", None):
         assert "Example" in result.output
 
 
@@ -295,3 +295,24 @@ def test_export_encoder_without_torch_is_a_clean_error(runner, tmp_path, monkeyp
     (tmp_path / "hf").mkdir()
     r = invoke(runner, ["export-encoder", tmp_path / "hf", tmp_path / "out"])
     assert_clean_error(r, 1, contains="export")
+
+
+def test_prune_rows_writes_the_capped_serving_copy(runner, data_npz, tmp_path):
+    path, X = data_npz
+    model = tmp_path / "nb.lae"
+    lae_fast.EASE(l2=10.0, neighbors=8).fit(X).save(model)
+    out = tmp_path / "capped.lae"
+    result = invoke(runner, ["-q", "prune-rows", model, "--max-per-row", "3", "-o", out, "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    want = lae_fast.Recommender.load(model).prune_rows(3)
+    got = lae_fast.Recommender.load(out)
+    assert got.row_cap == 3 and summary["weights"] == int(want._snap.csr[0][-1]) < summary["input_weights"]
+    for a, b in zip(got._snap.csr, want._snap.csr):
+        np.testing.assert_array_equal(a, b)
+    dense = tmp_path / "dense.lae"
+    lae_fast.EASE(l2=10.0).fit(X).save(dense)
+    result = invoke(runner, ["-q", "prune-rows", dense, "-r", "3", "-o", tmp_path / "x.lae"])
+    assert_clean_error(result, contains="caps the rows of a sparse B")
+    assert not (tmp_path / "x.lae").exists()
+    assert_clean_error(invoke(runner, ["prune-rows", model, "-r", "0", "-o", out]), code=2)

@@ -67,13 +67,15 @@ def assert_one_error_line(result, args):
 
 
 def _skeleton(cmd, value, out_dir):
-    """Arguments for ``cmd``: every positional argument set to ``value``, required options filled in."""
+    """Arguments for ``cmd``: every positional argument set to ``value``, required options filled in
+    (a count with 1, anything else with a path under ``out_dir``)."""
     args = []
     for param in cmd.params:
         if isinstance(param, click.Argument):
             args.append(value)
         elif isinstance(param, click.Option) and param.required:
-            args += [param.opts[0], os.path.join(out_dir, f"out-{param.name}")]
+            count = isinstance(param.type, click.types.IntParamType)
+            args += [param.opts[0], "1" if count else os.path.join(out_dir, f"out-{param.name}")]
     return args
 
 

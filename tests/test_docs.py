@@ -223,6 +223,7 @@ def workspace(tmp_path_factory):
         os.symlink(tokenizer, ws / folder / "tokenizer.json")
     (ws / "all-MiniLM-L6-v2").mkdir()  # a Hugging Face folder to export: see EXPECTED_ERRORS
     lae_fast.EASE(l2=500.0).fit(X).save(ws / "ease.lae")
+    lae_fast.EASE(l2=500.0, neighbors=32).fit(X).save(ws / "ease-nb.lae")
     save_shards(X, ws / "shards", 4)
     save_shards(X, ws / "histories", 4, format="parquet")
     (ws / "ratings").mkdir()  # user shards that keep their ratings (a sharded fit with --min-rating)

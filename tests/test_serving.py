@@ -15,7 +15,7 @@ import lae_fast
 import lae_fast.io as model_io
 from lae_fast import _memory
 from lae_fast import EASE, RDLAE, ModelFileError, Recommender
-from lae_fast.serving import SERVING_MODEL, prune
+from lae_fast.serving import SERVING_MODEL, prune, prune_rows
 
 
 # ---------------------------------------------------------------------------------------------
@@ -679,7 +679,8 @@ def test_sparse_heavy_history_split_over_threads_is_exact(n, threads, values):
     B.sum_duplicates()
     rec = Recommender.from_matrix(B)
     hist = np.concatenate([heavy[:20], rng.choice(n, size=30, replace=False)])
-    assert np.diff(B.indptr)[np.unique(hist)].sum() >= _serve.SPLIT_MIN_WEIGHTS  # the split path runs
+    work = np.diff(B.indptr)[np.unique(hist)].sum()
+    assert work >= _serve.SPLIT_MIN_WEIGHTS and work >= _serve.SPLIT_MIN_ROW * hist.size  # the split path runs
     assert n // _serve.SPLIT_MIN_COLUMNS >= threads
     filt = rng.choice(n, size=500, replace=False)
     acc, order = _row_sum_reference(B, hist, filt, 40)
@@ -702,3 +703,76 @@ def test_recommend_one_checks_num_threads(kind):
     with pytest.raises(TypeError, match="num_threads must be an integer"):
         rec.recommend_one_ids(["a"], 2, num_threads="2")
     assert rec.recommend_json(["a"], N=1, num_threads=-1) == b'{"items":["b"],"scores":[2],"n_unknown":0,"cold":false}'
+
+
+def _capped_rows_reference(B: sp.csr_matrix, r: int, by: str) -> sp.csr_matrix:
+    """Each row's r best (key, column) pairs by numpy: a larger key first, ties to the lower column."""
+    rows, cols, vals = [], [], []
+    for i in range(B.shape[0]):
+        c = B.indices[B.indptr[i]:B.indptr[i + 1]]
+        v = B.data[B.indptr[i]:B.indptr[i + 1]].astype(np.float32)
+        key = np.abs(v) if by == "abs" else v
+        keep = np.sort(np.lexsort((c, -key))[:r])
+        rows.append(np.full(keep.size, i))
+        cols.append(c[keep])
+        vals.append(v[keep])
+    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=B.shape)
+
+
+@pytest.mark.parametrize("by", ["abs", "value"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_prune_rows_keeps_the_r_largest_of_every_row(by, dtype):
+    rng = np.random.default_rng(7)
+    n = 400
+    lengths = rng.choice([0, 1, 5, 40, 399], size=n)  # empty, short and long rows
+    rows = np.repeat(np.arange(n), lengths)
+    cols = np.concatenate([rng.choice(n, size=L, replace=False) for L in lengths])
+    vals = rng.integers(-3, 4, size=rows.size) / 2  # many ties, zeros stored too
+    B = sp.csr_matrix((vals.astype(dtype), (rows, cols)), shape=(n, n))
+    for r in (1, 3, 40, 1000):
+        got = prune_rows(B, r, by=by, num_threads=2)
+        want = _capped_rows_reference(B, r, by)
+        assert got.dtype == np.float32 and got.has_sorted_indices
+        np.testing.assert_array_equal(got.indptr, want.indptr)
+        np.testing.assert_array_equal(got.indices, want.indices)
+        np.testing.assert_array_equal(got.data, want.data)
+    assert prune_rows(B.tocsc(), 3, by=by).nnz == np.minimum(lengths, 3).sum()  # any sparse format
+
+
+def test_prune_rows_refuses_bad_input():
+    B = sp.csr_matrix(np.array([[0.0, 1.0], [2.0, 0.0]]))
+    with pytest.raises(TypeError, match="prune\\(B, m\\) a dense B first"):
+        prune_rows(B.toarray(), 1)
+    with pytest.raises(ValueError, match="r \\(entries kept per row\\)"):
+        prune_rows(B, 0)
+    with pytest.raises(ValueError, match="by must be one of"):
+        prune_rows(B, 1, by="size")
+    bad = B.copy()
+    bad.data[0] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        prune_rows(bad, 1)
+    with pytest.raises(ValueError, match="prune_rows caps the rows of a sparse B"):
+        Recommender.from_matrix(B.toarray()).prune_rows(1)
+
+
+def test_recommender_prune_rows_serves_the_capped_b_and_keeps_it_in_its_file(tmp_path):
+    rng = np.random.default_rng(3)
+    n = 300
+    B = sp.random(n, n, density=0.2, random_state=4, format="csr", dtype=np.float32)
+    B.data = rng.normal(size=B.nnz).astype(np.float32)
+    rec = Recommender.from_matrix(B, popularity=np.arange(n, dtype=float))
+    capped = rec.prune_rows(20)
+    assert capped.kind == "pruned" and capped.row_cap == 20 and rec.row_cap is None
+    assert "row_cap=20" in repr(capped)
+    assert capped.prune_rows(50).row_cap == 20 and capped.prune_rows(5).row_cap == 5
+    ref = Recommender.from_matrix(_capped_rows_reference(B, 20, "abs"))
+    path = tmp_path / "capped.lae"
+    capped.save(path)
+    loaded = Recommender.load(path)
+    assert loaded.row_cap == 20
+    for _ in range(20):
+        hist = rng.choice(n, size=int(rng.integers(1, 60)), replace=False)
+        want = ref.recommend_one(hist, 15)
+        for got in (capped.recommend_one(hist, 15), loaded.recommend_one(hist, 15)):
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])
