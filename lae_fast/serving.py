@@ -321,7 +321,9 @@ class Recommender:
     -----
     A call allocates its own scratch (one score per item) and writes only its
     own output arrays, so any number of threads may call one Recommender at
-    once. Each call runs on one thread: concurrency comes from the callers.
+    once. Each call runs on its calling thread (concurrency comes from the
+    callers), except a heavy history of a sparse B, whose columns are split
+    between ``num_threads`` threads (see :meth:`recommend_one`).
     Ordering follows :func:`lae_fast.topk`: best first, ties to the lower
     index, a masked item is never returned, padding is id -1 / score -inf.
     On a dense B the scores are bit-identical to ``model.recommend``.
