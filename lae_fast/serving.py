@@ -205,7 +205,7 @@ def prune_rows(B: Any, r: int, *, by: str = "abs", num_threads: Optional[int] = 
                         "prune(B, m) a dense B first (it keeps the m largest entries of every column)")
     if len(B.shape) != 2:
         raise ValueError(f"B must be 2-D, got shape {B.shape}")
-    r = check_int(r, name="r (entries kept per row)", low=1)
+    r = min(check_int(r, name="r (entries kept per row)", low=1), max(B.shape[1], 1))  # no row holds more
     if by not in _BY:
         raise ValueError(f"by must be one of {_BY}, got {by!r}")
     in_ptr, in_idx, in_data = _finite_csr(B, "prune a finite matrix")
@@ -516,7 +516,7 @@ class Recommender:
                              "(prune(m) it first, or serve a neighbourhood model)")
         indptr, indices, data = st.csr
         B = prune_rows(sp.csr_matrix((data, indices, indptr), shape=(st.n_items, st.n_items)), r, by=by)
-        cap = int(min(r, st.row_cap)) if st.row_cap is not None else int(r)
+        cap = min(int(r), st.n_items, st.row_cap or st.n_items)
         return type(self).__new__(type(self))._start(
             _Snapshot(B, st.item_ids, st.popularity, m=st.m, by=st.by, row_cap=cap))
 

@@ -737,6 +737,7 @@ def test_prune_rows_keeps_the_r_largest_of_every_row(by, dtype):
         np.testing.assert_array_equal(got.indices, want.indices)
         np.testing.assert_array_equal(got.data, want.data)
     assert prune_rows(B.tocsc(), 3, by=by).nnz == np.minimum(lengths, 3).sum()  # any sparse format
+    assert prune_rows(B, 10**30, by=by).nnz == B.nnz  # a cap above any row keeps everything
 
 
 def test_prune_rows_refuses_bad_input():
@@ -765,6 +766,7 @@ def test_recommender_prune_rows_serves_the_capped_b_and_keeps_it_in_its_file(tmp
     assert capped.kind == "pruned" and capped.row_cap == 20 and rec.row_cap is None
     assert "row_cap=20" in repr(capped)
     assert capped.prune_rows(50).row_cap == 20 and capped.prune_rows(5).row_cap == 5
+    assert rec.prune_rows(10**30).row_cap == n
     ref = Recommender.from_matrix(_capped_rows_reference(B, 20, "abs"))
     path = tmp_path / "capped.lae"
     capped.save(path)
