@@ -277,9 +277,9 @@ class RelabelledGram:
     The neighbourhood route gathers G_SS for every support from the dense G, an entry per
     cache line where the items are scattered over G. Its fit builds G with the items in
     popularity order (:func:`popularity_order`, least used first): the supports, mostly
-    popular items, then sit in one corner of G, and the gather reads every row forwards and touches fewer lines,
-    more of them cached (``python bench/bench_neighbors.py gather``). The entries are the same,
-    so B is the same to the last bit; the lists and B come out in item order.
+    popular items, then sit in one corner of G, and the gather reads every row forwards and
+    touches fewer lines, more of them cached (``python bench/bench_neighbors.py gather``). The
+    entries are the same, so B is the same to the last bit; the lists and B come out in item order.
     """
 
     G: np.ndarray
@@ -294,6 +294,7 @@ class RelabelledGram:
         if order.shape != (n,) or not np.array_equal(np.sort(order), np.arange(n)):
             raise ValueError(f"order must be a permutation of the {n} items, got {order.shape} {order.dtype}")
         object.__setattr__(self, "order", np.ascontiguousarray(order, dtype=np.int32))
+        object.__setattr__(self, "_rank", _inverse(self.order))
 
     @property
     def n_items(self) -> int:
@@ -301,8 +302,8 @@ class RelabelledGram:
 
     @property
     def rank(self) -> np.ndarray:
-        """Row (and column) of each item in ``G``: the inverse of ``order``."""
-        return _inverse(self.order)
+        """Row (and column) of each item in ``G``: the inverse of ``order`` (computed once)."""
+        return self._rank
 
     @property
     def item_counts(self) -> np.ndarray:
@@ -627,10 +628,8 @@ def _oriented_lists(lists: CandidateLists, flat: _FlatLists, num_threads: int,
     available = available_memory()
     if n == 0 or (available is not None and need + reserve > available // 2):
         return None
-    order = np.lexsort((np.arange(n), lists.item_counts))
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(n, dtype=np.int64)
-    del order
+    # the supports' own order (least used first): each pair's list then belongs to the support's earlier item
+    rank = _inverse(popularity_order(lists.item_counts)).astype(np.int64)
     up = np.zeros(n, dtype=np.int64)
     down = np.zeros((chunks, n), dtype=np.int64)
     _neighbors.orient_counts(lists.indices, lists.counts, flat.length, rank, up, down, num_threads)
