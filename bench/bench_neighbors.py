@@ -180,16 +180,15 @@ def capped(args: argparse.Namespace) -> None:
         dense = evaluate(cls(**kw).fit(split.train), split, ks=ks, on="test")
         for m in args.m:
             route = lae_fast.Recommender(cls(**kw, neighbors=m).fit(split.train))
-            full = int(route._snap.csr[0][-1])  # the route's weights
+            full = route.n_weights
             for cap in [None] + list(args.caps):
                 rec = route if cap is None else route.prune_rows(cap)
-                indptr = rec._snap.csr[0]
-                lengths = np.diff(indptr)
+                lengths = rec.row_lengths
                 work = np.asarray(inputs @ lengths).ravel()  # weights one call sums: its rows' lengths
                 res = evaluate(Served(rec), split, ks=ks, on="test")
                 ratio = " / ".join(f"{100 * res[k] / dense[k]:.1f}%" for k in keys)
-                rows.append([label, f"m={m}", "-" if cap is None else f"{cap:,}", f"{int(indptr[-1]):,}",
-                             f"{100 * int(indptr[-1]) / full:.1f}%", f"{int(lengths.max()):,}",
+                rows.append([label, f"m={m}", "-" if cap is None else f"{cap:,}", f"{rec.n_weights:,}",
+                             f"{100 * rec.n_weights / full:.1f}%", f"{int(lengths.max()):,}",
                              f"{np.median(work[work > 0]):,.0f}", *[f"{res[k]:.4f}" for k in keys], ratio])
                 print(rows[-1], flush=True)
     header = ("| model | route | rows capped at | weights | of the route's | longest row | weights summed per "

@@ -99,10 +99,10 @@ def capped_rows(rec, label: str, hists, caps) -> list:
     """Table rows: the B as fitted and with its rows capped (Recommender.prune_rows), timed in rotation."""
     recs = [rec] + [rec.prune_rows(c) for c in caps]
     times, answers = time_calls([lambda h, r=r: r.recommend_one(h, N)[0] for r in recs], hists)
-    full = int(rec._snap.csr[0][-1])
+    full = rec.n_weights
     rows = []
     for cap, r, t, ans in zip([None] + list(caps), recs, times, answers):
-        lengths = np.diff(r._snap.csr[0])
+        lengths = r.row_lengths
         work = np.array([lengths[h].sum() for h in hists])
         rows.append(f"| {label} | {'-' if cap is None else f'{cap:,}'} | {100 * int(lengths.sum()) / full:.1f}% | "
                     f"{int(lengths.max()):,} | {np.percentile(work, 50):,.0f} | {np.percentile(t, 50):,.0f} / "

@@ -462,7 +462,7 @@ def prune_rows_cmd(obj: Context, model_path, output, r, by, no_verify, as_json):
     with obj.step(f"writing {output}"):
         capped.save(output)
     summary = {"input": model_path, "output": output, "max_per_row": r, "by": by, "n_items": capped.n_items,
-               "weights": int(capped._snap.csr[0][-1]), "input_weights": int(rec._snap.csr[0][-1])}
+               "weights": capped.n_weights, "input_weights": rec.n_weights}
     if as_json:
         echo_json(summary)
     else:

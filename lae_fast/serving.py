@@ -571,6 +571,20 @@ class Recommender:
         return self._snap.kind == "pruned"
 
     @property
+    def n_weights(self) -> int:
+        """Weights of B that scores are read from: n_items² for a dense or compressed B, the stored
+        entries of a pruned one."""
+        st = self._snap
+        return int(st.csr[0][-1]) if st.kind == "pruned" else st.n_items * st.n_items
+
+    @property
+    def row_lengths(self) -> Optional[np.ndarray]:
+        """Entries in each row of a pruned B (int64): what each item of a history adds to the work of a
+        call, since a call sums the rows of its items; None for a dense or compressed B."""
+        st = self._snap
+        return np.diff(st.csr[0]).astype(np.int64) if st.kind == "pruned" else None
+
+    @property
     def nbytes(self) -> int:
         """Bytes of B read to serve (dense n*n, the compressed codes and scales, or the pruned CSR arrays)."""
         st = self._snap

@@ -767,7 +767,13 @@ def test_recommender_prune_rows_serves_the_capped_b_and_keeps_it_in_its_file(tmp
     assert "row_cap=20" in repr(capped)
     assert capped.prune_rows(50).row_cap == 20 and capped.prune_rows(5).row_cap == 5
     assert rec.prune_rows(10**30).row_cap == n
-    ref = Recommender.from_matrix(_capped_rows_reference(B, 20, "abs"))
+    want_B = _capped_rows_reference(B, 20, "abs")
+    ref = Recommender.from_matrix(want_B)
+    assert rec.n_weights == B.nnz and capped.n_weights == want_B.nnz < B.nnz
+    np.testing.assert_array_equal(capped.row_lengths, np.minimum(np.diff(B.indptr), 20))
+    assert capped.row_lengths.dtype == np.int64
+    dense = Recommender.from_matrix(B.toarray())
+    assert dense.n_weights == n * n and dense.row_lengths is None
     path = tmp_path / "capped.lae"
     capped.save(path)
     loaded = Recommender.load(path)
