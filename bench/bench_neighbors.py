@@ -10,7 +10,9 @@
 accuracy: MovieLens-1M, strong generalization (seed 0), hyper-parameters tuned on validation in
 docs/RESULTS.md (EASE λ=800; RDLAE λ=200, p=0.5, ξ=0.3), test recall_capped@20/50 and ndcg@100 of the
 dense model and of the same model fitted with ``neighbors=m``; SANSA (PyPI ``sansa``, EASE only, its λ
-chosen on validation at each density) at about the same number of stored weights.
+chosen on validation at each density) at about the same number of stored weights. Each ratio to the
+dense model comes with its 95% interval over the test users (paired bootstrap, the same resampled
+users for both models, --boot resamples): how far the test set can tell the two apart.
 
 l3ae: MovieLens-1M, weak generalization 8:1:1 (seed 0), L3AE with the hyper-parameters chosen on
 validation in docs/L3AE_RESULTS.md and the embeddings of bench/reproduce_l3ae.py (default encoder),
@@ -108,6 +110,27 @@ class SansaScorer:
 
 # -- accuracy on MovieLens-1M ---------------------------------------------------------------------------
 
+def per_user_metrics(model: Any, split: Any) -> Dict[str, np.ndarray]:
+    """recall_capped@20/50 and ndcg@100 of every test user with a target (their means are evaluate's)."""
+    from lae_fast.evaluation import ndcg_at_k, recall_capped_at_k
+
+    inputs, targets = split.test.inputs.matrix, split.test.targets.matrix
+    rows = np.flatnonzero(np.diff(targets.indptr) > 0)
+    ids = np.asarray(model.recommend(inputs[rows], N=100, filter_already_liked_items=True)[0])
+    return {"recall_capped@20": recall_capped_at_k(ids, targets[rows], 20),
+            "recall_capped@50": recall_capped_at_k(ids, targets[rows], 50),
+            "ndcg@100": ndcg_at_k(ids, targets[rows], 100)}
+
+
+def ratio_interval(ours: np.ndarray, dense: np.ndarray, boot: int, seed: int = 0) -> str:
+    """95% interval of mean(ours) / mean(dense) over users resampled with replacement (paired)."""
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, ours.size, size=(boot, ours.size))
+    ratios = ours[picks].mean(axis=1) / dense[picks].mean(axis=1)
+    lo, hi = np.percentile(100 * ratios, [2.5, 97.5])
+    return f"{lo:.1f}–{hi:.1f}%"
+
+
 def accuracy(args: argparse.Namespace) -> None:
     import lae_fast
     from lae_fast.datasets import load_movielens_1m
@@ -121,6 +144,12 @@ def accuracy(args: argparse.Namespace) -> None:
     rows: List[List[str]] = []
     models = {"EASE": dict(cls=lae_fast.EASE, l2=800.0), "RDLAE": dict(cls=lae_fast.RDLAE, l2=200.0, dropout=0.5, xi=0.3)}
     dense_metrics: Dict[str, Dict[str, float]] = {}
+    dense_users: Dict[str, Dict[str, np.ndarray]] = {}
+
+    def intervals(users: Dict[str, np.ndarray], label: str) -> str:
+        return " / ".join(ratio_interval(users[k], dense_users[label][k], args.boot)
+                          for k in ("recall_capped@20", "ndcg@100"))
+
     for label, spec in models.items():
         kw = {k: v for k, v in spec.items() if k != "cls"}
         for m in [None] + list(args.m):
@@ -129,15 +158,17 @@ def accuracy(args: argparse.Namespace) -> None:
             secs = time.perf_counter() - t0
             res = evaluate(model, split, ks=ks, on="test")
             weights = model.B_.nnz if sp.issparse(model.B_) else n * n
+            users = per_user_metrics(model, split)
             if m is None:
-                dense_metrics[label] = res
+                dense_metrics[label], dense_users[label] = res, users
             ratio = " / ".join(f"{100 * res[k] / dense_metrics[label][k]:.1f}%" for k in keys)
             rows.append([label, "dense" if m is None else f"m={m}", f"{weights:,}",
-                         *[f"{res[k]:.4f}" for k in keys], ratio, f"{secs:.2f}"])
+                         *[f"{res[k]:.4f}" for k in keys], ratio, "-" if m is None else intervals(users, label),
+                         f"{secs:.2f}"])
             print(rows[-1], flush=True)
     version = sansa_available()
     if version is None:
-        rows.append(["SANSA", "not installed: skipped", "", "", "", "", "", ""])
+        rows.append(["SANSA", "not installed: skipped", "", "", "", "", "", "", ""])
     else:
         for m in args.m:
             density = (m + 1) / (2 * n)  # two factors: about our n·(m+1) weights in all
@@ -150,15 +181,18 @@ def accuracy(args: argparse.Namespace) -> None:
             _, l2, model = best
             res = evaluate(SansaScorer(model), split, ks=ks, on="test")
             ratio = " / ".join(f"{100 * res[k] / dense_metrics['EASE'][k]:.1f}%" for k in keys)
-            rows.append([f"SANSA {version} ({args.sansa_factorizer}, λ={l2:g} on val)", f"density {density:.4f}", f"{sansa_weights(model):,}",
-                         *[f"{res[k]:.4f}" for k in keys], ratio, ""])
+            rows.append([f"SANSA {version} ({args.sansa_factorizer}, λ={l2:g} on val)", f"density {density:.4f}",
+                         f"{sansa_weights(model):,}", *[f"{res[k]:.4f}" for k in keys], ratio,
+                         intervals(per_user_metrics(SansaScorer(model), split), "EASE"), ""])
             print(rows[-1], flush=True)
     header = ("| model | route | stored weights | recall_capped@20 | recall_capped@50 | ndcg@100 | of dense "
-              "(rc@20 / rc@50 / ndcg@100) | fit s |\n|---|---|---|---|---|---|---|---|\n")
+              "(rc@20 / rc@50 / ndcg@100) | 95% interval of dense (rc@20 / ndcg@100) | fit s |\n"
+              "|---|---|---|---|---|---|---|---|---|\n")
     body = (f"## Neighbourhood route: accuracy on MovieLens-1M (strong generalization)\n\nCommand: `{command_line()}`\n\n"
             f"{environment()}- {split.train.shape[0]:,} training users x {n:,} items; test users of the seed-0 split; "
             "hyper-parameters from docs/RESULTS.md (chosen on validation); SANSA's λ chosen on validation "
-            f"among {args.sansa_l2}; SANSA rows compare with dense EASE\n\n"
+            f"among {args.sansa_l2}; SANSA rows compare with dense EASE; 95% interval: paired bootstrap over "
+            f"the {len(dense_users['EASE']['ndcg@100']):,} test users with a target ({args.boot:,} resamples)\n\n"
             + header + "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n")
     write_section("bench_neighbors_accuracy", body)
 
@@ -392,6 +426,7 @@ def main() -> None:
     parser.add_argument("--caps", type=int, nargs="*", default=[1024, 768, 512],
                         help="capped: most entries kept per row of B")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per fit before it is stopped")
+    parser.add_argument("--boot", type=int, default=2000, help="accuracy: bootstrap resamples of the test users")
     parser.add_argument("--data", default=None)
     parser.add_argument("--solver", default=None)
     args = parser.parse_args()
