@@ -12,7 +12,7 @@ docs/RESULTS.md (EASE λ=800; RDLAE λ=200, p=0.5, ξ=0.3), test recall_capped@2
 dense model and of the same model fitted with ``neighbors=m``; SANSA (PyPI ``sansa``, EASE only, its λ
 chosen on validation at each density) at about the same number of stored weights. Each ratio to the
 dense model comes with its 95% interval over the test users (paired bootstrap, the same resampled
-users for both models, --boot resamples): how far the test set can tell the two apart.
+users for both models, --boot resamples): how far the test set can tell the two apart (l3ae too).
 
 l3ae: MovieLens-1M, weak generalization 8:1:1 (seed 0), L3AE with the hyper-parameters chosen on
 validation in docs/L3AE_RESULTS.md and the embeddings of bench/reproduce_l3ae.py (default encoder),
@@ -48,7 +48,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -110,16 +110,17 @@ class SansaScorer:
 
 # -- accuracy on MovieLens-1M ---------------------------------------------------------------------------
 
-def per_user_metrics(model: Any, split: Any) -> Dict[str, np.ndarray]:
-    """recall_capped@20/50 and ndcg@100 of every test user with a target (their means are evaluate's)."""
-    from lae_fast.evaluation import ndcg_at_k, recall_capped_at_k
+def per_user_metrics(model: Any, split: Any, keys: Sequence[str]) -> Dict[str, np.ndarray]:
+    """Each metric ``name@k`` of ``keys`` for every test user with a target (their means are evaluate's)."""
+    from lae_fast.evaluation import ndcg_at_k, recall_at_k, recall_capped_at_k
 
+    funcs = {"recall": recall_at_k, "recall_capped": recall_capped_at_k, "ndcg": ndcg_at_k}
     inputs, targets = split.test.inputs.matrix, split.test.targets.matrix
     rows = np.flatnonzero(np.diff(targets.indptr) > 0)
-    ids = np.asarray(model.recommend(inputs[rows], N=100, filter_already_liked_items=True)[0])
-    return {"recall_capped@20": recall_capped_at_k(ids, targets[rows], 20),
-            "recall_capped@50": recall_capped_at_k(ids, targets[rows], 50),
-            "ndcg@100": ndcg_at_k(ids, targets[rows], 100)}
+    cut = {key: key.partition("@") for key in keys}
+    N = max(int(k) for _, _, k in cut.values())
+    ids = np.asarray(model.recommend(inputs[rows], N=N, filter_already_liked_items=True)[0])
+    return {key: funcs[name](ids, targets[rows], int(k)) for key, (name, _, k) in cut.items()}
 
 
 def ratio_interval(ours: np.ndarray, dense: np.ndarray, boot: int, seed: int = 0) -> str:
@@ -158,7 +159,7 @@ def accuracy(args: argparse.Namespace) -> None:
             secs = time.perf_counter() - t0
             res = evaluate(model, split, ks=ks, on="test")
             weights = model.B_.nnz if sp.issparse(model.B_) else n * n
-            users = per_user_metrics(model, split)
+            users = per_user_metrics(model, split, keys)
             if m is None:
                 dense_metrics[label], dense_users[label] = res, users
             ratio = " / ".join(f"{100 * res[k] / dense_metrics[label][k]:.1f}%" for k in keys)
@@ -183,7 +184,7 @@ def accuracy(args: argparse.Namespace) -> None:
             ratio = " / ".join(f"{100 * res[k] / dense_metrics['EASE'][k]:.1f}%" for k in keys)
             rows.append([f"SANSA {version} ({args.sansa_factorizer}, λ={l2:g} on val)", f"density {density:.4f}",
                          f"{sansa_weights(model):,}", *[f"{res[k]:.4f}" for k in keys], ratio,
-                         intervals(per_user_metrics(SansaScorer(model), split), "EASE"), ""])
+                         intervals(per_user_metrics(SansaScorer(model), split, keys), "EASE"), ""])
             print(rows[-1], flush=True)
     header = ("| model | route | stored weights | recall_capped@20 | recall_capped@50 | ndcg@100 | of dense "
               "(rc@20 / rc@50 / ndcg@100) | 95% interval of dense (rc@20 / ndcg@100) | fit s |\n"
@@ -255,15 +256,18 @@ def l3ae_accuracy(args: argparse.Namespace) -> None:
     keys = ("recall@20", "ndcg@20")
     rows: List[List[str]] = []
     dense: Dict[str, float] = {}
+    dense_users: Dict[str, np.ndarray] = {}
     for m in [None] + list(args.m):
         t0 = time.perf_counter()
         model = lae_fast.L3AE(**params, neighbors=m).fit(split.train, E)
         secs = time.perf_counter() - t0
         res = evaluate(model, split, ks=(20,), on="test")
-        dense = dense or res
+        users = per_user_metrics(model, split, keys)
+        dense, dense_users = dense or res, dense_users or users
         weights = model.B_.nnz if sp.issparse(model.B_) else inter.n_items ** 2
+        interval = "-" if m is None else " / ".join(ratio_interval(users[k], dense_users[k], args.boot) for k in keys)
         rows.append(["dense" if m is None else f"m={m}", f"{weights:,}", *[f"{res[k]:.4f}" for k in keys],
-                     " / ".join(f"{100 * res[k] / dense[k]:.1f}%" for k in keys), f"{secs:.2f}"])
+                     " / ".join(f"{100 * res[k] / dense[k]:.1f}%" for k in keys), interval, f"{secs:.2f}"])
         print(rows[-1], flush=True)
     body = (f"## Neighbourhood route: L3AE accuracy on MovieLens-1M (weak generalization)\n\n"
             f"Command: `{command_line()}`\n\n{environment()}"
@@ -271,9 +275,10 @@ def l3ae_accuracy(args: argparse.Namespace) -> None:
             "random 8:1:1 split (seed 0), test set; "
             f"L3AE {params} (chosen on validation, docs/L3AE_RESULTS.md); embeddings of `Title (year). Genres: ...` "
             f"by {encoder!r}; the neighbourhood route adds each item's m/8 (at least 8) strongest text "
-            "neighbours to its support\n\n"
-            "| route | stored weights | recall@20 | ndcg@20 | of dense (recall@20 / ndcg@20) | fit s |\n"
-            "|---|---|---|---|---|---|\n" + "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n")
+            f"neighbours to its support; 95% interval: paired bootstrap over the {dense_users['ndcg@20'].size:,} test "
+            f"users with a target ({args.boot:,} resamples)\n\n"
+            "| route | stored weights | recall@20 | ndcg@20 | of dense (recall@20 / ndcg@20) | 95% interval of dense "
+            "(recall@20 / ndcg@20) | fit s |\n|---|---|---|---|---|---|---|\n" + "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n")
     write_section("bench_neighbors_l3ae", body)
 
 
