@@ -278,7 +278,8 @@ def l3ae_accuracy(args: argparse.Namespace) -> None:
             f"neighbours to its support; 95% interval: paired bootstrap over the {dense_users['ndcg@20'].size:,} test "
             f"users with a target ({args.boot:,} resamples)\n\n"
             "| route | stored weights | recall@20 | ndcg@20 | of dense (recall@20 / ndcg@20) | 95% interval of dense "
-            "(recall@20 / ndcg@20) | fit s |\n|---|---|---|---|---|---|---|\n" + "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n")
+            "(recall@20 / ndcg@20) | fit s |\n|---|---|---|---|---|---|---|\n"
+            + "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n")
     write_section("bench_neighbors_l3ae", body)
 
 
