@@ -595,7 +595,8 @@ class Recommender:
     def __repr__(self) -> str:
         st = self._snap
         cap = f" row_cap={st.row_cap}" if st.row_cap is not None else ""
-        form = f"pruned m={st.m}{cap}" if st.kind == "pruned" else f"{st.kind} {st.dtype}"
+        per_column = f" m={st.m}" if st.m is not None else ""  # a neighbourhood model's B has no column cap
+        form = f"pruned{per_column}{cap}" if st.kind == "pruned" else f"{st.kind} {st.dtype}"
         return f"Recommender(n_items={st.n_items}, {form})"
 
     # -- ranking ------------------------------------------------------------------------------------

@@ -764,7 +764,8 @@ def test_recommender_prune_rows_serves_the_capped_b_and_keeps_it_in_its_file(tmp
     rec = Recommender.from_matrix(B, popularity=np.arange(n, dtype=float))
     capped = rec.prune_rows(20)
     assert capped.kind == "pruned" and capped.row_cap == 20 and rec.row_cap is None
-    assert "row_cap=20" in repr(capped)
+    assert repr(capped) == f"Recommender(n_items={n}, pruned row_cap=20)"  # from_matrix: no column cap m
+    assert repr(Recommender.from_matrix(B.toarray()).prune(7)) == f"Recommender(n_items={n}, pruned m=7)"
     assert capped.prune_rows(50).row_cap == 20 and capped.prune_rows(5).row_cap == 5
     assert rec.prune_rows(10**30).row_cap == n
     want_B = _capped_rows_reference(B, 20, "abs")
