@@ -48,7 +48,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -110,17 +110,12 @@ class SansaScorer:
 
 # -- accuracy on MovieLens-1M ---------------------------------------------------------------------------
 
-def per_user_metrics(model: Any, split: Any, keys: Sequence[str]) -> Dict[str, np.ndarray]:
-    """Each metric ``name@k`` of ``keys`` for every test user with a target (their means are evaluate's)."""
-    from lae_fast.evaluation import ndcg_at_k, recall_at_k, recall_capped_at_k
+def scored_on_test(model: Any, split: Any, ks: Sequence[int]) -> Tuple[Dict[str, float], Dict[str, np.ndarray]]:
+    """The test metrics' means and their per-user arrays (users with a target), from one ranking."""
+    from lae_fast.evaluation import evaluate
 
-    funcs = {"recall": recall_at_k, "recall_capped": recall_capped_at_k, "ndcg": ndcg_at_k}
-    inputs, targets = split.test.inputs.matrix, split.test.targets.matrix
-    rows = np.flatnonzero(np.diff(targets.indptr) > 0)
-    cut = {key: key.partition("@") for key in keys}
-    N = max(int(k) for _, _, k in cut.values())
-    ids = np.asarray(model.recommend(inputs[rows], N=N, filter_already_liked_items=True)[0])
-    return {key: funcs[name](ids, targets[rows], int(k)) for key, (name, _, k) in cut.items()}
+    users = evaluate(model, split, ks=ks, on="test", per_user=True)
+    return {k: float(np.mean(v)) for k, v in users.items() if "@" in k}, users
 
 
 def ratio_interval(ours: np.ndarray, dense: np.ndarray, boot: int, seed: int = 0) -> str:
@@ -157,9 +152,8 @@ def accuracy(args: argparse.Namespace) -> None:
             t0 = time.perf_counter()
             model = spec["cls"](**kw, neighbors=m).fit(split.train)
             secs = time.perf_counter() - t0
-            res = evaluate(model, split, ks=ks, on="test")
+            res, users = scored_on_test(model, split, ks)
             weights = model.B_.nnz if sp.issparse(model.B_) else n * n
-            users = per_user_metrics(model, split, keys)
             if m is None:
                 dense_metrics[label], dense_users[label] = res, users
             ratio = " / ".join(f"{100 * res[k] / dense_metrics[label][k]:.1f}%" for k in keys)
@@ -180,11 +174,11 @@ def accuracy(args: argparse.Namespace) -> None:
                 if best is None or val > best[0]:
                     best = (val, l2, model)
             _, l2, model = best
-            res = evaluate(SansaScorer(model), split, ks=ks, on="test")
+            res, users = scored_on_test(SansaScorer(model), split, ks)
             ratio = " / ".join(f"{100 * res[k] / dense_metrics['EASE'][k]:.1f}%" for k in keys)
             rows.append([f"SANSA {version} ({args.sansa_factorizer}, λ={l2:g} on val)", f"density {density:.4f}",
                          f"{sansa_weights(model):,}", *[f"{res[k]:.4f}" for k in keys], ratio,
-                         intervals(per_user_metrics(SansaScorer(model), split, keys), "EASE"), ""])
+                         intervals(users, "EASE"), ""])
             print(rows[-1], flush=True)
     header = ("| model | route | stored weights | recall_capped@20 | recall_capped@50 | ndcg@100 | of dense "
               "(rc@20 / rc@50 / ndcg@100) | 95% interval of dense (rc@20 / ndcg@100) | fit s |\n"
@@ -245,7 +239,7 @@ def l3ae_accuracy(args: argparse.Namespace) -> None:
     """L3AE dense vs neighbourhood on MovieLens-1M weak generalization (the setting of docs/L3AE_RESULTS.md)."""
     import lae_fast
     from lae_fast.datasets import load_movielens_1m
-    from lae_fast.evaluation import evaluate, weak_split
+    from lae_fast.evaluation import weak_split
     from lae_fast.text import default_encoder, embed_items
 
     inter, texts = load_movielens_1m(min_rating=None)  # every rating a positive, as docs/L3AE_RESULTS.md
@@ -261,8 +255,7 @@ def l3ae_accuracy(args: argparse.Namespace) -> None:
         t0 = time.perf_counter()
         model = lae_fast.L3AE(**params, neighbors=m).fit(split.train, E)
         secs = time.perf_counter() - t0
-        res = evaluate(model, split, ks=(20,), on="test")
-        users = per_user_metrics(model, split, keys)
+        res, users = scored_on_test(model, split, (20,))
         dense, dense_users = dense or res, dense_users or users
         weights = model.B_.nnz if sp.issparse(model.B_) else inter.n_items ** 2
         interval = "-" if m is None else " / ".join(ratio_interval(users[k], dense_users[k], args.boot) for k in keys)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numbers
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import scipy.sparse as sp
@@ -583,8 +583,8 @@ def _eval_set(split_or_evalset: Union[Split, EvalSet], on: str) -> EvalSet:
 
 def evaluate(model: Any, split_or_evalset: Union[Split, EvalSet], *, ks: Iterable[int] = (10, 20, 50, 100),
              on: str = "test", batch_size: int = 10000, num_threads: Optional[int] = None,
-             head_tail: bool = False, head_share: float = 0.2, item_popularity: Any = None
-             ) -> Dict[str, Union[float, int]]:
+             head_tail: bool = False, head_share: float = 0.2, item_popularity: Any = None,
+             per_user: bool = False) -> Dict[str, Any]:
     """Rank the full catalogue for every evaluated user and average the metrics.
 
     Parameters
@@ -612,14 +612,20 @@ def evaluate(model: Any, split_or_evalset: Union[Split, EvalSet], *, ks: Iterabl
         Training interactions or per-item counts that rank items by
         popularity. Default: the ``train`` matrix of a Split; required with
         ``head_tail=True`` when an EvalSet is passed.
+    per_user : bool, default=False
+        Return every metric per user instead of its mean: a float64 array over the
+        users with at least one target, in the order of their rows in the evaluated
+        set, which ``'users'`` holds (int64). Two models scored on the same set give
+        paired arrays, e.g. for a bootstrap interval of their ratio. A long-tail
+        metric is NaN for a user without a target in its group.
 
     Returns
     -------
     dict
-        ``'recall@k'``, ``'recall_capped@k'`` and ``'ndcg@k'`` (float) for every k,
-        and ``'n_users'`` (int): the number of users with at least one target,
-        over whom the metrics are averaged. Users with no target are skipped.
-        With ``head_tail``, also the four long-tail metrics for every k and
+        ``'recall@k'``, ``'recall_capped@k'`` and ``'ndcg@k'`` (float, or arrays with
+        ``per_user``) for every k, and ``'n_users'`` (int): the number of users with
+        at least one target, over whom the metrics are averaged. Users with no target
+        are skipped. With ``head_tail``, also the four long-tail metrics for every k and
         ``'n_users_head'`` / ``'n_users_tail'``: the users each is averaged over.
 
     Raises
@@ -685,6 +691,7 @@ def evaluate(model: Any, split_or_evalset: Union[Split, EvalSet], *, ks: Iterabl
     sums = {f"{name}@{k}": 0.0 for k in ks for name, _ in _METRICS}
     for group in groups:
         sums.update({f"{name}_{group}@{k}": 0.0 for k in ks for name, _ in _GROUP_METRICS})
+    parts: Dict[str, List[np.ndarray]] = {key: [] for key in sums}  # filled with per_user only
     for start in range(0, rows.size, int(batch_size)):
         batch = rows[start:start + int(batch_size)]
         ids, _ = model.recommend(inputs[batch], N=max_k, filter_already_liked_items=True, **extra)
@@ -694,22 +701,26 @@ def evaluate(model: Any, split_or_evalset: Union[Split, EvalSet], *, ks: Iterabl
         if ids.shape[1] < max_k:  # fewer columns than asked: pad as misses
             ids = np.pad(ids, ((0, 0), (0, max_k - ids.shape[1])), constant_values=-1)
         hits, n_targets = _hits(ids, targets[batch], max_k)
-        for k in ks:
-            for name, metric in _METRICS:
-                sums[f"{name}@{k}"] += float(metric(hits[:, :k], n_targets).sum())
+        values = {f"{name}@{k}": metric(hits[:, :k], n_targets) for k in ks for name, metric in _METRICS}
         for group, (group_targets, _) in groups.items():
             g_hits, g_targets = _hits(ids, group_targets[batch], max_k)
-            for k in ks:
-                for name, metric in _GROUP_METRICS:
-                    sums[f"{name}_{group}@{k}"] += float(np.nansum(metric(g_hits[:, :k], g_targets)))
-    result: Dict[str, Union[float, int]] = {}
-    for key, total in sums.items():
+            values.update({f"{name}_{group}@{k}": metric(g_hits[:, :k], g_targets)
+                           for k in ks for name, metric in _GROUP_METRICS})
+        for key, v in values.items():
+            sums[key] += float(np.nansum(v))
+            if per_user:
+                parts[key].append(v)
+
+    def mean(key: str) -> float:
         group = key.split("@")[0].rpartition("_")[2]
-        if group in groups:
-            n_group = groups[group][1]
-            result[key] = total / n_group if n_group else float("nan")
-        else:
-            result[key] = total / rows.size
+        n_over = groups[group][1] if group in groups else rows.size
+        return sums[key] / n_over if n_over else float("nan")
+
+    if per_user:
+        result: Dict[str, Any] = {key: np.concatenate(v).astype(np.float64, copy=False) for key, v in parts.items()}
+        result["users"] = rows.astype(np.int64)
+    else:
+        result = {key: mean(key) for key in sums}
     result["n_users"] = int(rows.size)
     for group, (_, n_group) in groups.items():
         result[f"n_users_{group}"] = int(n_group)

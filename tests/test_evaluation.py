@@ -325,6 +325,31 @@ def test_evaluate_fake_model_hand_numbers():
     assert evaluate(DescendingModel(6), hand_evalset(), ks=(1, 2)) == pytest.approx(m)
 
 
+def test_evaluate_per_user_gives_each_users_metrics():
+    got = evaluate(DescendingModel(6), hand_evalset(), ks=(2, 1), batch_size=1, per_user=True)
+    np.testing.assert_array_equal(got["users"], [0, 2])  # row 1 has no target
+    np.testing.assert_allclose(got["recall@1"], [1 / 2, 0])
+    np.testing.assert_allclose(got["recall@2"], [1 / 2, 1])
+    np.testing.assert_allclose(got["ndcg@2"], [1 / (1 + D2), D2])
+    assert got["n_users"] == 2 and got["recall@1"].dtype == np.float64
+    means = evaluate(DescendingModel(6), hand_evalset(), ks=(2, 1))
+    assert set(got) == set(means) | {"users"}
+    for key in set(means) - {"n_users"}:
+        assert got[key].mean() == pytest.approx(means[key]), key
+
+
+def test_evaluate_per_user_long_tail_is_nan_outside_the_group():
+    X = random_interactions(n_users=200, n_items=30, seed=5)
+    split = strong_split(X, n_heldout=40, random_state=0)
+    model = EASE(l2=10.0).fit(split.train)
+    means = evaluate(model, split, ks=(5,), head_tail=True)
+    got = evaluate(model, split, ks=(5,), head_tail=True, per_user=True, batch_size=7)
+    for key in ("recall@5", "ndcg@5", "recall_head@5", "ndcg_tail@5"):
+        assert got[key].shape == (means["n_users"],)
+        assert np.nanmean(got[key]) == pytest.approx(means[key]), key
+    assert np.count_nonzero(~np.isnan(got["recall_head@5"])) == means["n_users_head"]
+
+
 def test_evaluate_picks_val_or_test_and_validates():
     es = hand_evalset()
     empty = EvalSet(inputs=es.inputs, targets=rows_to_csr([[], [], []], 6), users=es.users)
