@@ -118,6 +118,16 @@ def scored_on_test(model: Any, split: Any, ks: Sequence[int]) -> Tuple[Dict[str,
     return {k: float(np.mean(v)) for k, v in users.items() if "@" in k}, users
 
 
+def percent_of(res: Dict[str, float], ref: Dict[str, float], keys: Sequence[str]) -> str:
+    """Each metric of ``keys`` as % of the reference's, e.g. ``99.2% / 98.8%``."""
+    return " / ".join(f"{100 * res[k] / ref[k]:.1f}%" for k in keys)
+
+
+def table_rows(rows: List[List[str]]) -> str:
+    """Markdown table rows, one per list of cells."""
+    return "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n"
+
+
 def ratio_interval(ours: np.ndarray, dense: np.ndarray, boot: int, seed: int = 0) -> str:
     """95% interval of mean(ours) / mean(dense) over users resampled with replacement (paired)."""
     rng = np.random.default_rng(seed)
@@ -156,7 +166,7 @@ def accuracy(args: argparse.Namespace) -> None:
             weights = model.B_.nnz if sp.issparse(model.B_) else n * n
             if m is None:
                 dense_metrics[label], dense_users[label] = res, users
-            ratio = " / ".join(f"{100 * res[k] / dense_metrics[label][k]:.1f}%" for k in keys)
+            ratio = percent_of(res, dense_metrics[label], keys)
             rows.append([label, "dense" if m is None else f"m={m}", f"{weights:,}",
                          *[f"{res[k]:.4f}" for k in keys], ratio, "-" if m is None else intervals(users, label),
                          f"{secs:.2f}"])
@@ -175,7 +185,7 @@ def accuracy(args: argparse.Namespace) -> None:
                     best = (val, l2, model)
             _, l2, model = best
             res, users = scored_on_test(SansaScorer(model), split, ks)
-            ratio = " / ".join(f"{100 * res[k] / dense_metrics['EASE'][k]:.1f}%" for k in keys)
+            ratio = percent_of(res, dense_metrics["EASE"], keys)
             rows.append([f"SANSA {version} ({args.sansa_factorizer}, λ={l2:g} on val)", f"density {density:.4f}",
                          f"{sansa_weights(model):,}", *[f"{res[k]:.4f}" for k in keys], ratio,
                          intervals(users, "EASE"), ""])
@@ -188,7 +198,7 @@ def accuracy(args: argparse.Namespace) -> None:
             "hyper-parameters from docs/RESULTS.md (chosen on validation); SANSA's λ chosen on validation "
             f"among {args.sansa_l2}; SANSA rows compare with dense EASE; 95% interval: paired bootstrap over "
             f"the {len(dense_users['EASE']['ndcg@100']):,} test users with a target ({args.boot:,} resamples)\n\n"
-            + header + "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n")
+            + header + table_rows(rows))
     write_section("bench_neighbors_accuracy", body)
 
 
@@ -215,7 +225,7 @@ def capped(args: argparse.Namespace) -> None:
                 lengths = rec.row_lengths
                 work = np.asarray(inputs @ lengths).ravel()  # weights one call sums: its rows' lengths
                 res = evaluate(Served(rec), split, ks=ks, on="test")
-                ratio = " / ".join(f"{100 * res[k] / dense[k]:.1f}%" for k in keys)
+                ratio = percent_of(res, dense, keys)
                 rows.append([label, f"m={m}", "-" if cap is None else f"{cap:,}", f"{rec.n_weights:,}",
                              f"{100 * rec.n_weights / full:.1f}%", f"{int(lengths.max()):,}",
                              f"{np.median(work[work > 0]):,.0f}", *[f"{res[k]:.4f}" for k in keys], ratio])
@@ -229,7 +239,7 @@ def capped(args: argparse.Namespace) -> None:
             "split; hyper-parameters of bench_neighbors_accuracy; scores through Recommender.recommend_batch on "
             "B with every row cut to its r largest |weights| (`Recommender.prune_rows(r)`); \"weights summed\": "
             "the lengths of a test user's history rows, added up\n\n"
-            + header + "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n")
+            + header + table_rows(rows))
     write_section("bench_neighbors_capped", body)
 
 
@@ -260,7 +270,7 @@ def l3ae_accuracy(args: argparse.Namespace) -> None:
         weights = model.B_.nnz if sp.issparse(model.B_) else inter.n_items ** 2
         interval = "-" if m is None else " / ".join(ratio_interval(users[k], dense_users[k], args.boot) for k in keys)
         rows.append(["dense" if m is None else f"m={m}", f"{weights:,}", *[f"{res[k]:.4f}" for k in keys],
-                     " / ".join(f"{100 * res[k] / dense[k]:.1f}%" for k in keys), interval, f"{secs:.2f}"])
+                     percent_of(res, dense, keys), interval, f"{secs:.2f}"])
         print(rows[-1], flush=True)
     body = (f"## Neighbourhood route: L3AE accuracy on MovieLens-1M (weak generalization)\n\n"
             f"Command: `{command_line()}`\n\n{environment()}"
@@ -272,7 +282,7 @@ def l3ae_accuracy(args: argparse.Namespace) -> None:
             f"users with a target ({args.boot:,} resamples)\n\n"
             "| route | stored weights | recall@20 | ndcg@20 | of dense (recall@20 / ndcg@20) | 95% interval of dense "
             "(recall@20 / ndcg@20) | fit s |\n|---|---|---|---|---|---|---|\n"
-            + "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n")
+            + table_rows(rows))
     write_section("bench_neighbors_l3ae", body)
 
 
@@ -368,7 +378,7 @@ def speed(args: argparse.Namespace) -> None:
             "(m+1)/(2n) (about the same stored weights)\n"
             f"- each fit in a fresh subprocess (peak RSS of that process, X included), competitors in turn, "
             f"best of {args.repeat}; synthetic power-law data (bench/_common.py), cached in bench/_cache\n\n"
-            + header + "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n")
+            + header + table_rows(rows))
     write_section("bench_neighbors_speed_" + "_".join(args.shapes), body)  # one section per set of shapes
 
 
@@ -407,7 +417,7 @@ def gather(args: argparse.Namespace) -> None:
             f"0-{args.columns - 1}; the two runs alternate in one process (seconds include the candidate choice "
             f"from G, the same for both); the same B to the last bit: {same}\n\n"
             "| G | seconds per run | median | speed-up |\n|---|---|---|---|\n"
-            + "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n")
+            + table_rows(rows))
     write_section("bench_neighbors_gather", body)
 
 
