@@ -70,9 +70,10 @@ BLOCK_SIZE = 2048
 #: module docstring, "Accuracy of the candidate-list source"); narrower lists warn.
 LOOKUP_FACTOR = 3
 #: Conjugate-gradient steps that rank the refinement's first pass (0: factor it exactly). Only the
-#: order of |b| on the first support matters there; on MovieLens-1M ten steps already choose the
-#: supports of the exact solve (bench/neighbors_accuracy.py), at a fraction of a Cholesky's cost.
-REFINE_ITERATIONS = 16
+#: order of |b| on the first support matters there: on MovieLens-1M 8 steps keep the accuracy of the
+#: exact first solve and nearly all of its supports (bench/neighbors_accuracy.py shows the share), at a
+#: fraction of a Cholesky's cost.
+REFINE_ITERATIONS = 8
 #: Size of the float64 score block behind :func:`text_candidates` (entries).
 _TEXT_BLOCK_ENTRIES = 1 << 22
 
@@ -830,7 +831,7 @@ def solve_columns(source: Union[CandidateLists, RelabelledGram, np.ndarray], *, 
     refine : bool, default=False
     k : int, optional
         Width of the first, refining solve (default :func:`refine_width` (m) = 1.5m).
-    refine_iterations : int, default=REFINE_ITERATIONS (16)
+    refine_iterations : int, default=REFINE_ITERATIONS (8)
         The first solve only ranks the k candidates by |b_ij|, so it takes this many
         Jacobi-preconditioned conjugate-gradient steps instead of a Cholesky; 0 factors
         it exactly (as does a first system that PCG finds not positive definite). The

@@ -304,7 +304,9 @@ def test_refine_is_largest_abs_of_first_pass(X, source, model):
         second_pattern[best, j] = True
     ref = solve(src, supports=second_pattern).B
     seen = []
-    got = solve(src, m=3, refine=True, k=8, block_size=7, progress=lambda d, t: seen.append((d, t)))
+    # PCG on the 9×9 first systems: 16 steps converge (n steps do in exact arithmetic), so the ranking is F's
+    got = solve(src, m=3, refine=True, k=8, refine_iterations=16, block_size=7,
+                progress=lambda d, t: seen.append((d, t)))
     np.testing.assert_array_equal(got.B.toarray(), ref.toarray())
     assert seen == [(7, n), (14, n), (21, n), (28, n), (30, n)]
     assert set(got.seconds) >= {"solve", "candidates"}
