@@ -115,8 +115,8 @@ def dense_choice(B: np.ndarray, G: np.ndarray, m: int) -> sp.csc_matrix:
 
 def shared_support(B: sp.spmatrix, ref: sp.spmatrix) -> float:
     """Share of B's stored (item, column) pairs that ``ref`` stores too."""
-    a, b = sp.csc_matrix(B), sp.csc_matrix(ref)
-    a.data[:], b.data[:] = 1.0, 1.0
+    a, b = sp.csc_matrix(B, copy=True), sp.csc_matrix(ref, copy=True)
+    a.data[:], b.data[:] = 1.0, 1.0  # explicit zeros count as stored
     return float(a.multiply(b).sum() / a.nnz)
 
 
