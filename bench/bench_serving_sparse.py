@@ -11,7 +11,7 @@ queries, timed in turn query by query (in every order in rotation, so no one fin
 
   - lae_fast, 1 thread:  Recommender.load(model).recommend_one(hist, 20, num_threads=1)  (compiled, GIL released)
   - lae_fast:            the same with the default threads (every CPU: a history that sums >= 32,768
-                         weights, >= 512 a row on average, splits its columns between them)
+                         weights splits its columns between them)
   - scipy gather:        s = B[hist].sum(0) on the CSR B (rows summed by scipy), own items to -inf, argpartition
 
     python bench/bench_serving_sparse.py
@@ -153,7 +153,7 @@ def main() -> None:
             f"B {B.shape[0]:,}×{B.shape[1]:,} CSR, {B.nnz:,} weights ({per_col:.0f} per row), "
             f"{(B.data.nbytes + B.indices.nbytes + B.indptr.nbytes) / 2 ** 20:,.0f} MiB\n"
             f"- lae_fast with 1 thread and with the default {threads} (every CPU; only a history that sums at "
-            "least 32,768 weights, 512 a row on average, splits its columns between them, with the same answer, "
+            "least 32,768 weights splits its columns between them, with the same answer, "
             "checked call by call)\n"
             f"- top-{N}, own items masked, scoring included; p50 / p99 of the per-call wall time in µs (Python "
             "call included), the three timed in turn query by query, in every order in rotation; \"weights "

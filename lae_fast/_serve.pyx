@@ -177,14 +177,11 @@ cdef enum:
     SPARSE_ONE_PASS = 65536  # up to this many items one pass: the 256 KiB accumulator stays in L2
     SPLIT_WORK = 32768  # weights summed below which one thread beats waking others (~30 us of work)
     SPLIT_COLUMNS = 8192  # fewest columns a thread's share of a split history spans
-    SPLIT_ROW = 512  # fewest weights per history row, on average, for a split: each thread visits every
-                     # row (a cold read, and a binary search for its share), which short rows do not repay
 
 
 # when a history is split over threads, for the Python side (tests)
 SPLIT_MIN_WEIGHTS = SPLIT_WORK
 SPLIT_MIN_COLUMNS = SPLIT_COLUMNS
-SPLIT_MIN_ROW = SPLIT_ROW
 
 
 cdef int64_t _lower_bound(const int32_t *indices, int64_t q, int64_t q1, int64_t c) noexcept nogil:
@@ -280,11 +277,12 @@ cdef int _one_sparse(const int64_t *indptr, const int32_t *indices, const float 
                      int32_t k, float *s, int32_t *ids, int num_threads) noexcept nogil:
     """Top-k of the sum of the history's rows of a CSR B, for one user.
 
-    A history that sums at least SPLIT_WORK weights, SPLIT_ROW a row on average, is split by
-    columns over up to ``num_threads`` threads, each offering its contiguous share of the columns to its own heap;
-    the heaps are then merged. Every score is still summed by one thread in the same order, and
-    the heap orders by (score, lower index) whoever offers first: the answer is the same
-    bit for bit on any number of threads.
+    A history that sums at least SPLIT_WORK weights is split by columns over up to ``num_threads``
+    threads, each offering its contiguous share of the columns to its own heap; the heaps are then
+    merged. Short rows repay it too (each thread reads only its share of every row; measured by
+    bench/bench_serving_sparse.py on uniform histories). Every score is still summed by one thread in
+    the same order, and the heap orders by (score, lower index) whoever offers first: the answer is
+    the same bit for bit on any number of threads.
     """
     cdef int64_t p, work = 0
     cdef int32_t size = 0, t, e
@@ -304,7 +302,7 @@ cdef int _one_sparse(const int64_t *indptr, const int32_t *indices, const float 
     if num_threads > 1:
         for p in range(L):
             work += indptr[rows[p] + 1] - indptr[rows[p]]
-        if work >= SPLIT_WORK and work >= L * SPLIT_ROW:
+        if work >= SPLIT_WORK:
             T = num_threads if num_threads < n // SPLIT_COLUMNS else <int>(n // SPLIT_COLUMNS)
     if T <= 1:
         status = _sparse_part(indptr, indices, data, n, rows, L, 0, n, allowed, mask_history, k, s, ids, &size)

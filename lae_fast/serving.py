@@ -623,8 +623,8 @@ class Recommender:
             were returned instead).
         num_threads : int, optional
             Threads for one heavy history of a sparse B (one that sums at
-            least 32,768 weights, 512 a row on average: its columns are split
-            between the threads, with the same answer to the last bit).
+            least 32,768 weights: its columns are split between the threads,
+            with the same answer to the last bit).
             Default: the package's knob (``LAE_FAST_NUM_THREADS``, else the
             CPUs) as it was when this Recommender was made. A service that answers many requests at
             once from several threads should pass 1. Dense and compressed Bs
