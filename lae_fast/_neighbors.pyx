@@ -600,11 +600,10 @@ cdef void _build(floating *A, const int32_t *S, int64_t s, const Source *src, co
     when b is in a's list or a in b's (both give the same count); every other
     off-diagonal entry is taken as 0. Oriented lists hold each such pair once (in the
     list of the less popular item), so the same A costs about half the scan. The scan
-    of every list of S (Σ len entries,
-    the hot loop) tests each entry against a bitset of S (n bits, L1/L2-resident),
-    with the next list already requested from memory (the lists are far larger than
-    the caches), and reads ``w.pos`` only on a hit; the bits are clear on entry and on
-    return.
+    of every list of S (Σ len entries, the hot loop) tests each entry against a bitset
+    of S (n bits, L1/L2-resident), with the next list and its counts already requested
+    from memory (the lists are far larger than the caches), and reads ``w.pos`` only on
+    a hit; the bits are clear on entry and on return.
     """
     cdef int64_t pa, pb, t, h, nh
     cdef const floating *G = <const floating *>src.G
@@ -636,9 +635,12 @@ cdef void _build(floating *A, const int32_t *S, int64_t s, const Source *src, co
         cand = src.cand + src.start[S[pa]]
         cnt = src.cnt + src.start[S[pa]]
         if pa + 1 < s:
+            # its counts too: a hit reads one at a random offset, a miss each time otherwise
+            # (8% fewer solve seconds on the amazon-book shape, alternated run by run)
             nxt = src.start[S[pa + 1]]
             for t in range(0, src.len[S[pa + 1]], 16):
                 lae_prefetch(src.cand + nxt + t)
+                lae_prefetch(src.cnt + nxt + t)
         # branch-free scan (hits are rare and random): note every hit's offset, then use them
         nh = 0
         for t in range(src.len[S[pa]]):
