@@ -410,7 +410,7 @@ def gather(args: argparse.Namespace) -> None:
             times[name].append(time.perf_counter() - t0)
             first.setdefault(name, B)
             print(name, f"{times[name][-1]:.2f} s", flush=True)
-    a, b = list(first.values())[:2]
+    a, b = first["as numbered in X"], first["by popularity (the route's)"]
     same = a.nnz == b.nnz and np.array_equal(a.indices, b.indices) and np.array_equal(a.data, b.data)
     base = times["as numbered in X"]
     rows = [[name, " / ".join(f"{t:.2f}" for t in ts), f"{np.median(ts):.2f}", f"{np.median(base) / np.median(ts):.2f}×"]
