@@ -29,3 +29,7 @@ cdef extern from "dequant.h" nogil:
 
 cdef extern from "prefetch.h" nogil:
     void lae_prefetch(const void *p)
+
+cdef extern from "scatter.h" nogil:
+    int64_t lae_scatter_row(float *acc, int64_t c0, const int32_t *indices, const float *data, int64_t q,
+                            int64_t q1, int64_t limit)

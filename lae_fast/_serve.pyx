@@ -22,13 +22,13 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdlib cimport malloc, calloc, free, qsort
 from libc.math cimport INFINITY, fabs, fabsf
-from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t, uint64_t
 
 import numpy as np
 
 from lae_fast._csrc cimport (lae_accumulate_d, lae_accumulate_f, lae_dequant_f16, lae_dequant_force,
                              lae_dequant_i8, lae_dequant_init, lae_dequant_level, lae_heap_finish,
-                             lae_heap_push, lae_heap_push_d, lae_prefetch)
+                             lae_heap_push, lae_heap_push_d, lae_prefetch, lae_scatter_row)
 
 # Maximum of every run of LAE_CHUNK (32) scores, as float, NaN counted as -inf.
 # Written as a fixed tree of compare-and-select over 8 lanes, which compilers turn
@@ -177,11 +177,14 @@ cdef enum:
     SPARSE_ONE_PASS = 65536  # up to this many items one pass: the 256 KiB accumulator stays in L2
     SPLIT_WORK = 32768  # weights summed below which one thread beats waking others (~30 us of work)
     SPLIT_COLUMNS = 8192  # fewest columns a thread's share of a split history spans
+    FEW_RATIO = 32  # a history summing at most n / FEW_RATIO weights sums only the columns it touches
 
 
 # when a history is split over threads, for the Python side (tests)
 SPLIT_MIN_WEIGHTS = SPLIT_WORK
 SPLIT_MIN_COLUMNS = SPLIT_COLUMNS
+# a history summing at most n_items // FEW_WEIGHTS_DIVISOR weights takes the light path, for the Python side (tests)
+FEW_WEIGHTS_DIVISOR = FEW_RATIO
 
 
 cdef int64_t _lower_bound(const int32_t *indices, int64_t q, int64_t q1, int64_t c) noexcept nogil:
@@ -196,6 +199,14 @@ cdef int64_t _lower_bound(const int32_t *indices, int64_t q, int64_t q1, int64_t
     return q
 
 
+cdef inline int _release3(void *a, void *b, void *c, int status) noexcept nogil:
+    """Free a kernel's three scratch buffers (any may be NULL); returns ``status``."""
+    free(a)
+    free(b)
+    free(c)
+    return status
+
+
 cdef int _sparse_part(const int64_t *indptr, const int32_t *indices, const float *data, int64_t n,
                       const int64_t *rows, int64_t L, int64_t lo, int64_t hi, const uint8_t *allowed,
                       bint mask_history, int32_t k, float *s, int32_t *ids, int32_t *size) noexcept nogil:
@@ -207,7 +218,7 @@ cdef int _sparse_part(const int64_t *indptr, const int32_t *indices, const float
     the heap (only runs of LAE_CHUNK whose maximum can still enter it are offered). Per score the adds
     come in the same order as one pass over whole rows: the same float sums.
     """
-    cdef int64_t p, q, r, q1, c0, w, j, c, e, n_chunks
+    cdef int64_t p, q, c0, w, j, c, e, n_chunks
     cdef float v
     cdef int32_t sz = size[0]  # a local: stores through ids could alias *size
     cdef int64_t block = hi - lo if hi - lo <= SPARSE_ONE_PASS else SPARSE_BLOCK
@@ -215,10 +226,7 @@ cdef int _sparse_part(const int64_t *indptr, const int32_t *indices, const float
     cdef float *acc = <float *>malloc((block + 1) * sizeof(float))
     cdef float *cmax = <float *>malloc((block // LAE_CHUNK + 1) * sizeof(float))
     if cursor == NULL or acc == NULL or cmax == NULL:
-        free(cursor)
-        free(acc)
-        free(cmax)
-        return ST_MEMORY
+        return _release3(cursor, acc, cmax, ST_MEMORY)
     for p in range(L):
         cursor[p] = indptr[rows[p]] if lo == 0 else _lower_bound(indices, indptr[rows[p]], indptr[rows[p] + 1], lo)
     c0 = lo
@@ -230,17 +238,11 @@ cdef int _sparse_part(const int64_t *indptr, const int32_t *indices, const float
             if p + ROWS_AHEAD < L:  # a row's next entries are a cache miss away: ask for them early
                 lae_prefetch(&indices[cursor[p + ROWS_AHEAD]])
                 lae_prefetch(&data[cursor[p + ROWS_AHEAD]])
-            r = rows[p]
-            q = cursor[p]
-            q1 = indptr[r + 1]
             if c0 + w == n:  # the last block takes the rest of every row: no bound to test
-                for q in range(q, q1):
+                for q in range(cursor[p], indptr[rows[p] + 1]):
                     acc[indices[q] - c0] += data[q]
-                continue
-            while q < q1 and indices[q] < c0 + w:
-                acc[indices[q] - c0] += data[q]
-                q = q + 1
-            cursor[p] = q
+            else:
+                cursor[p] = lae_scatter_row(acc, c0, indices, data, cursor[p], indptr[rows[p] + 1], c0 + w)
         if mask_history:
             for p in range(L):
                 if rows[p] >= c0 and rows[p] < c0 + w:
@@ -262,14 +264,63 @@ cdef int _sparse_part(const int64_t *indptr, const int32_t *indices, const float
                 e = w
             for j in range(c * LAE_CHUNK, e):
                 v = acc[j]
-                if v != -INFINITY and (sz < k or v > s[0]):
+                if v > -INFINITY and (sz < k or v > s[0]):  # NaN never offered, as in the chunk maxima
                     lae_heap_push(s, ids, &sz, k, v, <int32_t>(c0 + j))
         c0 = c0 + w
     size[0] = sz
-    free(cursor)
-    free(acc)
-    free(cmax)
-    return ST_OK
+    return _release3(cursor, acc, cmax, ST_OK)
+
+
+cdef int _sparse_few(const int64_t *indptr, const int32_t *indices, const float *data, int64_t n,
+                     const int64_t *rows, int64_t L, int64_t work, const uint8_t *allowed, bint mask_history,
+                     int32_t k, float *s, int32_t *ids, int32_t *size) noexcept nogil:
+    """Offer the scores of a light history (few weights against n) to the heap (s, ids, size); a status.
+
+    Only the columns the history's rows touch are summed (a bitmap tells the first touch) and offered,
+    so a call costs its weights, not n. A first touch adds to +0.0 and later ones add row by row, as
+    in the full pass: the same float sums. Every other column scores exactly 0, and among equal scores
+    the lower index wins, so of those only the k lowest allowed indices can make the list.
+    """
+    cdef float *acc = <float *>malloc(n * sizeof(float))
+    cdef uint64_t *seen = <uint64_t *>calloc(n // 64 + 1, sizeof(uint64_t))
+    cdef int32_t *touched = <int32_t *>malloc((work + 1) * sizeof(int32_t))
+    cdef int64_t p, q, j, t, n_touched = 0
+    cdef int32_t sz = size[0], zeros = 0
+    cdef uint64_t bit
+    cdef float v
+    if acc == NULL or seen == NULL or touched == NULL:
+        return _release3(acc, seen, touched, ST_MEMORY)
+    for p in range(L):
+        if p + ROWS_AHEAD < L:
+            lae_prefetch(&indices[indptr[rows[p + ROWS_AHEAD]]])
+            lae_prefetch(&data[indptr[rows[p + ROWS_AHEAD]]])
+        for q in range(indptr[rows[p]], indptr[rows[p] + 1]):
+            j = indices[q]
+            bit = (<uint64_t>1) << (j & 63)
+            if seen[j >> 6] & bit:
+                acc[j] += data[q]
+            else:
+                seen[j >> 6] |= bit
+                acc[j] = <float>0 + data[q]  # not data[q]: -0.0 becomes +0.0, as when added to a zeroed score
+                touched[n_touched] = <int32_t>j
+                n_touched += 1
+    if mask_history:
+        for p in range(L):  # out of both the touched scores and the zeros
+            acc[rows[p]] = -INFINITY
+            seen[rows[p] >> 6] |= (<uint64_t>1) << (rows[p] & 63)
+    for t in range(n_touched):
+        j = touched[t]
+        v = acc[j]
+        if v > -INFINITY and (allowed == NULL or allowed[j]):  # offered in any order: the heap breaks ties
+            lae_heap_push(s, ids, &sz, k, v, <int32_t>j)
+    j = 0
+    while zeros < k and j < n and (sz < k or not s[0] > 0):
+        if not (seen[j >> 6] >> (j & 63)) & 1 and (allowed == NULL or allowed[j]):
+            lae_heap_push(s, ids, &sz, k, 0, <int32_t>j)
+            zeros += 1
+        j += 1
+    size[0] = sz
+    return _release3(acc, seen, touched, ST_OK)
 
 
 cdef int _one_sparse(const int64_t *indptr, const int32_t *indices, const float *data, int64_t n,
@@ -277,6 +328,8 @@ cdef int _one_sparse(const int64_t *indptr, const int32_t *indices, const float 
                      int32_t k, float *s, int32_t *ids, int num_threads) noexcept nogil:
     """Top-k of the sum of the history's rows of a CSR B, for one user.
 
+    A history that sums at most n / FEW_RATIO weights sums only the columns it touches (``_sparse_few``:
+    measured on the amazon-book shape, 3.5x faster for one history item, 1.6x for ten, slower past n / 25).
     A history that sums at least SPLIT_WORK weights is split by columns over up to ``num_threads``
     threads, each offering its contiguous share of the columns to its own heap; the heaps are then
     merged. Short rows repay it too (each thread reads only its share of every row; measured by
@@ -284,7 +337,7 @@ cdef int _one_sparse(const int64_t *indptr, const int32_t *indices, const float 
     the same order, and the heap orders by (score, lower index) whoever offers first: the answer is
     the same bit for bit on any number of threads.
     """
-    cdef int64_t p, work = 0
+    cdef int64_t p, work = 0, enough
     cdef int32_t size = 0, t, e
     cdef int T = 1
     cdef int64_t *rows = <int64_t *>malloc((L + 1) * sizeof(int64_t))
@@ -299,12 +352,18 @@ cdef int _one_sparse(const int64_t *indptr, const int32_t *indices, const float 
     if L < 0:
         free(rows)
         return ST_INDEX
-    if num_threads > 1:
-        for p in range(L):
-            work += indptr[rows[p] + 1] - indptr[rows[p]]
-        if work >= SPLIT_WORK:
-            T = num_threads if num_threads < n // SPLIT_COLUMNS else <int>(n // SPLIT_COLUMNS)
-    if T <= 1:
+    enough = n // FEW_RATIO + 1  # work known to be past both thresholds: stop counting (each row a cache miss)
+    if num_threads > 1 and enough < SPLIT_WORK:
+        enough = SPLIT_WORK
+    for p in range(L):
+        work += indptr[rows[p] + 1] - indptr[rows[p]]
+        if work >= enough:
+            break
+    if num_threads > 1 and work >= SPLIT_WORK:
+        T = num_threads if num_threads < n // SPLIT_COLUMNS else <int>(n // SPLIT_COLUMNS)
+    if work * FEW_RATIO <= n:
+        status = _sparse_few(indptr, indices, data, n, rows, L, work, allowed, mask_history, k, s, ids, &size)
+    elif T <= 1:
         status = _sparse_part(indptr, indices, data, n, rows, L, 0, n, allowed, mask_history, k, s, ids, &size)
     else:
         part_s = <float *>malloc(T * k * sizeof(float))

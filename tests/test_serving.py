@@ -661,6 +661,45 @@ def test_sparse_b_past_one_pass_equals_row_sums_exactly(n):
         np.testing.assert_array_equal(scores[:order.size], acc[order])
 
 
+@pytest.mark.parametrize("mask_history", [True, False])
+def test_sparse_light_history_sums_only_touched_columns_exactly(mask_history):
+    """A history summing few weights against n sums only the columns it touches: every score is still the
+    float32 row sum (a sum of exactly 0 and a -0.0 weight included), and the untouched columns, which
+    score exactly 0, fill the list by lowest index past the negative scores, the history and the masks."""
+    from lae_fast import _serve
+
+    rng = np.random.default_rng(7)
+    n, per_row = 6_000, 6
+    rows = np.repeat(np.arange(n), per_row)
+    cols = rng.integers(0, n, size=rows.size)
+    data = rng.integers(-4, 5, size=rows.size) / 4  # quarters: exact ties and sums of exactly 0
+    data[::97] = -0.0
+    B = sp.csr_matrix((data.astype(np.float32), (rows, cols)), shape=(n, n))
+    B.sum_duplicates()
+    rec = Recommender.from_matrix(B)
+    for L, k in [(1, 30), (3, 25), (6, 40), (12, 60)]:
+        hist = rng.choice(n, size=L, replace=False)
+        assert np.diff(B.indptr)[hist].sum() * _serve.FEW_WEIGHTS_DIVISOR <= n  # the light path runs
+        filt = np.concatenate([rng.choice(n, size=40, replace=False), np.arange(3)])  # zeros past the lowest ids
+        masked = filt if mask_history else np.setdiff1d(filt, hist)
+        acc, order = _row_sum_reference(B, hist, masked, k)
+        if not mask_history:  # the reference masks the history: give it back its scores
+            acc[hist] = np.asarray(B[np.sort(hist)].sum(axis=0), dtype=np.float32).ravel()[hist]
+            acc[np.intersect1d(hist, filt)] = -np.inf
+            order = np.lexsort((np.arange(n), -acc))[:k]
+        ids, scores = rec.recommend_one(hist, k, filter_items=filt, filter_already_liked_items=mask_history)
+        np.testing.assert_array_equal(ids, order)
+        np.testing.assert_array_equal(scores.view(np.int32), acc[order].view(np.int32))
+        assert (scores <= 0).any()  # the untouched zeros were needed
+    # only a few items allowed, fewer than k: padded, never a masked item
+    hist = np.array([5, 17])
+    allowed = np.array([2, 5, 9, 4_000])
+    ids, scores = rec.recommend_one(hist, 6, items=allowed)
+    expected = [i for i in sorted(set(allowed) - {5}, key=lambda i: (-float(B[hist].sum(0).A1[i]), i))]
+    assert ids.tolist() == expected + [-1] * (6 - len(expected))
+    assert np.isneginf(scores[len(expected):]).all()
+
+
 @pytest.mark.parametrize("values", ["quarters", "normal"])
 @pytest.mark.parametrize("n, threads", [(3 * 8192 + 77, 3), (140_000, 2)])
 def test_sparse_heavy_history_split_over_threads_is_exact(n, threads, values):
