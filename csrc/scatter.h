@@ -1,11 +1,18 @@
 /* acc[indices[q] - c0] += data[q] over entries q of one CSR row: the innermost loop of serving a
- * sparse B: lae_scatter_row(acc, c0, indices, data, q, q1, limit) adds the entries from q on
- * whose column is below limit (at most up to q1) and returns where it stopped.
+ * sparse B, in two forms:
+ *
+ *   lae_scatter_row(acc, c0, indices, data, q, q1, limit)  the entries from q on whose column is
+ *                                                          below limit (at most up to q1); returns
+ *                                                          where it stopped
+ *   lae_scatter_rest(acc, c0, indices, data, q, q1)        every entry of [q, q1): the last
+ *                                                          column block, no bound to test
  *
  * A row of a canonical CSR holds strictly increasing columns, so eight consecutive entries
  * update eight distinct accumulators: all eight are loaded before any is stored, and the loads
- * no longer wait behind the stores of the entries before them (about 10-15% fewer µs per
- * history of the data's users, bench/bench_serving_sparse.py). Sorted columns also mean that
+ * no longer wait behind the stores of the entries before them (side experiment on the model of
+ * bench/bench_serving_sparse.py, kernels alternated call by call in one process: about 10% fewer
+ * µs per history of the data's users on 1 and on 2 threads, within 2% on uniform histories, whose
+ * rows are short). Sorted columns also mean that
  * when the eighth is below the limit all eight are, so one compare covers eight entries. A
  * short row keeps the one-entry loop: its second loop exit would cost more than it saves. Each
  * accumulator still gets one add per row, rows in the caller's order: the same float sums.
@@ -36,6 +43,13 @@ static inline int64_t lae_scatter_row(float *restrict acc, int64_t c0, const int
         for (; q + 8 <= q1 && indices[q + 7] < limit; q += 8) LAE_SCATTER_EIGHT(acc, c0, indices, data, q);
     for (; q < q1 && indices[q] < limit; ++q) acc[indices[q] - c0] += data[q];
     return q;
+}
+
+static inline void lae_scatter_rest(float *restrict acc, int64_t c0, const int32_t *restrict indices,
+                                    const float *restrict data, int64_t q, int64_t q1) {
+    if (q1 - q >= LAE_SCATTER_LONG)
+        for (; q + 8 <= q1; q += 8) LAE_SCATTER_EIGHT(acc, c0, indices, data, q);
+    for (; q < q1; ++q) acc[indices[q] - c0] += data[q];
 }
 
 #endif

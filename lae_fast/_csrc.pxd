@@ -33,3 +33,4 @@ cdef extern from "prefetch.h" nogil:
 cdef extern from "scatter.h" nogil:
     int64_t lae_scatter_row(float *acc, int64_t c0, const int32_t *indices, const float *data, int64_t q,
                             int64_t q1, int64_t limit)
+    void lae_scatter_rest(float *acc, int64_t c0, const int32_t *indices, const float *data, int64_t q, int64_t q1)

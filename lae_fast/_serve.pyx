@@ -28,7 +28,8 @@ import numpy as np
 
 from lae_fast._csrc cimport (lae_accumulate_d, lae_accumulate_f, lae_dequant_f16, lae_dequant_force,
                              lae_dequant_i8, lae_dequant_init, lae_dequant_level, lae_heap_finish,
-                             lae_heap_push, lae_heap_push_d, lae_prefetch, lae_scatter_row)
+                             lae_heap_push, lae_heap_push_d, lae_prefetch, lae_scatter_rest,
+                             lae_scatter_row)
 
 # Maximum of every run of LAE_CHUNK (32) scores, as float, NaN counted as -inf.
 # Written as a fixed tree of compare-and-select over 8 lanes, which compilers turn
@@ -218,7 +219,7 @@ cdef int _sparse_part(const int64_t *indptr, const int32_t *indices, const float
     the heap (only runs of LAE_CHUNK whose maximum can still enter it are offered). Per score the adds
     come in the same order as one pass over whole rows: the same float sums.
     """
-    cdef int64_t p, q, c0, w, j, c, e, n_chunks
+    cdef int64_t p, c0, w, j, c, e, n_chunks
     cdef float v
     cdef int32_t sz = size[0]  # a local: stores through ids could alias *size
     cdef int64_t block = hi - lo if hi - lo <= SPARSE_ONE_PASS else SPARSE_BLOCK
@@ -239,8 +240,7 @@ cdef int _sparse_part(const int64_t *indptr, const int32_t *indices, const float
                 lae_prefetch(&indices[cursor[p + ROWS_AHEAD]])
                 lae_prefetch(&data[cursor[p + ROWS_AHEAD]])
             if c0 + w == n:  # the last block takes the rest of every row: no bound to test
-                for q in range(cursor[p], indptr[rows[p] + 1]):
-                    acc[indices[q] - c0] += data[q]
+                lae_scatter_rest(acc, c0, indices, data, cursor[p], indptr[rows[p] + 1])
             else:
                 cursor[p] = lae_scatter_row(acc, c0, indices, data, cursor[p], indptr[rows[p] + 1], c0 + w)
         if mask_history:
