@@ -65,6 +65,24 @@ def test_gram_plus_ridge_like_the_models(make_binary):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+def test_binary_gram_counts_exactly_for_every_history_length(dtype, index_dtype):
+    """The binary Gram adds a user's items eight at a time where it can: histories of every length
+    (0 to 40, so every remainder of eight) give XᵀX exactly, in both index widths and precisions."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(11)
+    n = 300
+    rows = [rng.choice(n, size=L, replace=False) for L in list(range(41)) * 4]
+    X = sp.csr_matrix((np.ones(sum(r.size for r in rows)), np.concatenate(rows),
+                       np.concatenate([[0], np.cumsum([r.size for r in rows])])), shape=(len(rows), n))
+    X.indices = X.indices.astype(index_dtype)
+    X.indptr = X.indptr.astype(index_dtype)
+    Xd = X.toarray()
+    np.testing.assert_array_equal(lae_fast.gram(X, dtype=dtype), (Xd.T @ Xd).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_only_the_upper_triangle_is_read(dtype):
     A = random_spd(70, seed=5).astype(dtype)
     ref = np.linalg.inv(A.astype(np.float64))
