@@ -11,11 +11,12 @@
  * update eight distinct accumulators: all eight are loaded before any is stored, and the loads
  * no longer wait behind the stores of the entries before them (side experiment on the model of
  * bench/bench_serving_sparse.py, kernels alternated call by call in one process: about 10% fewer
- * µs per history of the data's users on 1 and on 2 threads, within 2% on uniform histories, whose
- * rows are short). Sorted columns also mean that
- * when the eighth is below the limit all eight are, so one compare covers eight entries. A
- * short row keeps the one-entry loop: its second loop exit would cost more than it saves. Each
- * accumulator still gets one add per row, rows in the caller's order: the same float sums.
+ * µs per history of the data's users on 1 and on 2 threads, within 2% on uniform histories,
+ * whose rows are short). Sorted columns also mean that when the eighth is below the limit all
+ * eight are, so one compare covers eight entries. A short row keeps the one-entry loop: its
+ * second loop exit would cost more than it saves (so does the last block, whose short rows need
+ * no compare at all). Each accumulator still gets one add per row, rows in the caller's order:
+ * the same float sums.
  */
 #ifndef LAE_FAST_SCATTER_H
 #define LAE_FAST_SCATTER_H
