@@ -18,7 +18,9 @@ queries, timed in turn query by query (in every order in rotation, so no one fin
     python bench/bench_serving_sparse.py --calls 500   # quicker
 
 A second table serves the same B with its rows capped at --caps entries (Recommender.prune_rows): a
-popular item's row is long, and the cap bounds what one history item costs.
+popular item's row is long, and the cap bounds what one history item costs. A third times the B as fitted
+on the data's users right after another call, after a pause and after other memory traffic: what the p50
+depends on besides the kernel.
 """
 from __future__ import annotations
 
@@ -110,6 +112,35 @@ def capped_rows(rec, label: str, hists, caps) -> list:
     return rows
 
 
+PAUSE_S = 0.002
+STREAM_BYTES = 64 << 20
+
+
+def cache_state_rows(rec, hists, threads: int) -> list:
+    """Table rows: the same calls right after another call, after a pause, and after other memory traffic.
+
+    What runs just before a call decides what of B is still in the caches (the rows of popular items
+    recur from call to call) and whether the second thread is awake: a busy service sees the first,
+    a quiet one the second, a process that does other work between calls the third."""
+    junk = np.ones(STREAM_BYTES // 4, dtype=np.float32)
+    before = {"right after another call": lambda: None,
+              f"after a {PAUSE_S * 1e3:.0f} ms pause": lambda: time.sleep(PAUSE_S),
+              f"after streaming {STREAM_BYTES >> 20} MiB of other data": lambda: np.add(junk, 1, out=junk)}
+    counts = sorted({1, threads})
+    times = {(name, nt): [] for name in before for nt in counts}
+    keys = list(times)
+    for rep in range(2):  # each condition a run of calls over every history, in turn, the order reversed once
+        for name, nt in keys if rep == 0 else keys[::-1]:
+            for h in hists:
+                before[name]()
+                t0 = time.perf_counter()
+                rec.recommend_one(h, N, num_threads=nt)
+                times[name, nt].append(time.perf_counter() - t0)
+    return [f"| {name} | " + " | ".join(f"{np.percentile(times[name, nt], 50) * 1e6:,.0f} / "
+                                          f"{np.percentile(times[name, nt], 99) * 1e6:,.0f}" for nt in counts) + " |"
+            for name in before]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
@@ -123,7 +154,7 @@ def main() -> None:
     rec = lae_fast.Recommender.load(str(model_path))
     B = lae_fast.load_model(str(model_path), mmap=False).B_.tocsr()
     rng = np.random.default_rng(0)
-    lines, capped_lines = [], []
+    lines, capped_lines, state_lines = [], [], []
     row_len = np.diff(B.indptr)
     for label, hists in histories(X, args.calls, rng).items():
         (one, ours, theirs), answers = time_calls(
@@ -145,8 +176,11 @@ def main() -> None:
         lines.append(f"| {label} | top-{N} overlap lae_fast vs scipy | | | | {overlap(answers[1], answers[2]):.4f} "
                      "| | |")
         capped_lines += capped_rows(rec, label, hists, args.caps)
+        if not state_lines:  # the data's users: the traffic whose rows recur
+            state_lines = cache_state_rows(rec, hists, lae_fast.resolve_num_threads())
     per_col = B.nnz / B.shape[0]
     threads = lae_fast.resolve_num_threads()
+    counts = sorted({1, threads})
     body = (f"## Serving a sparse neighbourhood model: one user per call, {SHAPES['amazon'][3]}\n\n"
             f"Command: `{command_line()}`\n\n{environment()}"
             f"- model: EASE λ=500, neighbors={M}, fitted on the synthetic data of bench/bench_neighbors.py; "
@@ -170,7 +204,15 @@ def main() -> None:
             "bench_neighbors_capped)\n\n"
             "| histories | rows capped at | weights kept | longest row | weights summed p50 | p50 / p99 µs "
             "| top-20 overlap with the B as fitted |\n"
-            "|---|---|---|---|---|---|---|\n" + "\n".join(capped_lines) + "\n")
+            "|---|---|---|---|---|---|---|\n" + "\n".join(capped_lines) + "\n\n"
+            "What the p50 depends on: the B as fitted, the data's users, each call timed right after another "
+            f"call, after a {PAUSE_S * 1e3:.0f} ms pause (the second thread and the cores idle), and after "
+            f"streaming {STREAM_BYTES >> 20} MiB of other data (the rows of B that recur from call to call "
+            "pushed out of the caches); each condition a run of calls over every history, the runs in turn, "
+            "twice (the second time in reverse order)\n\n"
+            "| just before the call | " + " | ".join(f"{nt} thread{'s' if nt > 1 else ''} p50 / p99 µs"
+                                                      for nt in counts) + " |\n"
+            "|---|" + "---|" * len(counts) + "\n" + "\n".join(state_lines) + "\n")
     publish("bench_serving_sparse", body, args.output)
 
 
