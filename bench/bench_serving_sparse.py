@@ -116,7 +116,7 @@ PAUSE_S = 0.002
 STREAM_BYTES = 64 << 20
 
 
-def cache_state_rows(rec, hists, threads: int) -> list:
+def cache_state_rows(rec, hists, counts) -> list:
     """Table rows: the same calls right after another call, after a pause, and after other memory traffic.
 
     What runs just before a call decides what of B is still in the caches (the rows of popular items
@@ -126,7 +126,6 @@ def cache_state_rows(rec, hists, threads: int) -> list:
     before = {"right after another call": lambda: None,
               f"after a {PAUSE_S * 1e3:.0f} ms pause": lambda: time.sleep(PAUSE_S),
               f"after streaming {STREAM_BYTES >> 20} MiB of other data": lambda: np.add(junk, 1, out=junk)}
-    counts = sorted({1, threads})
     times = {(name, nt): [] for name in before for nt in counts}
     keys = list(times)
     for rep in range(2):  # each condition a run of calls over every history, in turn, the order reversed once
@@ -156,6 +155,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     lines, capped_lines, state_lines = [], [], []
     row_len = np.diff(B.indptr)
+    threads = lae_fast.resolve_num_threads()
+    counts = sorted({1, threads})  # thread counts of the cache-state table
     for label, hists in histories(X, args.calls, rng).items():
         (one, ours, theirs), answers = time_calls(
             [lambda h: rec.recommend_one(h, N, num_threads=1)[0], lambda h: rec.recommend_one(h, N)[0],
@@ -176,11 +177,9 @@ def main() -> None:
         lines.append(f"| {label} | top-{N} overlap lae_fast vs scipy | | | | {overlap(answers[1], answers[2]):.4f} "
                      "| | |")
         capped_lines += capped_rows(rec, label, hists, args.caps)
-        if not state_lines:  # the data's users: the traffic whose rows recur
-            state_lines = cache_state_rows(rec, hists, lae_fast.resolve_num_threads())
+        if label == "users of the data":  # the traffic whose rows recur from call to call
+            state_lines = cache_state_rows(rec, hists, counts)
     per_col = B.nnz / B.shape[0]
-    threads = lae_fast.resolve_num_threads()
-    counts = sorted({1, threads})
     body = (f"## Serving a sparse neighbourhood model: one user per call, {SHAPES['amazon'][3]}\n\n"
             f"Command: `{command_line()}`\n\n{environment()}"
             f"- model: EASE λ=500, neighbors={M}, fitted on the synthetic data of bench/bench_neighbors.py; "
